@@ -1,0 +1,72 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "zapd/core/result.hpp"
+
+namespace zapd::config {
+
+/// Effective settings of one zapd process. Plain data: built once by `load`, then read-only
+/// and shared by every thread. Every key is described in key_table() and config/zapd.toml.
+struct settings {
+  // [server]
+  std::string server_listen = "127.0.0.1:8080";
+  std::string server_public_url = "http://127.0.0.1:8080";
+  std::int64_t server_threads = 0;  // 0 = one per core
+  std::int64_t server_body_limit = 1024 * 1024;
+  std::int64_t server_read_timeout_ms = 30'000;
+  std::int64_t server_shutdown_grace_ms = 10'000;
+  // top level
+  std::string data_dir = "./data";
+  // [store]
+  std::string store_synchronous = "full";
+  std::int64_t store_readers = 4;
+  std::int64_t store_batch_max = 512;
+  std::int64_t store_max_pending = 20'000;
+  // [log]
+  std::string log_level = "info";
+  std::string log_format = "human";
+
+  // Derived from server_listen by validation.
+  std::string listen_host = "127.0.0.1";
+  std::uint16_t listen_port = 8080;
+};
+
+/// Where the effective value of a key came from.
+enum class source { default_value, file, env, flag };
+
+/// One documented key: its dotted name, environment name, help and whether it is a secret.
+struct key_info {
+  std::string name;
+  std::string env;
+  std::string help;
+  bool secret = false;
+};
+const std::vector<key_info>& key_table();
+
+/// The inputs of `load`, lowest precedence first: defaults <- file <- env <- flags.
+struct sources {
+  std::optional<std::string> file;                             // --config or ZAPD_CONFIG
+  std::vector<std::pair<std::string, std::string>> env;        // NAME=value pairs to consider
+  std::vector<std::pair<std::string, std::string>> flags;      // dotted key = value
+};
+
+/// The environment of this process, as `sources::env`.
+std::vector<std::pair<std::string, std::string>> process_env();
+
+struct loaded {
+  settings values;
+  std::vector<std::pair<std::string, source>> origin;  // key -> where its value came from
+};
+
+/// Loads and validates. An error message is one line naming the file/key/value at fault.
+result<loaded> load(const sources& in);
+
+/// The effective config as TOML text with each key's source; secrets masked.
+std::string render(const loaded& cfg);
+
+}  // namespace zapd::config

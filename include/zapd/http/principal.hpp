@@ -1,0 +1,25 @@
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "zapd/core/result.hpp"
+#include "zapd/http/message.hpp"
+
+namespace zapd::http {
+
+/// Who is making an authenticated API call.
+struct principal {
+  std::string user_id;
+  std::string email;
+  std::string plan;  // "free" | "paid"
+  bool admin = false;
+};
+
+/// Resolves `Authorization` (Bearer token or a bare token) to a principal; an `unauthorized`
+/// error otherwise. Implemented by the auth module's routes, used by every API route.
+using authenticator = std::function<boost::asio::awaitable<result<principal>>(const request&)>;
+
+}  // namespace zapd::http

@@ -1,0 +1,61 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "zapd/core/result.hpp"
+#include "zapd/http/router.hpp"
+
+namespace zapd::http {
+
+/// The HTTP/1.1 listener and its sessions (Beast over Asio).
+///
+/// Each accepted connection runs as one coroutine on its own strand: read a request (with
+/// `body_limit` and `read_timeout`), dispatch it through the router, write the answer, repeat
+/// while keep-alive. Protocol errors are answered here as JSON (400, 408, 413) since no route
+/// sees them. Every answered request is logged with method, path, status and duration.
+///
+/// Lifecycle: `start` binds and accepts; `stop` closes the acceptor and idle connections and
+/// lets busy ones finish their current request, then close. `active()` reaches 0 once all
+/// connections are gone. Thread-safe: `stop` and `active` may be called from any thread.
+class server {
+ public:
+  struct options {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 8080;
+    std::size_t body_limit = 1024 * 1024;
+    std::chrono::milliseconds read_timeout{30'000};
+  };
+
+  server(boost::asio::io_context& ioc, const router& r, options opts);
+  ~server();
+
+  /// Binds and starts accepting; returns the bound port (useful with port 0).
+  result<std::uint16_t> start();
+  void stop();
+  std::size_t active() const;
+
+  struct connection;  // one accepted socket; defined in server.cpp
+
+ private:
+  boost::asio::awaitable<void> accept_loop();
+  boost::asio::awaitable<void> session(std::shared_ptr<connection> c);
+
+  boost::asio::io_context& ioc_;
+  const router& router_;
+  options opts_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<bool> stopping_{false};
+  mutable std::mutex mu_;
+  std::list<std::weak_ptr<connection>> conns_;
+};
+
+}  // namespace zapd::http

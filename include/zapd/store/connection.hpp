@@ -1,0 +1,100 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "zapd/core/result.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace zapd::store {
+
+class connection;
+
+/// A prepared statement borrowed from its connection's cache. Bind, step, read columns; on
+/// destruction it is reset and returned to the cache. Not thread-safe (like its connection).
+class statement {
+ public:
+  statement(statement&& o) noexcept;
+  statement& operator=(statement&&) = delete;
+  statement(const statement&) = delete;
+  ~statement();
+
+  statement& bind(int idx, std::int64_t v);
+  statement& bind(int idx, int v) { return bind(idx, static_cast<std::int64_t>(v)); }
+  statement& bind(int idx, double v);
+  statement& bind(int idx, std::string_view v);
+  statement& bind(int idx, const std::string& v) { return bind(idx, std::string_view(v)); }
+  statement& bind(int idx, const char* v) { return bind(idx, std::string_view(v)); }
+  statement& bind(int idx, std::nullptr_t);
+  statement& bind(int idx, const std::optional<std::string>& v);
+
+  /// Binds each argument to parameters 1..N.
+  template <class... A>
+  statement& bind_all(const A&... a) {
+    int i = 0;
+    (bind(++i, a), ...);
+    return *this;
+  }
+
+  /// Advances: true when a row is ready, false when done.
+  result<bool> step();
+  /// Steps to completion (for INSERT/UPDATE/DELETE).
+  status run();
+
+  std::int64_t int64(int col) const;
+  double real(int col) const;
+  std::string text(int col) const;
+  bool is_null(int col) const;
+
+ private:
+  friend class connection;
+  // `in_use` points at the cache slot's flag; null for an uncached (nested-use) statement.
+  statement(connection* c, sqlite3_stmt* s, bool* in_use) : conn_(c), stmt_(s), in_use_(in_use) {}
+  connection* conn_;
+  sqlite3_stmt* stmt_;
+  bool* in_use_;
+};
+
+enum class open_mode { read_only, read_write_create };
+
+/// One SQLite connection with a prepared-statement cache. Owned and used by one thread at a
+/// time (the writer thread, or a reader borrowed from the pool); opened NOMUTEX.
+class connection {
+ public:
+  static result<connection> open(const std::string& path, open_mode mode);
+  connection(connection&& o) noexcept;
+  connection& operator=(connection&& o) noexcept;
+  connection(const connection&) = delete;
+  ~connection();
+
+  /// Runs one or more statements that return no rows.
+  status exec(std::string_view sql);
+  /// Prepares (or reuses) a statement.
+  result<statement> prepare(std::string_view sql);
+
+  std::int64_t changes() const;
+  std::int64_t last_insert_rowid() const;
+  std::string last_error() const;
+  sqlite3* raw() const { return db_; }
+
+ private:
+  explicit connection(sqlite3* db) : db_(db) {}
+  void close() noexcept;
+  sqlite3* db_ = nullptr;
+  struct cache_entry {
+    sqlite3_stmt* stmt = nullptr;
+    bool in_use = false;
+  };
+  std::unordered_map<std::string, cache_entry> cache_;
+};
+
+/// Wraps a SQLite failure as an `error` (busy/locked/full become `unavailable`, the rest `internal`).
+error sqlite_error(sqlite3* db, int rc, std::string_view what);
+
+}  // namespace zapd::store

@@ -1,0 +1,152 @@
+#include "zapd/app/app.hpp"
+
+#include <csignal>
+#include <filesystem>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+
+#include "zapd/core/files.hpp"
+#include "zapd/core/log.hpp"
+#include "zapd/http/health_routes.hpp"
+#include "zapd/http/server.hpp"
+#include "zapd/store/database.hpp"
+#include "zapd/store/migrations.hpp"
+
+namespace zapd::app {
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+
+std::string db_path(const config::settings& s) { return (fs::path(s.data_dir) / "zapd.db").string(); }
+
+store::database::options db_options(const config::settings& s, bool migrate) {
+  store::database::options o;
+  o.path = db_path(s);
+  o.synchronous = s.store_synchronous;
+  o.readers = static_cast<std::size_t>(s.store_readers);
+  o.writer.batch_max = static_cast<std::size_t>(s.store_batch_max);
+  o.writer.max_pending = static_cast<std::size_t>(s.store_max_pending);
+  o.migrate = migrate;
+  return o;
+}
+
+// Waits for the server's connections to end after stop(), up to the grace period.
+asio::awaitable<void> drain(asio::io_context& ioc, http::server& srv, std::chrono::milliseconds grace) {
+  asio::steady_timer t(ioc);
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (srv.active() > 0 && std::chrono::steady_clock::now() < deadline) {
+    t.expires_after(std::chrono::milliseconds(20));
+    co_await t.async_wait(asio::use_awaitable);
+  }
+  if (srv.active() > 0) log::warn("zapd.drain_timeout", {{"open_connections", srv.active()}});
+  ioc.stop();
+}
+
+}  // namespace
+
+int serve(const config::loaded& cfg) {
+  const auto& s = cfg.values;
+  auto dir = ensure_writable_dir(s.data_dir);
+  if (!dir) {
+    log::error("zapd.config_error", {{"error", dir.err().message}});
+    return k_exit_usage;
+  }
+  auto secret = load_or_create_secret((fs::path(s.data_dir) / "secret.key").string());
+  if (!secret) {
+    log::error("zapd.secret_error", {{"error", secret.err().message}});
+    return k_exit_usage;
+  }
+  auto db = store::database::open(db_options(s, true));
+  if (!db) {
+    log::error("zapd.store_error", {{"error", db.err().message}, {"path", db_path(s)}});
+    return k_exit_failure;
+  }
+
+  http::router routes;
+  http::add_health_routes(routes, **db);
+
+  std::size_t threads = s.server_threads > 0 ? static_cast<std::size_t>(s.server_threads)
+                                             : std::max(1u, std::thread::hardware_concurrency());
+  asio::io_context ioc(static_cast<int>(threads));
+  http::server::options so;
+  so.host = s.listen_host;
+  so.port = s.listen_port;
+  so.body_limit = static_cast<std::size_t>(s.server_body_limit);
+  so.read_timeout = std::chrono::milliseconds(s.server_read_timeout_ms);
+  http::server srv(ioc, routes, so);
+  auto port = srv.start();
+  if (!port) {
+    log::error("zapd.listen_failed", {{"error", port.err().message}});
+    (*db)->stop();
+    return k_exit_failure;
+  }
+
+  asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    log::info("zapd.stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    srv.stop();
+    asio::co_spawn(ioc, drain(ioc, srv, std::chrono::milliseconds(s.server_shutdown_grace_ms)), asio::detached);
+  });
+
+  log::info("zapd.listening", {{"addr", fmt::format("{}:{}", s.listen_host, *port)},
+                               {"public_url", s.server_public_url},
+                               {"data_dir", s.data_dir},
+                               {"threads", threads}});
+
+  std::vector<std::thread> pool;
+  for (std::size_t i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
+  ioc.run();
+  for (auto& t : pool) t.join();
+
+  (*db)->stop();
+  log::info("zapd.stopped");
+  return k_exit_ok;
+}
+
+int migrate(const config::loaded& cfg, bool apply) {
+  const auto& s = cfg.values;
+  auto dir = ensure_writable_dir(s.data_dir);
+  if (!dir) {
+    log::error("zapd.config_error", {{"error", dir.err().message}});
+    return k_exit_usage;
+  }
+  auto conn = store::open_write_connection(db_path(s), s.store_synchronous);
+  if (!conn) {
+    log::error("zapd.store_error", {{"error", conn.err().message}});
+    return k_exit_failure;
+  }
+  const auto& all = store::embedded_migrations();
+  if (apply) {
+    auto n = store::migrate_up(*conn, all);
+    if (!n) {
+      log::error("zapd.migrate_failed", {{"error", n.err().message}});
+      return k_exit_failure;
+    }
+    fmt::print("applied {} migration(s); schema version {}\n", *n, all.empty() ? 0 : all.back().version);
+    return k_exit_ok;
+  }
+  auto st = store::migration_status(*conn, all);
+  if (!st) {
+    log::error("zapd.migrate_failed", {{"error", st.err().message}});
+    return k_exit_failure;
+  }
+  int pending = 0;
+  for (const auto& m : *st) {
+    fmt::print("{:04}_{:<24} {}\n", m.version, m.name, m.applied ? "applied " + m.applied_at : std::string("pending"));
+    pending += m.applied ? 0 : 1;
+  }
+  fmt::print("{} pending\n", pending);
+  return k_exit_ok;
+}
+
+}  // namespace zapd::app

@@ -1,0 +1,189 @@
+// zapd's command line: parses flags, loads the config, hands off to `app`.
+#include <sqlite3.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/version.hpp>
+#include <fmt/format.h>
+
+#include "zapd/app/app.hpp"
+#include "zapd/config/config.hpp"
+#include "zapd/core/log.hpp"
+
+#ifndef ZAPD_VERSION
+#define ZAPD_VERSION "0.0.0"
+#endif
+
+namespace {
+
+using namespace zapd;
+
+constexpr const char* k_global_help = R"(usage: zapd [flags] <command> [args]
+
+commands:
+  serve              run the server (applies pending migrations first)
+  migrate [up]       apply pending database migrations
+  migrate status     list migrations and whether each is applied
+  config check       print the effective configuration (secrets masked)
+  version            print the version
+  help [command]     show help (also: zapd <command> --help)
+
+flags (any command):
+  --config FILE      TOML config file (also ZAPD_CONFIG); see config/zapd.toml
+  --set KEY=VALUE    set any config key, e.g. --set store.synchronous=normal
+  --listen ADDR      same as --set server.listen=ADDR
+  --data-dir DIR     same as --set data_dir=DIR
+  --log-json         log one JSON object per line (same as --set log.format=json)
+  --log-level LEVEL  debug, info, warn or error
+  -h, --help         show help
+
+Precedence: defaults < config file < ZAPD_* environment < flags.
+Exit codes: 0 ok, 1 runtime failure, 2 bad configuration or usage.
+)";
+
+constexpr const char* k_serve_help = R"(usage: zapd serve [flags]
+
+Applies pending migrations, then serves HTTP on server.listen (default 127.0.0.1:8080) with
+its data in data_dir (default ./data). SIGINT/SIGTERM stop accepting, let in-flight requests
+finish (server.shutdown_grace_ms), flush the store, and exit 0.
+)";
+
+constexpr const char* k_migrate_help = R"(usage: zapd migrate [up|status] [flags]
+
+  up       apply every pending migration in one transaction (default)
+  status   list the migrations compiled into this binary and whether each is applied
+)";
+
+constexpr const char* k_config_help = R"(usage: zapd config check [flags]
+
+Loads the configuration exactly as `serve` would and prints the effective value of every
+key with where it came from. Secrets are masked. Exits 2 on the first invalid key or value.
+)";
+
+constexpr const char* k_version_help = "usage: zapd version\n\nPrints the version of zapd and of its libraries.\n";
+
+struct cli_args {
+  std::vector<std::string> words;  // command and its arguments
+  config::sources src;
+  bool help = false;
+};
+
+int usage_error(const std::string& msg) {
+  fmt::print(stderr, "zapd: {}\nrun 'zapd --help' for usage\n", msg);
+  return app::k_exit_usage;
+}
+
+std::optional<std::string> parse(int argc, char** argv, cli_args& out) {
+  auto need_value = [&](int& i, std::string_view flag) -> std::optional<std::string> {
+    std::string_view a = argv[i];
+    auto eq = a.find('=');
+    if (eq != std::string_view::npos) return std::string(a.substr(eq + 1));
+    if (i + 1 >= argc) return std::nullopt;
+    (void)flag;
+    return std::string(argv[++i]);
+  };
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    auto name = a.substr(0, a.find('='));
+    if (a == "-h" || a == "--help") {
+      out.help = true;
+    } else if (name == "--config") {
+      auto v = need_value(i, name);
+      if (!v) return "--config needs a file";
+      out.src.file = *v;
+    } else if (name == "--set") {
+      auto v = need_value(i, name);
+      if (!v || v->find('=') == std::string::npos) return "--set needs KEY=VALUE";
+      auto eq = v->find('=');
+      out.src.flags.emplace_back(v->substr(0, eq), v->substr(eq + 1));
+    } else if (name == "--listen") {
+      auto v = need_value(i, name);
+      if (!v) return "--listen needs an address";
+      out.src.flags.emplace_back("server.listen", *v);
+    } else if (name == "--data-dir") {
+      auto v = need_value(i, name);
+      if (!v) return "--data-dir needs a directory";
+      out.src.flags.emplace_back("data_dir", *v);
+    } else if (a == "--log-json") {
+      out.src.flags.emplace_back("log.format", "json");
+    } else if (name == "--log-level") {
+      auto v = need_value(i, name);
+      if (!v) return "--log-level needs a level";
+      out.src.flags.emplace_back("log.level", *v);
+    } else if (a.starts_with("-")) {
+      return fmt::format("unknown flag '{}'", a);
+    } else {
+      out.words.emplace_back(a);
+    }
+  }
+  return std::nullopt;
+}
+
+int print(const char* text) {
+  fmt::print("{}", text);
+  return app::k_exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cli_args args;
+  if (auto err = parse(argc, argv, args)) return usage_error(*err);
+
+  std::string cmd = args.words.empty() ? "" : args.words[0];
+  if (cmd == "help") {
+    args.help = true;
+    args.words.erase(args.words.begin());
+    cmd = args.words.empty() ? "" : args.words[0];
+  }
+  if (cmd.empty()) {
+    print(k_global_help);
+    return args.help ? app::k_exit_ok : app::k_exit_usage;
+  }
+  if (args.help) {
+    if (cmd == "serve") return print(k_serve_help);
+    if (cmd == "migrate") return print(k_migrate_help);
+    if (cmd == "config") return print(k_config_help);
+    if (cmd == "version") return print(k_version_help);
+    return usage_error(fmt::format("unknown command '{}'", cmd));
+  }
+
+  if (cmd == "version") {
+    fmt::print("zapd {} (sqlite {}, boost {}.{}.{})\n", ZAPD_VERSION, sqlite3_libversion(), BOOST_VERSION / 100000,
+               BOOST_VERSION / 100 % 1000, BOOST_VERSION % 100);
+    return app::k_exit_ok;
+  }
+
+  if (!args.src.file) {
+    if (const char* f = std::getenv("ZAPD_CONFIG"); f && *f) args.src.file = f;
+  }
+  args.src.env = config::process_env();
+  auto cfg = config::load(args.src);
+  if (!cfg) {
+    fmt::print(stderr, "zapd: config error: {}\n", cfg.err().message);
+    return app::k_exit_usage;
+  }
+  log::level lv = log::level::info;
+  log::parse_level(cfg->values.log_level, lv);
+  log::configure(lv, cfg->values.log_format == "json" ? log::format::json : log::format::human);
+
+  if (cmd == "serve") {
+    if (args.words.size() > 1) return usage_error(fmt::format("serve takes no arguments, got '{}'", args.words[1]));
+    return app::serve(*cfg);
+  }
+  if (cmd == "migrate") {
+    std::string sub = args.words.size() > 1 ? args.words[1] : "up";
+    if (sub != "up" && sub != "status") return usage_error(fmt::format("unknown migrate command '{}' (use up or status)", sub));
+    return app::migrate(*cfg, sub == "up");
+  }
+  if (cmd == "config") {
+    if (args.words.size() < 2 || args.words[1] != "check") return usage_error("usage: zapd config check");
+    fmt::print("{}", config::render(*cfg));
+    return app::k_exit_ok;
+  }
+  return usage_error(fmt::format("unknown command '{}'", cmd));
+}

@@ -1,0 +1,264 @@
+#include "zapd/config/config.hpp"
+
+#include <charconv>
+#include <cstdlib>
+#include <functional>
+#include <map>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+extern char** environ;
+
+namespace zapd::config {
+namespace {
+
+enum class kind { string, integer };
+
+// A key's accessors into `settings`, plus validation of a raw value.
+struct key_def {
+  key_info info;
+  kind k;
+  std::string settings::*str = nullptr;
+  std::int64_t settings::*num = nullptr;
+  std::int64_t min = 0;
+  std::int64_t max = 0;
+  std::vector<std::string> choices;  // allowed values for enumerated strings
+};
+
+std::string env_name(std::string_view dotted) {
+  std::string out = "ZAPD_";
+  for (char c : dotted) out += (c == '.') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+key_def str_key(std::string name, std::string help, std::string settings::*m, std::vector<std::string> choices = {}) {
+  key_def d{{name, env_name(name), std::move(help)}, kind::string};
+  d.str = m;
+  d.choices = std::move(choices);
+  return d;
+}
+
+key_def int_key(std::string name, std::string help, std::int64_t settings::*m, std::int64_t min, std::int64_t max) {
+  key_def d{{name, env_name(name), std::move(help)}, kind::integer};
+  d.num = m;
+  d.min = min;
+  d.max = max;
+  return d;
+}
+
+const std::vector<key_def>& defs() {
+  static const std::vector<key_def> table = {
+      str_key("server.listen", "address:port the HTTP server listens on", &settings::server_listen),
+      str_key("server.public_url", "base URL users reach zapd at (used in webhook URLs)", &settings::server_public_url),
+      int_key("server.threads", "HTTP threads; 0 = one per core", &settings::server_threads, 0, 256),
+      int_key("server.body_limit", "largest request body in bytes", &settings::server_body_limit, 1, 1LL << 30),
+      int_key("server.read_timeout_ms", "time allowed to receive one request", &settings::server_read_timeout_ms, 100, 3'600'000),
+      int_key("server.shutdown_grace_ms", "on SIGTERM, time in-flight requests get to finish", &settings::server_shutdown_grace_ms, 0, 600'000),
+      str_key("data_dir", "directory holding zapd.db and the generated secrets", &settings::data_dir),
+      str_key("store.synchronous", "SQLite synchronous mode: full (a 200 survives power loss) or normal", &settings::store_synchronous, {"full", "normal"}),
+      int_key("store.readers", "read-only SQLite connections in the pool", &settings::store_readers, 1, 64),
+      int_key("store.batch_max", "most write requests the writer commits in one transaction", &settings::store_batch_max, 1, 100'000),
+      int_key("store.max_pending", "write requests queued before the writer answers overloaded", &settings::store_max_pending, 1, 10'000'000),
+      str_key("log.level", "debug, info, warn or error", &settings::log_level, {"debug", "info", "warn", "error"}),
+      str_key("log.format", "human (one line per event) or json (one object per line)", &settings::log_format, {"human", "json"}),
+  };
+  return table;
+}
+
+const key_def* find_def(std::string_view name) {
+  for (const auto& d : defs())
+    if (d.info.name == name) return &d;
+  return nullptr;
+}
+
+// Applies a raw text value to one key; `where` names its origin for the error message.
+status apply(settings& s, const key_def& d, std::string_view raw, std::string_view where) {
+  if (d.k == kind::integer) {
+    std::int64_t v = 0;
+    auto [p, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), v);
+    if (ec != std::errc{} || p != raw.data() + raw.size())
+      return make_error(errc::invalid_argument, fmt::format("{}: key '{}': '{}' is not an integer", where, d.info.name, raw));
+    if (v < d.min || v > d.max)
+      return make_error(errc::invalid_argument, fmt::format("{}: key '{}': {} is out of range ({}..{})", where, d.info.name, v, d.min, d.max));
+    s.*d.num = v;
+    return {};
+  }
+  if (!d.choices.empty()) {
+    bool found = false;
+    for (const auto& c : d.choices) found = found || c == raw;
+    if (!found)
+      return make_error(errc::invalid_argument, fmt::format("{}: key '{}': '{}' is not one of {}", where, d.info.name, raw, fmt::join(d.choices, ", ")));
+  }
+  s.*d.str = std::string(raw);
+  return {};
+}
+
+void set_origin(loaded& l, const std::string& key, source src) {
+  for (auto& [k, s] : l.origin)
+    if (k == key) { s = src; return; }
+  l.origin.emplace_back(key, src);
+}
+
+// Flattens a TOML table into dotted keys, rejecting keys zapd does not know.
+status apply_table(loaded& l, const toml::table& t, const std::string& prefix, const std::string& file) {
+  for (const auto& [k, node] : t) {
+    std::string name = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (const auto* sub = node.as_table()) {
+      auto st = apply_table(l, *sub, name, file);
+      if (!st) return st;
+      continue;
+    }
+    const key_def* d = find_def(name);
+    auto line = node.source().begin.line;
+    std::string where = fmt::format("{}:{}", file, line);
+    if (!d) return make_error(errc::invalid_argument, fmt::format("{}: unknown key '{}'", where, name));
+    std::string raw;
+    if (d->k == kind::integer) {
+      auto v = node.value<std::int64_t>();
+      if (!node.is_integer() || !v)
+        return make_error(errc::invalid_argument, fmt::format("{}: key '{}': expected an integer", where, name));
+      raw = fmt::to_string(*v);
+    } else {
+      if (!node.is_string())
+        return make_error(errc::invalid_argument, fmt::format("{}: key '{}': expected a string", where, name));
+      raw = *node.value<std::string>();
+    }
+    auto st = apply(l.values, *d, raw, where);
+    if (!st) return st;
+    set_origin(l, name, source::file);
+  }
+  return {};
+}
+
+status validate(settings& s) {
+  const std::string& listen = s.server_listen;
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return make_error(errc::invalid_argument, fmt::format("key 'server.listen': '{}' is not host:port", listen));
+  std::string host = listen.substr(0, colon);
+  std::string port_text = listen.substr(colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  int port = -1;
+  auto [p, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc{} || p != port_text.data() + port_text.size() || port < 0 || port > 65535)
+    return make_error(errc::invalid_argument, fmt::format("key 'server.listen': bad port '{}' (expected 0-65535)", port_text));
+  s.listen_host = host;
+  s.listen_port = static_cast<std::uint16_t>(port);
+
+  const std::string& url = s.server_public_url;
+  if (!(url.starts_with("http://") || url.starts_with("https://")) || url.size() < 9)
+    return make_error(errc::invalid_argument, fmt::format("key 'server.public_url': '{}' must start with http:// or https://", url));
+  while (!s.server_public_url.empty() && s.server_public_url.back() == '/') s.server_public_url.pop_back();
+  if (s.data_dir.empty()) return make_error(errc::invalid_argument, "key 'data_dir': must not be empty");
+  return {};
+}
+
+std::string quote(std::string_view v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string_view source_name(source s) {
+  switch (s) {
+    case source::default_value: return "default";
+    case source::file: return "file";
+    case source::env: return "env";
+    case source::flag: return "flag";
+  }
+  return "default";
+}
+
+}  // namespace
+
+const std::vector<key_info>& key_table() {
+  static const std::vector<key_info> keys = [] {
+    std::vector<key_info> out;
+    for (const auto& d : defs()) out.push_back(d.info);
+    return out;
+  }();
+  return keys;
+}
+
+std::vector<std::pair<std::string, std::string>> process_env() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view kv(*e);
+    if (!kv.starts_with("ZAPD_")) continue;
+    auto eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    out.emplace_back(std::string(kv.substr(0, eq)), std::string(kv.substr(eq + 1)));
+  }
+  return out;
+}
+
+result<loaded> load(const sources& in) {
+  loaded l;
+  for (const auto& d : defs()) l.origin.emplace_back(d.info.name, source::default_value);
+
+  if (in.file) {
+    toml::table t;
+    try {
+      t = toml::parse_file(*in.file);
+    } catch (const toml::parse_error& e) {
+      const auto& b = e.source().begin;
+      return make_error(errc::invalid_argument, fmt::format("{}:{}:{}: {}", *in.file, b.line, b.column, e.description()));
+    }
+    auto st = apply_table(l, t, "", *in.file);
+    if (!st) return std::move(st).err();
+  }
+
+  for (const auto& [name, value] : in.env) {
+    for (const auto& d : defs()) {
+      if (d.info.env != name) continue;
+      auto st = apply(l.values, d, value, fmt::format("environment {}", name));
+      if (!st) return std::move(st).err();
+      set_origin(l, d.info.name, source::env);
+    }
+  }
+
+  for (const auto& [name, value] : in.flags) {
+    const key_def* d = find_def(name);
+    if (!d) return make_error(errc::invalid_argument, fmt::format("flag: unknown key '{}'", name));
+    auto st = apply(l.values, *d, value, "flag");
+    if (!st) return std::move(st).err();
+    set_origin(l, name, source::flag);
+  }
+
+  auto st = validate(l.values);
+  if (!st) return std::move(st).err();
+  return l;
+}
+
+std::string render(const loaded& cfg) {
+  auto line_for = [&](const key_def& d, std::string_view leaf) {
+    std::string value = d.k == kind::integer ? fmt::to_string(cfg.values.*d.num) : quote(cfg.values.*d.str);
+    if (d.info.secret && d.k == kind::string && !(cfg.values.*d.str).empty()) value = "\"********\"";
+    source src = source::default_value;
+    for (const auto& [k, s] : cfg.origin)
+      if (k == d.info.name) src = s;
+    return fmt::format("{} = {}  # {}, {}\n", leaf, value, source_name(src), d.info.env);
+  };
+  // TOML wants top-level keys before any [section]; sections keep the table's order.
+  std::string out;
+  for (const auto& d : defs())
+    if (d.info.name.find('.') == std::string::npos) out += line_for(d, d.info.name);
+  std::string section;
+  for (const auto& d : defs()) {
+    auto dot = d.info.name.find('.');
+    if (dot == std::string::npos) continue;
+    std::string sec = d.info.name.substr(0, dot);
+    if (sec != section) {
+      out += fmt::format("\n[{}]\n", sec);
+      section = sec;
+    }
+    out += line_for(d, std::string_view(d.info.name).substr(dot + 1));
+  }
+  return out;
+}
+
+}  // namespace zapd::config

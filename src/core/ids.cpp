@@ -1,0 +1,40 @@
+#include "zapd/core/ids.hpp"
+
+#include <array>
+
+#include <fmt/format.h>
+#include <sodium.h>
+
+namespace zapd {
+namespace {
+struct sodium_init_once {
+  sodium_init_once() {
+    if (sodium_init() < 0) std::abort();  // no usable randomness: nothing safe can run
+  }
+};
+void ensure_sodium() { static sodium_init_once once; }
+}  // namespace
+
+std::string random_hex(std::size_t n) {
+  ensure_sodium();
+  std::string bytes(n, '\0');
+  randombytes_buf(bytes.data(), n);
+  std::string out(n * 2 + 1, '\0');
+  sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()), n);
+  out.pop_back();
+  return out;
+}
+
+std::string new_uuid() {
+  ensure_sodium();
+  std::array<unsigned char, 16> b{};
+  randombytes_buf(b.data(), b.size());
+  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
+  b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  return fmt::format("{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-"
+                     "{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+                     b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
+                     b[12], b[13], b[14], b[15]);
+}
+
+}  // namespace zapd

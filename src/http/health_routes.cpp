@@ -1,0 +1,33 @@
+#include "zapd/http/health_routes.hpp"
+
+#include "zapd/http/store_await.hpp"
+
+namespace zapd::http {
+
+void add_health_routes(router& r, store::database& db) {
+  r.add(bhttp::verb::get, "/healthz", [](request&) -> boost::asio::awaitable<response> {
+    co_return response::json(200, {{"status", "ok"}});
+  });
+  r.add(bhttp::verb::get, "/readyz", [&db](request&) -> boost::asio::awaitable<response> {
+    // A real write through the group-commit writer: proves the writer thread is alive, the
+    // write lock is obtainable and the file accepts a commit.
+    auto res = co_await write<bool>(db.writes(), [](store::connection& c) -> result<bool> {
+      auto q = c.prepare(
+          "INSERT INTO kv(key, value) VALUES('readyz', 'ok') "
+          "ON CONFLICT(key) DO UPDATE SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')");
+      if (!q) return std::move(q).err();
+      auto st = q->run();
+      if (!st) return std::move(st).err();
+      return true;
+    });
+    if (!res) {
+      auto e = res.err();
+      e.code = errc::unavailable;
+      e.message = "database is not writable: " + e.message;
+      co_return error_response(e);
+    }
+    co_return response::json(200, {{"status", "ready"}});
+  });
+}
+
+}  // namespace zapd::http

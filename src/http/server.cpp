@@ -1,0 +1,209 @@
+#include "zapd/http/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <fmt/format.h>
+
+#include "zapd/core/log.hpp"
+
+namespace zapd::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+struct server::connection {
+  explicit connection(tcp::socket s) : stream(std::move(s)) {}
+  beast::tcp_stream stream;
+  std::atomic<bool> idle{true};  // waiting for the first byte of a request
+};
+
+namespace {
+
+constexpr std::size_t k_header_limit = 16 * 1024;
+// After refusing a request early (413), read at most this much more so the client sees the
+// answer instead of a reset, then close.
+constexpr std::size_t k_drain_limit = 4 * 1024 * 1024;
+constexpr std::chrono::seconds k_drain_time{2};
+
+bhttp::response<bhttp::string_body> to_beast(const response& r, unsigned version, bool keep_alive) {
+  bhttp::response<bhttp::string_body> m{static_cast<bhttp::status>(r.status), version};
+  m.set(bhttp::field::server, "zapd");
+  if (!r.content_type.empty()) m.set(bhttp::field::content_type, r.content_type);
+  for (const auto& [k, v] : r.headers) m.insert(k, v);
+  m.body() = r.body;
+  m.keep_alive(keep_alive);
+  m.prepare_payload();
+  return m;
+}
+
+// Errors Beast's parser reports for a malformed request (as opposed to I/O failures).
+bool is_protocol_error(const beast::error_code& ec) { return ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category(); }
+
+}  // namespace
+
+server::server(asio::io_context& ioc, const router& r, options opts)
+    : ioc_(ioc), router_(r), opts_(std::move(opts)), acceptor_(asio::make_strand(ioc)) {}
+
+server::~server() = default;
+
+result<std::uint16_t> server::start() {
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(opts_.host, ec);
+  if (ec) return make_error(errc::invalid_argument, fmt::format("server.listen: '{}' is not an IP address", opts_.host));
+  tcp::endpoint ep{addr, opts_.port};
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return make_error(errc::unavailable, fmt::format("cannot listen on {}:{}: {}", opts_.host, opts_.port, ec.message()));
+  auto port = acceptor_.local_endpoint().port();
+  asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);
+  return port;
+}
+
+void server::stop() {
+  if (stopping_.exchange(true)) return;
+  asio::post(acceptor_.get_executor(), [this] {
+    beast::error_code ec;
+    acceptor_.close(ec);
+  });
+  std::lock_guard lk(mu_);
+  for (auto& w : conns_) {
+    auto c = w.lock();
+    if (!c || !c->idle) continue;
+    // Close an idle connection on its own strand; a busy one closes after its answer.
+    asio::post(c->stream.get_executor(), [c] {
+      if (c->idle) c->stream.socket().close();
+    });
+  }
+}
+
+std::size_t server::active() const {
+  std::lock_guard lk(mu_);
+  std::size_t n = 0;
+  for (const auto& w : conns_) n += w.expired() ? 0 : 1;
+  return n;
+}
+
+asio::awaitable<void> server::accept_loop() {
+  while (!stopping_) {
+    auto [ec, sock] = co_await acceptor_.async_accept(asio::make_strand(ioc_), use_tuple);
+    if (ec) {
+      if (stopping_ || ec == asio::error::operation_aborted) break;
+      log::warn("http.accept_failed", {{"error", ec.message()}});
+      continue;
+    }
+    auto c = std::make_shared<connection>(std::move(sock));
+    {
+      std::lock_guard lk(mu_);
+      conns_.remove_if([](const auto& w) { return w.expired(); });
+      conns_.push_back(c);
+    }
+    asio::co_spawn(c->stream.get_executor(), session(c), asio::detached);
+  }
+}
+
+asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
+  beast::flat_buffer buf;
+  std::string remote;
+  {
+    beast::error_code ec;
+    auto ep = c->stream.socket().remote_endpoint(ec);
+    if (!ec) remote = ep.address().to_string();
+  }
+  for (;;) {
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.body_limit(opts_.body_limit);
+    parser.header_limit(k_header_limit);
+    c->idle = buf.size() == 0;
+    if (stopping_ && c->idle) break;
+    c->stream.expires_after(opts_.read_timeout);
+    auto [ec, n] = co_await bhttp::async_read(c->stream, buf, parser, use_tuple);
+    c->idle = false;
+    auto started = std::chrono::steady_clock::now();
+
+    std::optional<response> early;
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::operation_aborted ||
+        ec == asio::error::connection_reset || ec == asio::error::bad_descriptor) {
+      break;
+    } else if (ec == bhttp::error::body_limit) {
+      early = error_response(errc::payload_too_large,
+                             fmt::format("request body exceeds the limit of {} bytes", opts_.body_limit));
+    } else if (ec == bhttp::error::header_limit) {
+      early = error_response(errc::invalid_argument, "request headers are too large");
+      early->status = 431;
+    } else if (ec == beast::error::timeout) {
+      if (!parser.got_some()) break;  // an idle keep-alive connection timed out: just close
+      early = error_response(errc::invalid_argument, "timed out reading the request");
+      early->status = 408;
+    } else if (ec && is_protocol_error(ec)) {
+      early = error_response(errc::invalid_argument, fmt::format("malformed HTTP request: {}", ec.message()));
+    } else if (ec) {
+      log::debug("http.read_failed", {{"error", ec.message()}});
+      break;
+    }
+
+    if (early) {
+      // The connection's framing is unknown after a parse error: answer and close.
+      // A 413 is found once the headers are parsed, so method and target are known then.
+      std::string method(parser.get().method_string());
+      std::string target(parser.get().target());
+      if (method.empty()) method = "-";
+      if (target.empty()) target = "-";
+      auto msg = to_beast(*early, 11, false);
+      c->stream.expires_after(opts_.read_timeout);
+      co_await bhttp::async_write(c->stream, msg, use_tuple);
+      log::info("http.request", {{"method", method}, {"path", target}, {"status", early->status},
+                                 {"ms", 0}, {"remote", remote}});
+      beast::error_code sec;
+      c->stream.socket().shutdown(tcp::socket::shutdown_send, sec);
+      if (early->status == 413) {
+        // Drain what the client is still sending so it reads our answer, not a reset.
+        c->stream.expires_after(k_drain_time);
+        std::size_t drained = 0;
+        std::array<char, 16 * 1024> scratch{};
+        while (drained < k_drain_limit) {
+          auto [rec, got] = co_await c->stream.async_read_some(asio::buffer(scratch), use_tuple);
+          if (rec) break;
+          drained += got;
+        }
+      }
+      break;
+    }
+
+    request req;
+    req.msg = parser.release();
+    std::string_view target = req.msg.target();
+    auto qpos = target.find('?');
+    req.path = std::string(target.substr(0, qpos));
+    if (qpos != std::string_view::npos) req.query = std::string(target.substr(qpos + 1));
+    req.remote = remote;
+    req.started = started;
+
+    response res = co_await router_.dispatch(req);
+    bool keep_alive = req.msg.keep_alive() && !stopping_;
+    auto msg = to_beast(res, req.msg.version(), keep_alive);
+    c->stream.expires_after(opts_.read_timeout);
+    auto [wec, wn] = co_await bhttp::async_write(c->stream, msg, use_tuple);
+    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    log::info("http.request", {{"method", std::string(req.msg.method_string())}, {"path", req.path},
+                               {"status", res.status}, {"ms", fmt::format("{:.2f}", ms)}, {"remote", remote}});
+    if (wec || !keep_alive) break;
+  }
+  beast::error_code ec;
+  c->stream.socket().shutdown(tcp::socket::shutdown_both, ec);
+  c->stream.socket().close(ec);
+}
+
+}  // namespace zapd::http

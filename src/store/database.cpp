@@ -1,0 +1,42 @@
+#include "zapd/store/database.hpp"
+
+#include <fmt/format.h>
+
+#include "zapd/store/migrations.hpp"
+
+namespace zapd::store {
+
+result<connection> open_write_connection(const std::string& path, const std::string& synchronous) {
+  auto c = connection::open(path, open_mode::read_write_create);
+  if (!c) return c;
+  {
+    auto mode = c->prepare("PRAGMA journal_mode=WAL");
+    if (!mode) return std::move(mode).err();
+    auto row = mode->step();
+    if (!row) return std::move(row).err();
+    if (!*row || mode->text(0) != "wal")
+      return make_error(errc::unavailable, fmt::format("{}: could not switch to WAL mode", path));
+  }
+  std::string sync = synchronous == "normal" ? "NORMAL" : "FULL";
+  auto st = c->exec(fmt::format("PRAGMA synchronous={}; PRAGMA foreign_keys=ON;", sync));
+  if (!st) return std::move(st).err();
+  return c;
+}
+
+result<std::unique_ptr<database>> database::open(const options& opts) {
+  auto conn = open_write_connection(opts.path, opts.synchronous);
+  if (!conn) return std::move(conn).err();
+  if (opts.migrate) {
+    auto applied = migrate_up(*conn, embedded_migrations());
+    if (!applied) return std::move(applied).err();
+  }
+  std::unique_ptr<database> db(new database());
+  db->path_ = opts.path;
+  auto readers = reader_pool::open(opts.path, opts.readers);
+  if (!readers) return std::move(readers).err();
+  db->readers_ = std::move(readers).value();
+  db->writer_ = std::make_unique<writer>(std::move(conn).value(), opts.writer);
+  return db;
+}
+
+}  // namespace zapd::store

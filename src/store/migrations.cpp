@@ -1,0 +1,95 @@
+#include "zapd/store/migrations.hpp"
+
+#include <fmt/format.h>
+
+namespace zapd::store {
+namespace {
+
+constexpr std::string_view k_bootstrap =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version INTEGER PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))";
+
+struct applied_row {
+  int version;
+  std::string applied_at;
+};
+
+result<std::vector<applied_row>> applied(connection& c) {
+  auto st = c.exec(k_bootstrap);
+  if (!st) return std::move(st).err();
+  auto q = c.prepare("SELECT version, applied_at FROM schema_migrations ORDER BY version");
+  if (!q) return std::move(q).err();
+  std::vector<applied_row> rows;
+  for (;;) {
+    auto r = q->step();
+    if (!r) return std::move(r).err();
+    if (!*r) break;
+    rows.push_back({static_cast<int>(q->int64(0)), q->text(1)});
+  }
+  return rows;
+}
+
+status check_not_newer(const std::vector<applied_row>& rows, const std::vector<migration>& all) {
+  int known = all.empty() ? 0 : all.back().version;
+  for (const auto& r : rows) {
+    if (r.version > known)
+      return make_error(errc::conflict,
+                        fmt::format("the database is at schema version {}, newer than this zapd knows ({}); "
+                                    "run a newer zapd or restore a backup",
+                                    r.version, known));
+  }
+  return {};
+}
+
+}  // namespace
+
+result<std::vector<migration_state>> migration_status(connection& c, const std::vector<migration>& all) {
+  auto rows = applied(c);
+  if (!rows) return std::move(rows).err();
+  auto st = check_not_newer(*rows, all);
+  if (!st) return std::move(st).err();
+  std::vector<migration_state> out;
+  for (const auto& m : all) {
+    migration_state s{m.version, m.name, false, {}};
+    for (const auto& r : *rows)
+      if (r.version == m.version) {
+        s.applied = true;
+        s.applied_at = r.applied_at;
+      }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+result<int> migrate_up(connection& c, const std::vector<migration>& all) {
+  auto begin = c.exec("BEGIN IMMEDIATE");
+  if (!begin) return std::move(begin).err();
+  auto fail = [&c](error e) -> result<int> {
+    (void)c.exec("ROLLBACK");
+    return e;
+  };
+  auto rows = applied(c);
+  if (!rows) return fail(std::move(rows).err());
+  auto st = check_not_newer(*rows, all);
+  if (!st) return fail(std::move(st).err());
+  int count = 0;
+  for (const auto& m : all) {
+    bool done = false;
+    for (const auto& r : *rows) done = done || r.version == m.version;
+    if (done) continue;
+    auto ex = c.exec(m.sql);
+    if (!ex) return fail(make_error(ex.err().code, fmt::format("migration {:04}_{}: {}", m.version, m.name, ex.err().message)));
+    auto ins = c.prepare("INSERT INTO schema_migrations(version, name) VALUES(?, ?)");
+    if (!ins) return fail(std::move(ins).err());
+    auto r = ins->bind_all(m.version, m.name).run();
+    if (!r) return fail(std::move(r).err());
+    ++count;
+  }
+  auto commit = c.exec("COMMIT");
+  if (!commit) return fail(std::move(commit).err());
+  return count;
+}
+
+}  // namespace zapd::store

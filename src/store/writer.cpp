@@ -1,0 +1,109 @@
+#include "zapd/store/writer.hpp"
+
+#include <exception>
+
+#include "zapd/core/log.hpp"
+
+namespace zapd::store {
+
+writer::writer(connection conn, options opts) : conn_(std::move(conn)), opts_(opts) {
+  thread_ = std::thread([this] { run(); });
+}
+
+writer::~writer() { stop(); }
+
+status writer::submit(work_fn work, done_fn done) {
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_) return make_error(errc::unavailable, "the store is shutting down");
+    if (queue_.size() >= opts_.max_pending)
+      return make_error(errc::overloaded, "the store's write queue is full; try again shortly");
+    queue_.push_back(request{std::move(work), std::move(done)});
+  }
+  cv_.notify_one();
+  return {};
+}
+
+void writer::stop() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::size_t writer::pending() const {
+  std::lock_guard lk(mu_);
+  return queue_.size();
+}
+
+std::uint64_t writer::commits() const {
+  std::lock_guard lk(mu_);
+  return commits_;
+}
+
+void writer::run() {
+  std::vector<request> batch;
+  batch.reserve(opts_.batch_max);
+  for (;;) {
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping and drained
+      // Everything queued while the previous commit was syncing joins this one.
+      while (!queue_.empty() && batch.size() < opts_.batch_max) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    commit_batch(batch);
+    batch.clear();
+  }
+}
+
+void writer::commit_batch(std::vector<request>& batch) {
+  std::vector<status> outcomes(batch.size());
+  auto fail_all = [&](const error& e) {
+    for (auto& o : outcomes) o = e;
+  };
+
+  auto begin = conn_.exec("BEGIN IMMEDIATE");
+  if (!begin) {
+    fail_all(begin.err());
+  } else {
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      auto sp = conn_.exec("SAVEPOINT w");
+      if (!sp) {
+        outcomes[i] = sp;
+        continue;
+      }
+      try {
+        outcomes[i] = batch[i].work(conn_);
+      } catch (const std::exception& e) {
+        outcomes[i] = make_error(errc::internal, std::string("write request threw: ") + e.what());
+      }
+      if (!outcomes[i]) (void)conn_.exec("ROLLBACK TO w");
+      (void)conn_.exec("RELEASE w");
+    }
+    auto commit = conn_.exec("COMMIT");
+    if (!commit) {
+      log::error("store.commit_failed", {{"error", commit.err().message}, {"requests", batch.size()}});
+      (void)conn_.exec("ROLLBACK");
+      fail_all(commit.err());
+    }
+  }
+  {
+    std::lock_guard lk(mu_);
+    ++commits_;
+  }
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    try {
+      if (batch[i].done) batch[i].done(std::move(outcomes[i]));
+    } catch (const std::exception& e) {
+      log::error("store.done_threw", {{"error", e.what()}});
+    }
+  }
+}
+
+}  // namespace zapd::store
