@@ -55,7 +55,7 @@ TEST_CASE("migrations: fresh database, then a re-run applies nothing") {
   CHECK(count_rows(*c, "SELECT count(*) FROM kv") == 0);  // 0001 created it
 }
 
-TEST_CASE("migrations: a new migration is applied on top; a failing one changes nothing") {
+TEST_CASE("migrations: a new migration is applied on top, a failing one changes nothing") {
   auto path = fresh_db();
   auto c = open_write_connection(path, "full");
   REQUIRE(c.ok());
@@ -150,7 +150,7 @@ TEST_CASE("writer: many concurrent writers, each callback after its commit") {
   CHECK((*db)->writes().commits() < static_cast<std::uint64_t>(k_threads * k_per_thread));
 }
 
-TEST_CASE("writer: a failing request is rolled back alone; the others in its batch commit") {
+TEST_CASE("writer: a failing request is rolled back alone, the others in its batch commit") {
   auto path = fresh_db();
   database::options o;
   o.path = path;
@@ -215,7 +215,7 @@ TEST_CASE("writer: a failing request is rolled back alone; the others in its bat
   CHECK(ids == committed);
 }
 
-TEST_CASE("writer: a full queue answers overloaded without queuing; stop flushes the rest") {
+TEST_CASE("writer: a full queue answers overloaded without queuing, stop flushes the rest") {
   auto path = fresh_db();
   database::options o;
   o.path = path;

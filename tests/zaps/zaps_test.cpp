@@ -51,7 +51,7 @@ TEST_CASE("catalog: webhook trigger, http and email actions with config schemas"
     for (const auto& s : *all) CHECK(cat.icon(s.id)->find("<svg") == 0);
 }
 
-TEST_CASE("validate: the seeds' exact body is accepted; email becomes to") {
+TEST_CASE("validate: the seeds' exact body is accepted, email becomes to") {
   auto v = zaps::validate(k_seed_body, actions::catalog::builtin(), {}, {});
   REQUIRE(v.ok());
   const auto& a = v->definition["actions"][0];
