@@ -27,6 +27,13 @@ struct settings {
   std::int64_t store_readers = 4;
   std::int64_t store_batch_max = 512;
   std::int64_t store_max_pending = 20'000;
+  // [queue]
+  std::int64_t queue_lease_ms = 30'000;
+  std::int64_t queue_paid_concurrency = 64;
+  std::int64_t queue_free_concurrency = 16;
+  // [outbox]
+  std::int64_t outbox_batch = 256;
+  std::int64_t outbox_poll_ms = 1'000;
   // [log]
   std::string log_level = "info";
   std::string log_format = "human";

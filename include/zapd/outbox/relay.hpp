@@ -1,0 +1,89 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+
+#include "zapd/core/result.hpp"
+#include "zapd/metrics/registry.hpp"
+#include "zapd/queue/queue.hpp"
+
+namespace zapd::store {
+class database;
+}
+
+namespace zapd::outbox {
+
+/// Moves `outbox` rows (steps committed with their run) into the queue.
+///
+/// One thread of its own, asleep until `notify()` (hooks and the worker call it after a
+/// commit that wrote outbox rows, so the happy path has no polling delay) or until
+/// `poll` passes (a safety net for a missed wake-up, and the start-up pass for rows left by
+/// a previous process). Awake, it drains the outbox in batches of `batch` rows, oldest first:
+/// - with a `store_publisher` (the SQLite queue): ONE write request selects the batch,
+///   inserts the jobs and deletes the rows, so after a crash each step is in exactly one
+///   of outbox/jobs;
+/// - otherwise (a queue outside the store): read the batch, `publish` it, wait for the
+///   acknowledgement, then delete the rows. A crash in between publishes them again
+///   (at-least-once; the queue and the workers' idempotency keys absorb the duplicate).
+/// A thread rather than writer callbacks because the generic path waits for the queue's
+/// acknowledgement, and the writer thread must never wait.
+///
+/// Lifecycle: construct, `start()`, `stop()` (also by the destructor). stop() wakes the
+/// thread, lets the batch in progress finish, joins; rows not yet moved stay in the outbox
+/// for the next start. Stop the relay before the queue and the database it uses.
+/// Threading: `notify` is cheap and safe from any thread (a writer `done` callback too);
+/// start/stop from one owner thread.
+class relay {
+ public:
+  struct options {
+    std::size_t batch = 256;
+    std::chrono::milliseconds poll{1000};
+  };
+
+  /// `in_store` may be null; when set it is the same queue as `q`, seen as a store publisher.
+  relay(store::database& db, queue::queue& q, queue::store_publisher* in_store, metrics::registry& m, options o);
+  ~relay();
+  relay(const relay&) = delete;
+  relay& operator=(const relay&) = delete;
+
+  /// Starts the thread, which drains at once. Idempotent.
+  void start();
+  /// Wakes the thread now (coalesced: many notifies during one pass make one more pass).
+  void notify() noexcept;
+  /// Finishes the current batch and joins. Idempotent.
+  void stop();
+
+ private:
+  void run();
+  // Moves one batch; the number of rows moved.
+  result<std::size_t> move_batch();
+  result<std::size_t> move_batch_in_store();
+  result<std::size_t> move_batch_via_publish();
+
+  store::database& db_;
+  queue::queue& queue_;
+  queue::store_publisher* in_store_;
+  metrics::registry& metrics_;
+  options opts_;
+
+  metrics::counter& batches_;
+  metrics::counter& rows_;
+  metrics::counter& errors_;
+  metrics::counter& wakeups_;
+  metrics::gauge& depth_;
+  std::uint64_t collector_id_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool woken_ = false;
+  bool stopping_ = false;
+  std::atomic<bool> stop_flag_{false};  // read between batches without the lock
+  std::thread thread_;
+};
+
+}  // namespace zapd::outbox

@@ -1,0 +1,64 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <string_view>
+#include <vector>
+
+#include "zapd/core/result.hpp"
+#include "zapd/queue/job.hpp"
+
+namespace zapd::store {
+class connection;
+}
+
+namespace zapd::queue {
+
+/// The job queue between the outbox relay and the workers (docs: "Queue semantics").
+/// Delivery is at-least-once: a claimed job not acked before its lease ends is claimed
+/// again, and a publish may be repeated after a crash (adapters ignore a (run, step) they
+/// already hold where they can; workers carry a per-(run, step) idempotency key anyway).
+///
+/// Implementations: `sqlite_queue` (embedded, the default); a Kafka adapter later, where
+/// publish = idempotent produce whose delivery report is `done`, claim = consumer poll
+/// with the lease as max processing time, ack = offset commit.
+/// Threading: every method may be called from any thread. `claim`, `ack`, `retry` and
+/// `dead` block until the change is durable; call them from worker threads, never from
+/// an I/O thread.
+class queue {
+ public:
+  virtual ~queue();
+
+  using done_fn = std::function<void(status)>;
+
+  /// Hands a batch over asynchronously. Ok: `done` is called exactly once, with success
+  /// only when the queue durably holds every job of the batch (with an error: possibly
+  /// none). Error (`overloaded`, `unavailable`): nothing was taken and `done` is not called.
+  /// `done` may run on an internal thread and must not block.
+  virtual status publish(std::vector<job_spec> batch, done_fn done) = 0;
+
+  /// Leases up to `max` claimable jobs of `lane` for `lease`, fewer when the lane's
+  /// concurrency limit allows fewer. Each returned job's attempts is one more than before.
+  virtual result<std::vector<job>> claim(lane l, std::size_t max, std::chrono::milliseconds lease) = 0;
+
+  /// Done: the job leaves the queue.
+  virtual status ack(const job& j) = 0;
+  /// Failed for now: claimable again from `at` (its lease ends now).
+  virtual status retry(const job& j, std::chrono::system_clock::time_point at) = 0;
+  /// Failed for good: kept as a dead letter with `reason`, never claimed again.
+  virtual status dead(const job& j, std::string_view reason) = 0;
+};
+
+/// Optional capability of a queue that lives in the store itself: publish inside the
+/// caller's write transaction (on the writer thread), so the relay inserts jobs and deletes
+/// their outbox rows atomically. A queue elsewhere (Kafka) does not offer it.
+class store_publisher {
+ public:
+  virtual ~store_publisher();
+  /// Inserts the batch through `c` (the writer's connection, transaction open). Nothing is
+  /// durable until the caller's transaction commits.
+  virtual status publish_in(store::connection& c, const std::vector<job_spec>& batch) = 0;
+};
+
+}  // namespace zapd::queue

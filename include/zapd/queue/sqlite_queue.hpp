@@ -1,0 +1,80 @@
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+
+#include "zapd/core/clock.hpp"
+#include "zapd/metrics/registry.hpp"
+#include "zapd/queue/queue.hpp"
+
+namespace zapd::store {
+class database;
+}
+
+namespace zapd::queue {
+
+/// The embedded queue: the `jobs` table (schema/0004_runs_queue.sql), written only through
+/// the store's writer thread, so publishing, claiming and acking join its group commits.
+///
+/// claim is ONE write request: count the lane's live leases, select claimable jobs (expired
+/// leases first, then ready jobs with run_at <= now in run_at order), lease them. So the
+/// per-lane limit holds across every worker and survives restarts (it is in the data), and
+/// a lease that expires frees its slot. `attempts` doubles as the lease's fencing token:
+/// ack/retry/dead match (id, attempts, state='leased') and answer conflict when the lease
+/// was lost to a newer claim.
+///
+/// Lifecycle: constructed by `app` after the database; destroyed before it (and after the
+/// relay and workers that use it). Registers metrics in `m`, which must outlive it.
+/// Threading: thread-safe; blocking calls wait for the group commit.
+class sqlite_queue final : public queue, public store_publisher {
+ public:
+  struct options {
+    std::size_t paid_concurrency = 64;  // most live leases in the paid lane
+    std::size_t free_concurrency = 16;  // most live leases in the free lane
+  };
+
+  sqlite_queue(store::database& db, const clock& clk, metrics::registry& m, options o);
+  ~sqlite_queue() override;
+  sqlite_queue(const sqlite_queue&) = delete;
+  sqlite_queue& operator=(const sqlite_queue&) = delete;
+
+  status publish(std::vector<job_spec> batch, done_fn done) override;
+  status publish_in(store::connection& c, const std::vector<job_spec>& batch) override;
+  result<std::vector<job>> claim(lane l, std::size_t max, std::chrono::milliseconds lease) override;
+  status ack(const job& j) override;
+  status retry(const job& j, std::chrono::system_clock::time_point at) override;
+  status dead(const job& j, std::string_view reason) override;
+
+  /// Jobs of a lane by state, read from a reader connection (committed state).
+  struct depth {
+    std::int64_t ready = 0;   // waiting (including not yet due)
+    std::int64_t leased = 0;  // claimed, lease live or expired
+    std::int64_t dead = 0;
+  };
+  result<depth> depth_of(lane l);
+
+ private:
+  struct lane_metrics {
+    metrics::counter* claimed = nullptr;
+    metrics::counter* acked = nullptr;
+    metrics::counter* retried = nullptr;
+    metrics::counter* dead = nullptr;
+    metrics::gauge* ready = nullptr;
+    metrics::gauge* leased = nullptr;
+    metrics::gauge* dead_now = nullptr;
+  };
+  std::size_t limit(lane l) const;
+  // Runs `sql` (bound: id, attempts, then `extra`) on the writer; conflict when no row matched.
+  template <class... Extra>
+  status settle(const job& j, const char* sql, const Extra&... extra);
+
+  store::database& db_;
+  const clock& clock_;
+  metrics::registry& metrics_;
+  options opts_;
+  std::array<lane_metrics, 2> m_;
+  std::uint64_t collector_id_ = 0;
+};
+
+}  // namespace zapd::queue

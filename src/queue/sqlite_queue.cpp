@@ -1,0 +1,198 @@
+#include "zapd/queue/sqlite_queue.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "zapd/store/database.hpp"
+
+namespace zapd::queue {
+namespace {
+
+constexpr std::array k_lanes = {lane::paid, lane::free};
+
+std::size_t index_of(lane l) { return l == lane::paid ? 0 : 1; }
+
+std::int64_t to_ms(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// Reads (id, run_id, step_index, attempts) rows of `q` into `out` as jobs of lane `l`.
+status collect(store::statement& q, lane l, std::vector<job>& out) {
+  for (;;) {
+    auto row = q.step();
+    if (!row) return std::move(row).err();
+    if (!*row) return {};
+    job j;
+    j.id = q.int64(0);
+    j.run_id = q.text(1);
+    j.step_index = static_cast<int>(q.int64(2));
+    j.lane = l;
+    j.attempts = static_cast<int>(q.int64(3));
+    out.push_back(std::move(j));
+  }
+}
+
+}  // namespace
+
+sqlite_queue::sqlite_queue(store::database& db, const clock& clk, metrics::registry& m, options o)
+    : db_(db), clock_(clk), metrics_(m), opts_(o) {
+  for (lane l : k_lanes) {
+    metrics::labels ls = {{"lane", std::string(lane_name(l))}};
+    auto& lm = m_[index_of(l)];
+    lm.claimed = &m.add_counter("zapd_queue_claimed_total", "Jobs leased to workers", ls);
+    lm.acked = &m.add_counter("zapd_queue_acked_total", "Jobs acknowledged as done", ls);
+    lm.retried = &m.add_counter("zapd_queue_retried_total", "Jobs scheduled for another attempt", ls);
+    lm.dead = &m.add_counter("zapd_queue_dead_total", "Jobs moved to the dead letters", ls);
+    const char* help = "Jobs in the embedded queue by lane and state (read at scrape time)";
+    lm.ready = &m.add_gauge("zapd_queue_jobs", help, {{"lane", std::string(lane_name(l))}, {"state", "ready"}});
+    lm.leased = &m.add_gauge("zapd_queue_jobs", help, {{"lane", std::string(lane_name(l))}, {"state", "leased"}});
+    lm.dead_now = &m.add_gauge("zapd_queue_jobs", help, {{"lane", std::string(lane_name(l))}, {"state", "dead"}});
+  }
+  collector_id_ = m.add_collector([this] {
+    for (lane l : k_lanes) {
+      auto d = depth_of(l);
+      if (!d) continue;
+      auto& lm = m_[index_of(l)];
+      lm.ready->set(d->ready);
+      lm.leased->set(d->leased);
+      lm.dead_now->set(d->dead);
+    }
+  });
+}
+
+sqlite_queue::~sqlite_queue() { metrics_.remove_collector(collector_id_); }
+
+std::size_t sqlite_queue::limit(lane l) const {
+  return l == lane::paid ? opts_.paid_concurrency : opts_.free_concurrency;
+}
+
+status sqlite_queue::publish(std::vector<job_spec> batch, done_fn done) {
+  auto shared = std::make_shared<std::vector<job_spec>>(std::move(batch));
+  return db_.writes().submit([this, shared](store::connection& c) { return publish_in(c, *shared); },
+                             [d = std::move(done)](status st) { d(std::move(st)); });
+}
+
+status sqlite_queue::publish_in(store::connection& c, const std::vector<job_spec>& batch) {
+  const std::int64_t now = clock_.now_ms();
+  for (const auto& s : batch) {
+    // A (run, step) the queue already holds is a repeated publish (at-least-once relay).
+    auto ins = c.prepare(
+        "INSERT INTO jobs(run_id, step_index, lane, run_at_ms, created_at) VALUES(?, ?, ?, ?, ?) "
+        "ON CONFLICT(run_id, step_index) DO NOTHING");
+    if (!ins) return std::move(ins).err();
+    auto st = ins->bind_all(s.run_id, s.step_index, lane_name(s.lane), s.run_at_ms > 0 ? s.run_at_ms : now, now).run();
+    if (!st) return st;
+  }
+  return {};
+}
+
+result<std::vector<job>> sqlite_queue::claim(lane l, std::size_t max, std::chrono::milliseconds lease) {
+  const std::size_t cap = limit(l);
+  const std::string_view ln = lane_name(l);
+  auto r = db_.writes().execute<std::vector<job>>([&](store::connection& c) -> result<std::vector<job>> {
+    const std::int64_t now = clock_.now_ms();
+    std::vector<job> out;
+    std::int64_t in_flight = 0;
+    {
+      auto q = c.prepare("SELECT count(*) FROM jobs WHERE lane = ? AND state = 'leased' AND lease_until_ms >= ?");
+      if (!q) return std::move(q).err();
+      auto row = q->bind_all(ln, now).step();
+      if (!row) return std::move(row).err();
+      in_flight = q->int64(0);
+    }
+    if (in_flight >= static_cast<std::int64_t>(cap)) return out;
+    const auto room = static_cast<std::int64_t>(std::min(max, cap - static_cast<std::size_t>(in_flight)));
+    if (room == 0) return out;
+    {
+      // Expired leases first: their workers are gone or stuck, and they are the oldest work.
+      auto q = c.prepare(
+          "SELECT id, run_id, step_index, attempts FROM jobs "
+          "WHERE lane = ? AND state = 'leased' AND lease_until_ms < ? ORDER BY lease_until_ms LIMIT ?");
+      if (!q) return std::move(q).err();
+      auto st = collect(q->bind_all(ln, now, room), l, out);
+      if (!st) return std::move(st).err();
+    }
+    if (static_cast<std::int64_t>(out.size()) < room) {
+      auto q = c.prepare(
+          "SELECT id, run_id, step_index, attempts FROM jobs "
+          "WHERE lane = ? AND state = 'ready' AND run_at_ms <= ? ORDER BY run_at_ms, id LIMIT ?");
+      if (!q) return std::move(q).err();
+      auto st = collect(q->bind_all(ln, now, room - static_cast<std::int64_t>(out.size())), l, out);
+      if (!st) return std::move(st).err();
+    }
+    const std::int64_t until = now + lease.count();
+    for (auto& j : out) {
+      auto u = c.prepare("UPDATE jobs SET state = 'leased', attempts = attempts + 1, lease_until_ms = ? WHERE id = ?");
+      if (!u) return std::move(u).err();
+      auto st = u->bind_all(until, j.id).run();
+      if (!st) return std::move(st).err();
+      j.attempts += 1;
+      j.lease_until_ms = until;
+    }
+    return out;
+  });
+  if (r) m_[index_of(l)].claimed->inc(r->size());
+  return r;
+}
+
+template <class... Extra>
+status sqlite_queue::settle(const job& j, const char* sql, const Extra&... extra) {
+  auto r = db_.writes().execute<bool>([&](store::connection& c) -> result<bool> {
+    auto q = c.prepare(sql);
+    if (!q) return std::move(q).err();
+    auto st = q->bind_all(j.id, j.attempts, extra...).run();
+    if (!st) return std::move(st).err();
+    if (c.changes() == 0)
+      return make_error(errc::conflict, fmt::format("job {} (run {} step {}, attempt {}): the lease was lost",
+                                                    j.id, j.run_id, j.step_index, j.attempts));
+    return true;
+  });
+  if (!r) return std::move(r).err();
+  return {};
+}
+
+status sqlite_queue::ack(const job& j) {
+  auto st = settle(j, "DELETE FROM jobs WHERE id = ? AND attempts = ? AND state = 'leased'");
+  if (st) m_[index_of(j.lane)].acked->inc();
+  return st;
+}
+
+status sqlite_queue::retry(const job& j, std::chrono::system_clock::time_point at) {
+  auto st = settle(j,
+                   "UPDATE jobs SET state = 'ready', lease_until_ms = NULL, run_at_ms = ?3 "
+                   "WHERE id = ?1 AND attempts = ?2 AND state = 'leased'",
+                   to_ms(at));
+  if (st) m_[index_of(j.lane)].retried->inc();
+  return st;
+}
+
+status sqlite_queue::dead(const job& j, std::string_view reason) {
+  auto st = settle(j,
+                   "UPDATE jobs SET state = 'dead', lease_until_ms = NULL, dead_reason = ?3 "
+                   "WHERE id = ?1 AND attempts = ?2 AND state = 'leased'",
+                   reason);
+  if (st) m_[index_of(j.lane)].dead->inc();
+  return st;
+}
+
+result<sqlite_queue::depth> sqlite_queue::depth_of(lane l) {
+  return db_.reads().with([l](store::connection& c) -> result<depth> {
+    auto q = c.prepare("SELECT state, count(*) FROM jobs WHERE lane = ? GROUP BY state");
+    if (!q) return std::move(q).err();
+    q->bind(1, lane_name(l));
+    depth d;
+    for (;;) {
+      auto row = q->step();
+      if (!row) return std::move(row).err();
+      if (!*row) return d;
+      auto state = q->text(0);
+      auto n = q->int64(1);
+      if (state == "ready") d.ready = n;
+      else if (state == "leased") d.leased = n;
+      else if (state == "dead") d.dead = n;
+    }
+  });
+}
+
+}  // namespace zapd::queue
