@@ -27,6 +27,18 @@ struct settings {
   std::int64_t store_readers = 4;
   std::int64_t store_batch_max = 512;
   std::int64_t store_max_pending = 20'000;
+  // [auth]
+  std::string auth_signup = "open";
+  std::string auth_secret;  // empty: data_dir/secret.key
+  std::int64_t auth_session_ttl_seconds = 604800;
+  std::string auth_default_plan = "free";
+  std::int64_t auth_hash_opslimit = 3;
+  std::int64_t auth_hash_memlimit_kib = 32 * 1024;
+  std::int64_t auth_hash_threads = 0;  // 0 = min(2, cores)
+  std::int64_t auth_hash_queue = 64;
+  std::int64_t auth_signin_account_attempts = 10;
+  std::int64_t auth_signin_ip_attempts = 100;
+  std::int64_t auth_signin_window_seconds = 300;
   // [log]
   std::string log_level = "info";
   std::string log_format = "human";
