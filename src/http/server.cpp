@@ -126,11 +126,14 @@ asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.body_limit(opts_.body_limit);
     parser.header_limit(k_header_limit);
-    c->idle = buf.size() == 0;
-    if (stopping_ && c->idle) break;
+    // Idle until a whole header has arrived: stop() may close the connection meanwhile.
+    // Once the header is in, the request is in flight and gets its answer.
+    c->idle = true;
+    if (stopping_) break;
     c->stream.expires_after(opts_.read_timeout);
-    auto [ec, n] = co_await bhttp::async_read(c->stream, buf, parser, use_tuple);
+    auto [ec, n] = co_await bhttp::async_read_header(c->stream, buf, parser, use_tuple);
     c->idle = false;
+    if (!ec && !parser.is_done()) std::tie(ec, n) = co_await bhttp::async_read(c->stream, buf, parser, use_tuple);
     auto started = std::chrono::steady_clock::now();
 
     std::optional<response> early;

@@ -1,0 +1,92 @@
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include <catch2/catch.hpp>
+
+#include "zapd/core/files.hpp"
+#include "zapd/core/ids.hpp"
+#include "zapd/core/result.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+std::string fresh_dir() {
+  char tmpl[] = "/tmp/zapd-core-XXXXXX";
+  return mkdtemp(tmpl);
+}
+}  // namespace
+
+TEST_CASE("result carries a value or an error") {
+  zapd::result<int> ok = 7;
+  REQUIRE(ok.ok());
+  CHECK(*ok == 7);
+  zapd::result<int> bad = zapd::make_error(zapd::errc::not_found, "no such zap");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.err().code == zapd::errc::not_found);
+  CHECK(bad.err().message == "no such zap");
+  zapd::status fine;
+  CHECK(fine.ok());
+}
+
+TEST_CASE("uuids are v4, distinct and well-formed") {
+  std::regex v4("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    auto id = zapd::new_uuid();
+    REQUIRE(std::regex_match(id, v4));
+    seen.insert(id);
+  }
+  CHECK(seen.size() == 1000);
+  CHECK(zapd::random_hex(16).size() == 32);
+}
+
+TEST_CASE("data dir: created when missing, refused when it cannot be written") {
+  auto base = fresh_dir();
+  SECTION("missing directory is created with mode 0700") {
+    auto d = base + "/a/b";
+    REQUIRE(zapd::ensure_writable_dir(d).ok());
+    CHECK(fs::is_directory(d));
+    struct stat st{};
+    REQUIRE(stat(d.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0700);
+  }
+  SECTION("a path below a regular file is an error naming the directory") {
+    std::ofstream(base + "/file") << "x";
+    auto st = zapd::ensure_writable_dir(base + "/file/data");
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.err().message.find(base + "/file/data") != std::string::npos);
+  }
+  SECTION("a regular file is not a data dir") {
+    std::ofstream(base + "/plain") << "x";
+    CHECK_FALSE(zapd::ensure_writable_dir(base + "/plain").ok());
+  }
+}
+
+TEST_CASE("signing secret: created once with mode 0600, then reused") {
+  auto base = fresh_dir();
+  auto path = base + "/secret.key";
+  auto first = zapd::load_or_create_secret(path);
+  REQUIRE(first.ok());
+  CHECK(first->size() == 64);
+  struct stat st{};
+  REQUIRE(stat(path.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  auto again = zapd::load_or_create_secret(path);
+  REQUIRE(again.ok());
+  CHECK(*again == *first);
+
+  SECTION("a secret readable by others is refused") {
+    chmod(path.c_str(), 0644);
+    auto r = zapd::load_or_create_secret(path);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.err().message.find("chmod 600") != std::string::npos);
+  }
+  SECTION("garbage in the secret file is refused") {
+    std::ofstream(path, std::ios::trunc) << "short\n";
+    CHECK_FALSE(zapd::load_or_create_secret(path).ok());
+  }
+}

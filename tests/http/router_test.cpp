@@ -1,0 +1,105 @@
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <catch2/catch.hpp>
+
+#include "zapd/http/router.hpp"
+
+using namespace zapd::http;
+namespace asio = boost::asio;
+
+namespace {
+
+response run(const router& r, bhttp::verb method, const std::string& target, request* out = nullptr) {
+  asio::io_context ioc;
+  request req;
+  req.msg.method(method);
+  req.msg.target(target);
+  auto q = target.find('?');
+  req.path = target.substr(0, q);
+  if (q != std::string::npos) req.query = target.substr(q + 1);
+  auto fut = asio::co_spawn(ioc, r.dispatch(req), asio::use_future);
+  ioc.run();
+  if (out) *out = req;
+  return fut.get();
+}
+
+handler echo_params() {
+  return [](request& req) -> asio::awaitable<response> {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [k, v] : req.params) j[k] = v;
+    co_return response::json(200, j);
+  };
+}
+
+}  // namespace
+
+TEST_CASE("router: params, trailing slashes, 404 and 405 as JSON") {
+  router r;
+  r.add(bhttp::verb::get, "/api/v1/zap/{id}", echo_params());
+  r.add(bhttp::verb::delete_, "/api/v1/zap/{id}", echo_params());
+  r.add(bhttp::verb::post, "/hooks/catch/{userId}/{zapId}", echo_params());
+  r.add(bhttp::verb::get, "/assets/{*rest}", echo_params());
+  r.add(bhttp::verb::get, "/boom", [](request&) -> asio::awaitable<response> {
+    throw std::runtime_error("handler bug");
+    co_return response{};
+  });
+
+  struct scenario {
+    const char* name;
+    bhttp::verb method;
+    std::string target;
+    unsigned status;
+    std::string body_has;
+  };
+  std::vector<scenario> table = {
+      {"param", bhttp::verb::get, "/api/v1/zap/abc", 200, R"({"id":"abc"})"},
+      {"decoded param", bhttp::verb::get, "/api/v1/zap/a%20b", 200, R"({"id":"a b"})"},
+      {"trailing slash", bhttp::verb::post, "/hooks/catch/u1/z1/", 200, R"({"userId":"u1","zapId":"z1"})"},
+      {"query ignored for routing", bhttp::verb::post, "/hooks/catch/u1/z1?x=1", 200, R"("zapId":"z1")"},
+      {"tail", bhttp::verb::get, "/assets/js/app.js", 200, R"({"rest":"js/app.js"})"},
+      {"unknown path", bhttp::verb::get, "/nope", 404, R"("code":"not_found")"},
+      {"too many segments", bhttp::verb::get, "/api/v1/zap/abc/def", 404, R"("code":"not_found")"},
+      {"wrong method", bhttp::verb::put, "/api/v1/zap/abc", 405, R"("code":"method_not_allowed")"},
+      {"bad escape", bhttp::verb::get, "/api/v1/zap/%zz", 404, R"("code":"not_found")"},
+      {"handler exception", bhttp::verb::get, "/boom", 500, R"("code":"internal")"},
+  };
+  for (const auto& s : table) {
+    INFO(s.name);
+    auto res = run(r, s.method, s.target);
+    CHECK(res.status == s.status);
+    CHECK(res.body.find(s.body_has) != std::string::npos);
+    CHECK(res.content_type == "application/json");
+  }
+  auto res = run(r, bhttp::verb::put, "/api/v1/zap/abc");
+  bool has_allow = false;
+  for (const auto& [k, v] : res.headers)
+    if (k == "Allow") has_allow = (v == "GET, DELETE");
+  CHECK(has_allow);
+}
+
+TEST_CASE("query parameters and percent-decoding") {
+  request req;
+  req.query = "a=1&b=hello+world&c=%41%42&empty=&flag";
+  auto q = req.query_params();
+  CHECK(q["a"] == "1");
+  CHECK(q["b"] == "hello world");
+  CHECK(q["c"] == "AB");
+  CHECK(q["empty"].empty());
+  CHECK(q.count("flag") == 1);
+  CHECK_FALSE(percent_decode("%4", false).has_value());
+  CHECK(percent_decode("a+b", false) == std::optional<std::string>("a+b"));
+}
+
+TEST_CASE("every errc maps to the documented status") {
+  CHECK(status_for(zapd::errc::invalid_argument) == 400);
+  CHECK(status_for(zapd::errc::unauthorized) == 401);
+  CHECK(status_for(zapd::errc::not_found) == 404);
+  CHECK(status_for(zapd::errc::conflict) == 409);
+  CHECK(status_for(zapd::errc::payload_too_large) == 413);
+  CHECK(status_for(zapd::errc::too_many_requests) == 429);
+  CHECK(status_for(zapd::errc::overloaded) == 503);
+  auto r = error_response(zapd::errc::overloaded, "busy");
+  CHECK(r.status == 503);
+  CHECK(nlohmann::json::parse(r.body) == nlohmann::json{{"error", {{"code", "overloaded"}, {"message", "busy"}}}});
+}

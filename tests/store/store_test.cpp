@@ -1,0 +1,247 @@
+#include <atomic>
+#include <cstdlib>
+#include <future>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "zapd/store/database.hpp"
+#include "zapd/store/migrations.hpp"
+
+using namespace zapd;
+using namespace zapd::store;
+
+namespace {
+
+std::string fresh_db() {
+  char tmpl[] = "/tmp/zapd-store-XXXXXX";
+  return std::string(mkdtemp(tmpl)) + "/zapd.db";
+}
+
+std::int64_t count_rows(connection& c, const std::string& sql) {
+  auto q = c.prepare(sql);
+  REQUIRE(q.ok());
+  auto row = q->step();
+  REQUIRE(row.ok());
+  REQUIRE(*row);
+  return q->int64(0);
+}
+
+const std::vector<migration> k_test_migrations = {
+    {1, "one", "CREATE TABLE a(x INTEGER)"},
+    {2, "two", "CREATE TABLE b(y INTEGER); INSERT INTO b VALUES (1)"},
+};
+
+}  // namespace
+
+TEST_CASE("migrations: fresh database, then a re-run applies nothing") {
+  auto path = fresh_db();
+  auto c = open_write_connection(path, "full");
+  REQUIRE(c.ok());
+
+  auto first = migrate_up(*c, embedded_migrations());
+  REQUIRE(first.ok());
+  CHECK(*first == static_cast<int>(embedded_migrations().size()));
+  auto second = migrate_up(*c, embedded_migrations());
+  REQUIRE(second.ok());
+  CHECK(*second == 0);
+
+  auto st = migration_status(*c, embedded_migrations());
+  REQUIRE(st.ok());
+  for (const auto& m : *st) CHECK(m.applied);
+  CHECK(count_rows(*c, "SELECT count(*) FROM kv") == 0);  // 0001 created it
+}
+
+TEST_CASE("migrations: a new migration is applied on top; a failing one changes nothing") {
+  auto path = fresh_db();
+  auto c = open_write_connection(path, "full");
+  REQUIRE(c.ok());
+  std::vector<migration> only_first(k_test_migrations.begin(), k_test_migrations.begin() + 1);
+  REQUIRE(*migrate_up(*c, only_first) == 1);
+
+  auto st = migration_status(*c, k_test_migrations);
+  REQUIRE(st.ok());
+  CHECK((*st)[0].applied);
+  CHECK_FALSE((*st)[1].applied);
+
+  REQUIRE(*migrate_up(*c, k_test_migrations) == 1);
+  CHECK(count_rows(*c, "SELECT count(*) FROM b") == 1);
+
+  SECTION("a broken migration rolls back with the others of its run") {
+    auto broken = k_test_migrations;
+    broken.push_back({3, "three", "CREATE TABLE c(z INTEGER)"});
+    broken.push_back({4, "four", "THIS IS NOT SQL"});
+    auto r = migrate_up(*c, broken);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.err().message.find("0004_four") != std::string::npos);
+    CHECK(count_rows(*c, "SELECT count(*) FROM sqlite_master WHERE name='c'") == 0);
+    CHECK(count_rows(*c, "SELECT max(version) FROM schema_migrations") == 2);
+  }
+  SECTION("a database from a newer zapd is refused") {
+    auto r = migrate_up(*c, only_first);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.err().message.find("newer") != std::string::npos);
+  }
+}
+
+TEST_CASE("writer: many concurrent writers, each callback after its commit") {
+  auto path = fresh_db();
+  database::options o;
+  o.path = path;
+  o.writer.batch_max = 64;
+  auto db = database::open(o);
+  REQUIRE(db.ok());
+  REQUIRE((*db)->writes().execute<bool>([](connection& c) -> result<bool> {
+    auto st = c.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, who INTEGER)");
+    if (!st) return std::move(st).err();
+    return true;
+  }).ok());
+
+  // An independent read connection: a row it can see is committed, not merely written.
+  auto probe = connection::open(path, open_mode::read_only);
+  REQUIRE(probe.ok());
+  std::mutex probe_mu;
+
+  constexpr int k_threads = 8;
+  constexpr int k_per_thread = 400;
+  std::atomic<int> done{0};
+  std::atomic<int> not_visible{0};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < k_threads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < k_per_thread; ++i) {
+        std::int64_t id = t * 100000 + i;
+        auto st = (*db)->writes().submit_for<std::int64_t>(
+            [id, t](connection& c) -> result<std::int64_t> {
+              auto q = c.prepare("INSERT INTO t(id, who) VALUES(?, ?)");
+              if (!q) return std::move(q).err();
+              auto r = q->bind_all(id, t).run();
+              if (!r) return std::move(r).err();
+              return id;
+            },
+            [&, id](result<std::int64_t> r) {
+              if (!r.ok()) {
+                ++failed;
+              } else {
+                std::lock_guard lk(probe_mu);
+                auto q = probe->prepare("SELECT count(*) FROM t WHERE id = ?");
+                q->bind(1, *r);
+                (void)q->step();
+                if (q->int64(0) != 1 || *r != id) ++not_visible;
+              }
+              ++done;
+            });
+        if (!st.ok()) ++failed;  // the queue bound is far above this load
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  (*db)->stop();  // flushes what is queued
+  CHECK(done == k_threads * k_per_thread);
+  CHECK(failed == 0);
+  CHECK(not_visible == 0);
+  auto rows = (*db)->reads().with([](connection& c) { return count_rows(c, "SELECT count(*) FROM t"); });
+  CHECK(rows == k_threads * k_per_thread);
+  // Group commit: far fewer transactions than requests.
+  CHECK((*db)->writes().commits() < static_cast<std::uint64_t>(k_threads * k_per_thread));
+}
+
+TEST_CASE("writer: a failing request is rolled back alone; the others in its batch commit") {
+  auto path = fresh_db();
+  database::options o;
+  o.path = path;
+  auto db = database::open(o);
+  REQUIRE(db.ok());
+  auto& w = (*db)->writes();
+  REQUIRE(w.execute<bool>([](connection& c) -> result<bool> {
+    auto st = c.exec("CREATE TABLE t(id INTEGER PRIMARY KEY)");
+    if (!st) return std::move(st).err();
+    return true;
+  }).ok());
+
+  // Hold the writer busy so the next requests land in one batch.
+  std::promise<void> release;
+  auto gate = release.get_future().share();
+  REQUIRE(w.submit([gate](connection&) -> status { gate.wait(); return {}; }, nullptr).ok());
+
+  std::vector<std::future<status>> outcomes;
+  std::vector<std::shared_ptr<std::promise<status>>> promises;
+  for (int i = 0; i < 10; ++i) {
+    auto p = std::make_shared<std::promise<status>>();
+    outcomes.push_back(p->get_future());
+    promises.push_back(p);
+    bool fail = (i % 3 == 1);
+    REQUIRE(w.submit(
+                 [i, fail](connection& c) -> status {
+                   auto q = c.prepare("INSERT INTO t(id) VALUES(?)");
+                   if (!q) return std::move(q).err();
+                   auto st = q->bind(1, i).run();
+                   if (!st) return st;
+                   // The row is written, then the request fails: it must be undone.
+                   if (fail) return make_error(errc::invalid_argument, "request " + std::to_string(i) + " refused");
+                   return {};
+                 },
+                 [p](status st) { p->set_value(std::move(st)); })
+                .ok());
+  }
+  SECTION("an exception in a request is contained the same way") {
+    auto p = std::make_shared<std::promise<status>>();
+    auto f = p->get_future();
+    REQUIRE(w.submit([](connection&) -> status { throw std::runtime_error("boom"); }, [p](status st) { p->set_value(st); }).ok());
+    release.set_value();
+    auto st = f.get();
+    REQUIRE_FALSE(st.ok());
+    CHECK(st.err().message.find("boom") != std::string::npos);
+  }
+  SECTION("plain failures") { release.set_value(); }
+
+  std::set<int> committed;
+  for (int i = 0; i < 10; ++i) {
+    auto st = outcomes[i].get();
+    bool fail = (i % 3 == 1);
+    CHECK(st.ok() == !fail);
+    if (!fail) committed.insert(i);
+  }
+  auto ids = (*db)->reads().with([](connection& c) {
+    std::set<int> out;
+    auto q = c.prepare("SELECT id FROM t ORDER BY id");
+    while (*q->step()) out.insert(static_cast<int>(q->int64(0)));
+    return out;
+  });
+  CHECK(ids == committed);
+}
+
+TEST_CASE("writer: a full queue answers overloaded without queuing; stop flushes the rest") {
+  auto path = fresh_db();
+  database::options o;
+  o.path = path;
+  o.writer.max_pending = 3;
+  auto db = database::open(o);
+  REQUIRE(db.ok());
+  auto& w = (*db)->writes();
+
+  std::promise<void> release;
+  auto gate = release.get_future().share();
+  std::promise<void> started;
+  REQUIRE(w.submit([gate, &started](connection&) -> status { started.set_value(); gate.wait(); return {}; }, nullptr).ok());
+  started.get_future().wait();  // the blocker left the queue and runs
+
+  std::atomic<int> completed{0};
+  for (int i = 0; i < 3; ++i) REQUIRE(w.submit([](connection&) -> status { return {}; }, [&](status) { ++completed; }).ok());
+  bool called = false;
+  auto over = w.submit([](connection&) -> status { return {}; }, [&](status) { called = true; });
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.err().code == errc::overloaded);
+
+  release.set_value();
+  w.stop();
+  CHECK(completed == 3);
+  CHECK_FALSE(called);
+  auto after = w.submit([](connection&) -> status { return {}; }, nullptr);
+  REQUIRE_FALSE(after.ok());
+  CHECK(after.err().code == errc::unavailable);
+}
