@@ -112,10 +112,15 @@ authenticator auth_api::authenticate() const {
       if (!*found) co_return make_error(errc::unauthorized, "API token is invalid or revoked");
       const auth::token_owner& o = **found;
       if (!o.last_used_at || *o.last_used_at < iso_utc(now - k_touch_interval_s)) {
-        // Best effort and not awaited: a lost update only makes last_used_at older.
-        auto st = db_.writes().submit([id = o.token_id](store::connection& c) { return auth::touch_api_token(c, id); },
-                                      [](status) {});
-        (void)st;
+        // Awaited (so a listing right after shows it) but its outcome ignored: failing to
+        // record a use must not fail the call. At most one write per token per minute.
+        auto touch = [id = o.token_id](store::connection& c) -> result<bool> {
+          auto st = auth::touch_api_token(c, id);
+          if (!st) return std::move(st).err();
+          return true;
+        };
+        auto touched = co_await write<bool>(db_.writes(), std::move(touch));
+        if (!touched) log::warn("auth.token_touch_failed", {{"error", touched.err().message}});
       }
       co_return principal{o.owner.id, o.owner.email, o.owner.plan, o.owner.admin};
     }
