@@ -365,17 +365,18 @@ TEST_CASE("auth api: a sign-in flood gets 429s, memory stays bounded, the server
   };
 
   constexpr int k_clients = 96;
-  std::vector<std::future<int>> replies;
+  std::vector<std::future<http_reply>> replies;
   for (int i = 0; i < k_clients; ++i)
     replies.push_back(std::async(std::launch::async, [&, i] {
-      return signin(z, "flood" + std::to_string(i) + "@example.com", "wrong-password").status;
+      return signin(z, "flood" + std::to_string(i) + "@example.com", "wrong-password");
     }));
   int too_many = 0, refused = 0, other = 0;
   for (auto& f : replies) {
-    int s = f.get();
-    too_many += s == 429;
-    refused += s == 401;
-    other += s != 429 && s != 401;
+    auto r = f.get();
+    too_many += r.status == 429;
+    refused += r.status == 401;
+    other += r.status != 429 && r.status != 401;
+    if (r.status == 429) CHECK(r.header("retry-after") == "1");
   }
   INFO("401: " << refused << ", 429: " << too_many << ", peak RSS KiB: " << rss_peak_kib());
   CHECK(other == 0);
@@ -420,6 +421,15 @@ TEST_CASE("cli: zapd user create, set-password and list") {
   CHECK(list.out.find("ada@example.com") != std::string::npos);
   CHECK(list.out.find("bob@example.com") != std::string::npos);
   CHECK(list.out.find("paid") != std::string::npos);
+
+  // auth.secret is a secret: `config check` masks it, and a short one is refused.
+  auto check = run_zapd({"--set", "auth.secret=" + k_secret, "config", "check"});
+  CHECK(check.exit_code == 0);
+  CHECK(check.out.find("secret = \"********\"") != std::string::npos);
+  CHECK(check.out.find(k_secret) == std::string::npos);
+  auto weak = run_zapd({"--set", "auth.secret=short", "config", "check"});
+  CHECK(weak.exit_code == 2);
+  CHECK(weak.err.find("auth.secret") != std::string::npos);
 
   REQUIRE(cli({"user", "set-password", "--email", "ada@example.com"}, "password2\n").exit_code == 0);
   CHECK(cli({"user", "set-password", "--email", "nobody@example.com"}, "password2\n").exit_code == 2);
