@@ -54,13 +54,18 @@ unsigned status_for(errc e) noexcept {
 
 response error_response(const error& e, const std::optional<nlohmann::json>& details) {
   nlohmann::json err = {{"code", errc_name(e.code)}, {"message", e.message}};
-  if (details) err["details"] = *details;
+  if (details) {
+    err["details"] = *details;
+  } else if (!e.details.empty()) {
+    auto& list = err["details"] = nlohmann::json::array();
+    for (const auto& d : e.details) list.push_back({{"path", d.path}, {"message", d.message}});
+  }
   auto r = response::json(status_for(e.code), {{"error", err}});
   if (e.code == errc::overloaded) r.with_header("Retry-After", "1");
   return r;
 }
 
-response error_response(errc code, std::string message) { return error_response(error{code, std::move(message)}); }
+response error_response(errc code, std::string message) { return error_response(make_error(code, std::move(message))); }
 
 std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space) {
   std::string out;

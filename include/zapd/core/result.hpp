@@ -4,18 +4,28 @@
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "zapd/core/errc.hpp"
 
 namespace zapd {
 
-/// An expected failure: a code and a message a user can act on.
+/// One problem with one input field, e.g. {"actions[1].actionMetadata.url", "required"}.
+struct field_error {
+  std::string path;
+  std::string message;
+  bool operator==(const field_error&) const = default;
+};
+
+/// An expected failure: a code and a message a user can act on, and for validation failures
+/// the list of fields at fault (rendered as `error.details`).
 struct error {
   errc code = errc::internal;
   std::string message;
+  std::vector<field_error> details;
 };
 
-inline error make_error(errc code, std::string message) { return error{code, std::move(message)}; }
+inline error make_error(errc code, std::string message) { return error{code, std::move(message), {}}; }
 
 /// Either a T or an `error`. A small stand-in for C++23's std::expected.
 template <class T>

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "zapd/core/result.hpp"
+
+namespace zapd::actions {
+
+enum class field_type {
+  string,       // one line of text
+  text,         // multi-line text
+  integer,
+  boolean,
+  choice,       // one of `choices`
+  string_map,   // object of string -> string (e.g. HTTP headers)
+  string_list,  // one string or an array of strings (e.g. email recipients)
+};
+
+enum class field_format { none, url, email };
+
+/// One config field of a trigger or action: the single source the UI renders forms from and
+/// the server validates with.
+struct field_spec {
+  std::string name;
+  field_type type = field_type::string;
+  bool required = false;
+  nlohmann::json default_value;  // null when none
+  std::string help;
+  bool templates = false;  // may hold {{...}} templates
+  std::vector<std::string> choices;
+  field_format format = field_format::none;
+  std::size_t max_length = 0;  // 0 = only the zap-wide size limit
+  std::string alias_of;        // accepted on input as another name for this field (seeds' `email` = `to`)
+};
+
+/// A catalog entry. `id` is stable and appears in zaps; `aliases` are accepted on input.
+struct spec {
+  std::string id;
+  std::string name;
+  std::string description;
+  std::vector<std::string> aliases;
+  std::vector<field_spec> fields;
+  std::string icon_svg;  // served at /static/icons/{id}.svg
+};
+
+/// The `configSchema` JSON for a spec (fields with name, type, required, default, help,
+/// templates, choices, format).
+nlohmann::json config_schema_json(const spec& s);
+
+/// Validates `config` against `s.fields`, appending problems under `path` (e.g.
+/// "actions[1].actionMetadata"). `known_secrets` are the names `{{secrets.NAME}}` may use.
+/// Returns the config normalised: aliases renamed, defaults left out.
+nlohmann::json validate_config(const spec& s, const nlohmann::json& config, const std::string& path,
+                               const std::set<std::string>& known_secrets, std::vector<field_error>& out);
+
+/// Names of secrets referenced as {{secrets.NAME}} anywhere in `j`'s strings.
+std::set<std::string> secret_references(const nlohmann::json& j);
+
+/// A plausible single email address (local@domain.tld, no spaces or angle brackets).
+bool looks_like_email(std::string_view s);
+
+}  // namespace zapd::actions

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <string>
+
+#include "zapd/actions/catalog.hpp"
+#include "zapd/http/principal.hpp"
+#include "zapd/http/router.hpp"
+#include "zapd/secrets/secrets.hpp"
+#include "zapd/store/database.hpp"
+#include "zapd/zaps/zaps.hpp"
+
+namespace zapd::http {
+
+struct zap_routes_deps {
+  store::database& db;
+  const actions::catalog& catalog;
+  const secrets::box& box;
+  authenticator auth;
+  std::string public_url;
+  zaps::limits limits;
+};
+
+/// The catalog (no auth), icons, zap CRUD/versions/export/import and secrets routes.
+/// `deps` must outlive the router.
+void add_zap_routes(router& r, const zap_routes_deps& deps);
+
+/// Wraps a handler that needs a signed-in user: 401 JSON when `auth` refuses.
+handler authed(const authenticator& auth, std::function<boost::asio::awaitable<response>(request&, const principal&)> h);
+
+}  // namespace zapd::http

@@ -1,0 +1,68 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "zapd/actions/catalog.hpp"
+#include "zapd/core/result.hpp"
+#include "zapd/store/connection.hpp"
+
+namespace zapd::zaps {
+
+struct limits {
+  std::size_t max_actions = 50;
+  std::size_t max_definition_bytes = 64 * 1024;
+};
+
+/// One zap as stored: its current version's name, state and definition JSON
+/// ({"trigger":{id,triggerId,metadata},"actions":[{id,actionId,sortingOrder,metadata}]}).
+struct zap_record {
+  std::string id;
+  std::string user_id;
+  std::string name;
+  bool enabled = true;
+  std::int64_t version = 1;
+  nlohmann::json definition;
+  std::string created_at;
+  std::string updated_at;
+};
+
+struct version_record {
+  std::int64_t version;
+  std::string name;
+  bool enabled;
+  nlohmann::json definition;
+  std::string created_at;
+};
+
+/// Validates a create/replace/import body against the catalog, the user's secret names and
+/// the limits. On failure: `invalid_argument` with `details` naming each field at fault.
+/// On success: {"name", "definition"} with fresh trigger/action ids and canonical catalog ids.
+struct validated {
+  std::string name;
+  nlohmann::json definition;
+};
+result<validated> validate(const nlohmann::json& body, const actions::catalog& cat, const std::set<std::string>& secrets,
+                           const limits& lim);
+
+// Store operations. Writes run on the writer thread inside its transaction; reads on a reader.
+// Another user's zap is `not_found`, exactly like a missing one.
+result<zap_record> create(store::connection& c, const std::string& user_id, const validated& v);
+result<zap_record> replace(store::connection& c, const std::string& user_id, const std::string& zap_id, const validated& v);
+result<zap_record> patch(store::connection& c, const std::string& user_id, const std::string& zap_id,
+                         const std::optional<std::string>& name, std::optional<bool> enabled);
+status remove(store::connection& c, const std::string& user_id, const std::string& zap_id);
+result<zap_record> get(store::connection& c, const std::string& user_id, const std::string& zap_id);
+result<std::vector<zap_record>> list(store::connection& c, const std::string& user_id);
+result<std::vector<version_record>> versions(store::connection& c, const std::string& user_id, const std::string& zap_id);
+
+/// The API shape of a zap (the seeds' dashboard reads trigger.type.image, actions[].type.image).
+nlohmann::json to_json(const zap_record& z, const actions::catalog& cat, const std::string& public_url);
+std::string webhook_url(const std::string& public_url, const std::string& user_id, const std::string& zap_id);
+/// A portable document: catalog ids and configs (secret references, never values).
+nlohmann::json export_json(const zap_record& z);
+
+}  // namespace zapd::zaps

@@ -1,0 +1,252 @@
+#include "zapd/zaps/zaps.hpp"
+
+#include <fmt/format.h>
+
+#include "zapd/core/ids.hpp"
+
+namespace zapd::zaps {
+namespace {
+
+constexpr std::size_t k_max_name = 200;
+const char* const k_select = "SELECT id, user_id, name, enabled, version, definition, created_at, updated_at FROM zaps ";
+
+zap_record read_row(store::statement& q) {
+  zap_record z;
+  z.id = q.text(0);
+  z.user_id = q.text(1);
+  z.name = q.text(2);
+  z.enabled = q.int64(3) != 0;
+  z.version = q.int64(4);
+  z.definition = nlohmann::json::parse(q.text(5), nullptr, false);
+  z.created_at = q.text(6);
+  z.updated_at = q.text(7);
+  return z;
+}
+
+status record_version(store::connection& c, const zap_record& z) {
+  auto q = c.prepare("INSERT INTO zap_versions(zap_id, version, name, enabled, definition) VALUES(?, ?, ?, ?, ?)");
+  if (!q) return std::move(q).err();
+  return q->bind_all(z.id, z.version, z.name, z.enabled ? 1 : 0, z.definition.dump()).run();
+}
+
+// Saves `z` (already at its new version) to zaps and zap_versions, then reads it back.
+result<zap_record> save(store::connection& c, const zap_record& z, bool insert) {
+  if (insert) {
+    auto q = c.prepare("INSERT INTO zaps(id, user_id, name, enabled, version, definition) VALUES(?, ?, ?, ?, ?, ?)");
+    if (!q) return std::move(q).err();
+    auto st = q->bind_all(z.id, z.user_id, z.name, z.enabled ? 1 : 0, z.version, z.definition.dump()).run();
+    if (!st) return std::move(st).err();
+  } else {
+    auto q = c.prepare(
+        "UPDATE zaps SET name = ?, enabled = ?, version = ?, definition = ?, "
+        "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ? AND user_id = ?");
+    if (!q) return std::move(q).err();
+    auto st = q->bind_all(z.name, z.enabled ? 1 : 0, z.version, z.definition.dump(), z.id, z.user_id).run();
+    if (!st) return std::move(st).err();
+  }
+  auto st = record_version(c, z);
+  if (!st) return std::move(st).err();
+  return get(c, z.user_id, z.id);
+}
+
+std::string trimmed(std::string s) {
+  s.erase(0, s.find_first_not_of(" \t\r\n"));
+  s.erase(s.find_last_not_of(" \t\r\n") + 1);
+  return s;
+}
+
+}  // namespace
+
+result<validated> validate(const nlohmann::json& body, const actions::catalog& cat, const std::set<std::string>& secrets,
+                           const limits& lim) {
+  std::vector<field_error> errs;
+  auto fail = [&errs]() -> result<validated> {
+    error e = make_error(errc::invalid_argument,
+                         errs.size() == 1 ? fmt::format("{}: {}", errs[0].path, errs[0].message)
+                                          : fmt::format("{} problems in the zap; see details", errs.size()));
+    e.details = errs;
+    return e;
+  };
+  if (!body.is_object()) {
+    errs.push_back({"", "the body must be a JSON object"});
+    return fail();
+  }
+  if (body.dump().size() > lim.max_definition_bytes) {
+    errs.push_back({"", fmt::format("the zap is larger than {} bytes", lim.max_definition_bytes)});
+    return fail();
+  }
+
+  validated v;
+  v.name = "Untitled zap";
+  if (body.contains("name") && !body["name"].is_null()) {
+    if (!body["name"].is_string()) {
+      errs.push_back({"name", "must be a string"});
+    } else {
+      auto n = trimmed(body["name"].get<std::string>());
+      if (n.empty() || n.size() > k_max_name) errs.push_back({"name", fmt::format("must be 1..{} characters", k_max_name)});
+      v.name = n;
+    }
+  }
+
+  nlohmann::json trigger;
+  if (!body.contains("availableTriggerId") || !body["availableTriggerId"].is_string()) {
+    errs.push_back({"availableTriggerId", body.contains("availableTriggerId") ? "must be a string" : "required"});
+  } else {
+    auto id = body["availableTriggerId"].get<std::string>();
+    const auto* spec = cat.find_trigger(id);
+    if (!spec) {
+      errs.push_back({"availableTriggerId", fmt::format("unknown trigger '{}'", id)});
+    } else {
+      auto meta = actions::validate_config(*spec, body.value("triggerMetadata", nlohmann::json::object()),
+                                           "triggerMetadata", secrets, errs);
+      trigger = {{"id", new_uuid()}, {"triggerId", spec->id}, {"metadata", meta}};
+    }
+  }
+
+  nlohmann::json acts = nlohmann::json::array();
+  if (!body.contains("actions") || !body["actions"].is_array()) {
+    errs.push_back({"actions", body.contains("actions") ? "must be a list" : "required"});
+  } else if (body["actions"].size() > lim.max_actions) {
+    errs.push_back({"actions", fmt::format("at most {} actions", lim.max_actions)});
+  } else {
+    const auto& list = body["actions"];
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      std::string path = fmt::format("actions[{}]", i);
+      const auto& a = list[i];
+      if (!a.is_object()) {
+        errs.push_back({path, "must be an object"});
+        continue;
+      }
+      if (!a.contains("availableActionId") || !a["availableActionId"].is_string()) {
+        errs.push_back({path + ".availableActionId", a.contains("availableActionId") ? "must be a string" : "required"});
+        continue;
+      }
+      auto id = a["availableActionId"].get<std::string>();
+      const auto* spec = cat.find_action(id);
+      if (!spec) {
+        errs.push_back({path + ".availableActionId", fmt::format("unknown action '{}'", id)});
+        continue;
+      }
+      auto meta = actions::validate_config(*spec, a.value("actionMetadata", nlohmann::json::object()),
+                                           path + ".actionMetadata", secrets, errs);
+      acts.push_back({{"id", new_uuid()}, {"actionId", spec->id}, {"sortingOrder", i}, {"metadata", meta}});
+    }
+  }
+  if (!errs.empty()) return fail();
+  v.definition = {{"trigger", trigger}, {"actions", acts}};
+  return v;
+}
+
+result<zap_record> create(store::connection& c, const std::string& user_id, const validated& v) {
+  zap_record z;
+  z.id = new_uuid();
+  z.user_id = user_id;
+  z.name = v.name;
+  z.enabled = true;
+  z.version = 1;
+  z.definition = v.definition;
+  return save(c, z, true);
+}
+
+result<zap_record> replace(store::connection& c, const std::string& user_id, const std::string& zap_id, const validated& v) {
+  auto z = get(c, user_id, zap_id);
+  if (!z) return z;
+  z->name = v.name;
+  z->definition = v.definition;
+  z->version += 1;
+  return save(c, *z, false);
+}
+
+result<zap_record> patch(store::connection& c, const std::string& user_id, const std::string& zap_id,
+                         const std::optional<std::string>& name, std::optional<bool> enabled) {
+  auto z = get(c, user_id, zap_id);
+  if (!z) return z;
+  if (name) z->name = *name;
+  if (enabled) z->enabled = *enabled;
+  z->version += 1;
+  return save(c, *z, false);
+}
+
+status remove(store::connection& c, const std::string& user_id, const std::string& zap_id) {
+  auto q = c.prepare("DELETE FROM zaps WHERE id = ? AND user_id = ?");
+  if (!q) return std::move(q).err();
+  auto st = q->bind_all(zap_id, user_id).run();
+  if (!st) return st;
+  if (c.changes() == 0) return make_error(errc::not_found, "zap not found");
+  return {};
+}
+
+result<zap_record> get(store::connection& c, const std::string& user_id, const std::string& zap_id) {
+  auto q = c.prepare(std::string(k_select) + "WHERE id = ? AND user_id = ?");
+  if (!q) return std::move(q).err();
+  q->bind_all(zap_id, user_id);
+  auto row = q->step();
+  if (!row) return std::move(row).err();
+  if (!*row) return make_error(errc::not_found, "zap not found");
+  return read_row(*q);
+}
+
+result<std::vector<zap_record>> list(store::connection& c, const std::string& user_id) {
+  auto q = c.prepare(std::string(k_select) + "WHERE user_id = ? ORDER BY created_at DESC, id");
+  if (!q) return std::move(q).err();
+  q->bind(1, user_id);
+  std::vector<zap_record> out;
+  for (;;) {
+    auto row = q->step();
+    if (!row) return std::move(row).err();
+    if (!*row) break;
+    out.push_back(read_row(*q));
+  }
+  return out;
+}
+
+result<std::vector<version_record>> versions(store::connection& c, const std::string& user_id, const std::string& zap_id) {
+  auto z = get(c, user_id, zap_id);
+  if (!z) return std::move(z).err();
+  auto q = c.prepare(
+      "SELECT version, name, enabled, definition, created_at FROM zap_versions WHERE zap_id = ? ORDER BY version DESC");
+  if (!q) return std::move(q).err();
+  q->bind(1, zap_id);
+  std::vector<version_record> out;
+  for (;;) {
+    auto row = q->step();
+    if (!row) return std::move(row).err();
+    if (!*row) break;
+    out.push_back({q->int64(0), q->text(1), q->int64(2) != 0, nlohmann::json::parse(q->text(3), nullptr, false), q->text(4)});
+  }
+  return out;
+}
+
+std::string webhook_url(const std::string& public_url, const std::string& user_id, const std::string& zap_id) {
+  return fmt::format("{}/hooks/catch/{}/{}", public_url, user_id, zap_id);
+}
+
+nlohmann::json to_json(const zap_record& z, const actions::catalog& cat, const std::string& public_url) {
+  const auto& t = z.definition["trigger"];
+  nlohmann::json trigger = {{"id", t["id"]}, {"triggerId", t["triggerId"]}, {"metadata", t["metadata"]}};
+  if (const auto* s = cat.find_trigger(t["triggerId"].get<std::string>())) trigger["type"] = cat.type_json(*s, public_url);
+  nlohmann::json acts = nlohmann::json::array();
+  for (const auto& a : z.definition["actions"]) {
+    nlohmann::json j = {{"id", a["id"]}, {"actionId", a["actionId"]}, {"sortingOrder", a["sortingOrder"]}, {"metadata", a["metadata"]}};
+    if (const auto* s = cat.find_action(a["actionId"].get<std::string>())) j["type"] = cat.type_json(*s, public_url);
+    acts.push_back(std::move(j));
+  }
+  return {{"id", z.id},          {"name", z.name},           {"enabled", z.enabled},
+          {"version", z.version}, {"createdAt", z.created_at}, {"updatedAt", z.updated_at},
+          {"userId", z.user_id},  {"webhookUrl", webhook_url(public_url, z.user_id, z.id)},
+          {"trigger", trigger},   {"actions", acts}};
+}
+
+nlohmann::json export_json(const zap_record& z) {
+  nlohmann::json acts = nlohmann::json::array();
+  for (const auto& a : z.definition["actions"])
+    acts.push_back({{"availableActionId", a["actionId"]}, {"actionMetadata", a["metadata"]}});
+  return {{"format", "zapd.zap"},
+          {"formatVersion", 1},
+          {"name", z.name},
+          {"availableTriggerId", z.definition["trigger"]["triggerId"]},
+          {"triggerMetadata", z.definition["trigger"]["metadata"]},
+          {"actions", acts}};
+}
+
+}  // namespace zapd::zaps
