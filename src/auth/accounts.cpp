@@ -102,7 +102,7 @@ status validate_password(std::string_view p, std::string_view field) {
 }
 
 status validate_name(std::string_view n, std::string_view field) {
-  if (n.empty()) return invalid(field, "is required");
+  if (n.find_first_not_of(" \t") == std::string_view::npos) return invalid(field, "is required");
   if (utf8_length(n) > k_name_max) return invalid(field, fmt::format("must be at most {} characters", k_name_max));
   if (has_control(n)) return invalid(field, "must not contain control characters");
   return {};

@@ -189,6 +189,7 @@ TEST_CASE("input rules: email, password and name") {
   CHECK(validate_password(std::string(1024, 'x')).ok());
   CHECK_FALSE(validate_password(std::string(1025, 'x')).ok());
   CHECK_FALSE(validate_name("").ok());
+  CHECK_FALSE(validate_name("   ").ok());
   CHECK(validate_name("Ada Lovelace").ok());
   CHECK(validate_name(std::string(200, 'x')).ok());
   CHECK_FALSE(validate_name(std::string(201, 'x')).ok());

@@ -117,6 +117,7 @@ TEST_CASE("auth api: sign-up refuses each invalid field by name, and a taken ema
        "password"},
       {"missing name", R"({"username":"a@x.com","password":"password1"})", 400, "name"},
       {"empty name", R"({"username":"a@x.com","password":"password1","name":""})", 400, "name"},
+      {"blank name", R"({"username":"a@x.com","password":"password1","name":"   "})", 400, "name"},
       {"name too long", json{{"username", "a@x.com"}, {"password", "password1"}, {"name", std::string(201, 'n')}}.dump(), 400,
        "name"},
       {"body not JSON", "username=a", 400, "request body"},

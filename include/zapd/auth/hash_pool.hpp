@@ -18,7 +18,8 @@ namespace zapd::auth {
 /// growing without bound.
 ///
 /// Lifecycle: threads start in the constructor; `stop()` (or the destructor) runs the jobs
-/// already queued, then joins. Thread-safe: `submit` from any thread. Jobs must not throw.
+/// already queued, then joins. Thread-safe: `submit` from any thread; `stop` from the owner's
+/// thread only. Jobs must not throw.
 class hash_pool {
  public:
   hash_pool(std::size_t threads, std::size_t queue_max);
