@@ -13,9 +13,16 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
+#include "zapd/auth/accounts.hpp"
+#include "zapd/auth/hash_pool.hpp"
+#include "zapd/auth/jwt.hpp"
+#include "zapd/auth/options.hpp"
 #include "zapd/core/files.hpp"
 #include "zapd/core/log.hpp"
+#include "zapd/http/auth_routes.hpp"
 #include "zapd/http/health_routes.hpp"
+#include "zapd/http/zap_routes.hpp"
+#include "zapd/secrets/secrets.hpp"
 #include "zapd/http/server.hpp"
 #include "zapd/store/database.hpp"
 #include "zapd/store/migrations.hpp"
@@ -37,6 +44,44 @@ store::database::options db_options(const config::settings& s, bool migrate) {
   o.writer.max_pending = static_cast<std::size_t>(s.store_max_pending);
   o.migrate = migrate;
   return o;
+}
+
+auth::password_params hash_params(const config::settings& s) {
+  auth::password_params p;
+  p.opslimit = static_cast<std::uint64_t>(s.auth_hash_opslimit);
+  p.memlimit_bytes = static_cast<std::size_t>(s.auth_hash_memlimit_kib) * 1024;
+  return p;
+}
+
+auth::options auth_options(const config::settings& s, const std::string& data_dir_secret) {
+  auth::options o;
+  o.session_key = auth::derive_session_key(s.auth_secret.empty() ? data_dir_secret : s.auth_secret);
+  o.session_ttl_seconds = s.auth_session_ttl_seconds;
+  o.default_plan = s.auth_default_plan;
+  o.signup_open = s.auth_signup == "open";
+  o.hashing = hash_params(s);
+  o.hash_threads = s.auth_hash_threads > 0 ? static_cast<std::size_t>(s.auth_hash_threads)
+                                           : std::min<std::size_t>(2, std::max(1u, std::thread::hardware_concurrency()));
+  o.hash_queue = static_cast<std::size_t>(s.auth_hash_queue);
+  o.signin_account_attempts = s.auth_signin_account_attempts;
+  o.signin_ip_attempts = s.auth_signin_ip_attempts;
+  o.signin_window = std::chrono::seconds(s.auth_signin_window_seconds);
+  return o;
+}
+
+// Opens the store for a CLI command (migrating first); logs and returns null on failure.
+std::unique_ptr<store::database> open_for_cli(const config::settings& s) {
+  auto dir = ensure_writable_dir(s.data_dir);
+  if (!dir) {
+    log::error("zapd.config_error", {{"error", dir.err().message}});
+    return nullptr;
+  }
+  auto db = store::database::open(db_options(s, true));
+  if (!db) {
+    log::error("zapd.store_error", {{"error", db.err().message}, {"path", db_path(s)}});
+    return nullptr;
+  }
+  return std::move(*db);
 }
 
 // Waits for the server's connections to end after stop(), up to the grace period.
@@ -71,8 +116,23 @@ int serve(const config::loaded& cfg) {
     return k_exit_failure;
   }
 
+  const auth::options auth_opts = auth_options(s, *secret);
+  auth::hash_pool hashes(auth_opts.hash_threads, auth_opts.hash_queue);
+  http::auth_api accounts(**db, hashes, auth_opts, real_clock());
+
+  auto box = secrets::box::load_or_create((fs::path(s.data_dir) / "secrets.key").string());
+  if (!box) {
+    log::error("zapd.secret_error", {{"error", box.err().message}});
+    return k_exit_usage;
+  }
+  const http::zap_routes_deps zap_deps{**db, actions::catalog::builtin(), *box, accounts.authenticate(), s.server_public_url,
+                                       zaps::limits{static_cast<std::size_t>(s.zaps_max_actions),
+                                                    static_cast<std::size_t>(s.zaps_max_bytes)}};
+
   http::router routes;
   http::add_health_routes(routes, **db);
+  accounts.add_routes(routes);
+  http::add_zap_routes(routes, zap_deps);
 
   std::size_t threads = s.server_threads > 0 ? static_cast<std::size_t>(s.server_threads)
                                              : std::max(1u, std::thread::hardware_concurrency());
@@ -108,8 +168,82 @@ int serve(const config::loaded& cfg) {
   ioc.run();
   for (auto& t : pool) t.join();
 
+  // Hash jobs still queued complete into the (stopped) io_context before it is destroyed.
+  hashes.stop();
   (*db)->stop();
   log::info("zapd.stopped");
+  return k_exit_ok;
+}
+
+int user_create(const config::loaded& cfg, const std::string& raw_email, const std::string& name,
+                const std::string& password) {
+  const auto& s = cfg.values;
+  std::string email = auth::normalize_email(raw_email);
+  for (auto st : {auth::validate_email(email, "--email"), auth::validate_name(name, "--name"), auth::validate_password(password)}) {
+    if (!st) {
+      fmt::print(stderr, "zapd: {}\n", st.err().message);
+      return k_exit_usage;
+    }
+  }
+  auto db = open_for_cli(s);
+  if (!db) return k_exit_failure;
+  auto hash = auth::hash_password(password, hash_params(s));
+  if (!hash) {
+    fmt::print(stderr, "zapd: {}\n", hash.err().message);
+    return k_exit_failure;
+  }
+  auth::new_user nu{email, name, *hash, s.auth_default_plan};
+  auto u = db->writes().execute<auth::user>([&](store::connection& c) { return auth::insert_user(c, nu); });
+  db->stop();
+  if (!u) {
+    fmt::print(stderr, "zapd: {}: {}\n", email, u.err().message);
+    return u.err().code == errc::conflict ? k_exit_usage : k_exit_failure;
+  }
+  fmt::print("created user {} <{}> id {} plan {}{}\n", u->name, u->email, u->id, u->plan, u->admin ? " (admin)" : "");
+  return k_exit_ok;
+}
+
+int user_set_password(const config::loaded& cfg, const std::string& raw_email, const std::string& password) {
+  const auto& s = cfg.values;
+  std::string email = auth::normalize_email(raw_email);
+  if (auto st = auth::validate_password(password); !st) {
+    fmt::print(stderr, "zapd: {}\n", st.err().message);
+    return k_exit_usage;
+  }
+  auto db = open_for_cli(s);
+  if (!db) return k_exit_failure;
+  auto hash = auth::hash_password(password, hash_params(s));
+  if (!hash) {
+    fmt::print(stderr, "zapd: {}\n", hash.err().message);
+    return k_exit_failure;
+  }
+  auto v = db->writes().execute<std::int64_t>([&](store::connection& c) -> result<std::int64_t> {
+    auto u = auth::find_user_by_email(c, email);
+    if (!u) return std::move(u).err();
+    if (!*u) return make_error(errc::not_found, "no account with this email");
+    return auth::set_password_hash(c, (*u)->id, *hash);
+  });
+  db->stop();
+  if (!v) {
+    fmt::print(stderr, "zapd: {}: {}\n", email, v.err().message);
+    return v.err().code == errc::not_found ? k_exit_usage : k_exit_failure;
+  }
+  fmt::print("password changed for {}; every session of this user has ended\n", email);
+  return k_exit_ok;
+}
+
+int user_list(const config::loaded& cfg) {
+  auto db = open_for_cli(cfg.values);
+  if (!db) return k_exit_failure;
+  auto users = db->reads().with([](store::connection& c) { return auth::list_users(c); });
+  db->stop();
+  if (!users) {
+    fmt::print(stderr, "zapd: {}\n", users.err().message);
+    return k_exit_failure;
+  }
+  fmt::print("{:<36}  {:<32}  {:<5}  {:<5}  {:<24}  {}\n", "ID", "EMAIL", "PLAN", "ADMIN", "CREATED", "NAME");
+  for (const auto& u : *users)
+    fmt::print("{:<36}  {:<32}  {:<5}  {:<5}  {:<24}  {}\n", u.id, u.email, u.plan, u.admin ? "yes" : "no", u.created_at, u.name);
   return k_exit_ok;
 }
 

@@ -1,8 +1,13 @@
 // zapd's command line: parses flags, loads the config, hands off to `app`.
 #include <sqlite3.h>
 
+#include <termios.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +34,9 @@ commands:
   migrate [up]       apply pending database migrations
   migrate status     list migrations and whether each is applied
   config check       print the effective configuration (secrets masked)
+  user create        create an account (works when sign-up is closed)
+  user set-password  change an account's password, ending its sessions
+  user list          list accounts
   version            print the version
   help [command]     show help (also: zapd <command> --help)
 
@@ -64,12 +72,30 @@ Loads the configuration exactly as `serve` would and prints the effective value 
 key with where it came from. Secrets are masked. Exits 2 on the first invalid key or value.
 )";
 
+constexpr const char* k_user_help = R"(usage: zapd user <create|set-password|list> [flags]
+
+  zapd user create --email E --name N [--plan free|paid]
+      Creates an account, validated like sign-up (email, password 8..1024 bytes, name
+      1..200 characters). The first account of an installation is its administrator.
+      Works whether auth.signup is open or closed.
+  zapd user set-password --email E
+      Replaces the password and ends every session of the user (API tokens stay valid).
+  zapd user list
+      Prints every account: id, email, plan, admin, created, name.
+
+The password is read from standard input (its first line) when stdin is not a terminal,
+otherwise prompted for twice without echo, e.g.
+  printf '%s\n' "$PASSWORD" | zapd user create --email me@example.com --name Me
+Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage (e.g. the email is taken).
+)";
+
 constexpr const char* k_version_help = "usage: zapd version\n\nPrints the version of zapd and of its libraries.\n";
 
 struct cli_args {
   std::vector<std::string> words;  // command and its arguments
   config::sources src;
   bool help = false;
+  std::map<std::string, std::string> user_opts;  // --email, --name, --plan of `zapd user`
 };
 
 int usage_error(const std::string& msg) {
@@ -108,6 +134,10 @@ std::optional<std::string> parse(int argc, char** argv, cli_args& out) {
       auto v = need_value(i, name);
       if (!v) return "--data-dir needs a directory";
       out.src.flags.emplace_back("data_dir", *v);
+    } else if (name == "--email" || name == "--name" || name == "--plan") {
+      auto v = need_value(i, name);
+      if (!v) return fmt::format("{} needs a value", name);
+      out.user_opts[std::string(name.substr(2))] = *v;
     } else if (a == "--log-json") {
       out.src.flags.emplace_back("log.format", "json");
     } else if (name == "--log-level") {
@@ -121,6 +151,61 @@ std::optional<std::string> parse(int argc, char** argv, cli_args& out) {
     }
   }
   return std::nullopt;
+}
+
+// The password for `zapd user`: stdin's first line, or a no-echo prompt (twice) on a terminal.
+std::optional<std::string> read_password(std::string_view prompt) {
+  if (!isatty(STDIN_FILENO)) {
+    std::string line;
+    if (!std::getline(std::cin, line)) return std::nullopt;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return line;
+  }
+  auto ask = [](std::string_view p) -> std::optional<std::string> {
+    fmt::print(stderr, "{}", p);
+    termios old{};
+    tcgetattr(STDIN_FILENO, &old);
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+    std::string line;
+    bool ok = static_cast<bool>(std::getline(std::cin, line));
+    tcsetattr(STDIN_FILENO, TCSANOW, &old);
+    fmt::print(stderr, "\n");
+    if (!ok) return std::nullopt;
+    return line;
+  };
+  auto first = ask(prompt);
+  if (!first) return std::nullopt;
+  auto again = ask("Repeat password: ");
+  if (!again || *again != *first) {
+    fmt::print(stderr, "zapd: the passwords do not match\n");
+    return std::nullopt;
+  }
+  return first;
+}
+
+int user_command(const cli_args& args, const config::loaded& cfg) {
+  std::string sub = args.words.size() > 1 ? args.words[1] : "";
+  auto opt = [&](const char* k) -> std::string {
+    auto it = args.user_opts.find(k);
+    return it == args.user_opts.end() ? std::string() : it->second;
+  };
+  if (sub == "list") return app::user_list(cfg);
+  if (sub == "create" || sub == "set-password") {
+    if (opt("email").empty()) return usage_error(fmt::format("user {} needs --email", sub));
+    if (sub == "create" && opt("name").empty()) return usage_error("user create needs --name");
+    auto password = read_password("Password: ");
+    if (!password) return usage_error("no password given (on stdin or at the prompt)");
+    if (sub == "set-password") return app::user_set_password(cfg, opt("email"), *password);
+    config::loaded with_plan = cfg;
+    if (auto plan = opt("plan"); !plan.empty()) {
+      if (plan != "free" && plan != "paid") return usage_error("--plan must be free or paid");
+      with_plan.values.auth_default_plan = plan;
+    }
+    return app::user_create(with_plan, opt("email"), opt("name"), *password);
+  }
+  return usage_error(sub.empty() ? "usage: zapd user <create|set-password|list>" : fmt::format("unknown user command '{}'", sub));
 }
 
 int print(const char* text) {
@@ -149,6 +234,7 @@ int main(int argc, char** argv) {
     if (cmd == "migrate") return print(k_migrate_help);
     if (cmd == "config") return print(k_config_help);
     if (cmd == "version") return print(k_version_help);
+    if (cmd == "user") return print(k_user_help);
     return usage_error(fmt::format("unknown command '{}'", cmd));
   }
 
@@ -185,5 +271,6 @@ int main(int argc, char** argv) {
     fmt::print("{}", config::render(*cfg));
     return app::k_exit_ok;
   }
+  if (cmd == "user") return user_command(args, *cfg);
   return usage_error(fmt::format("unknown command '{}'", cmd));
 }

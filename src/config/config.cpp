@@ -39,6 +39,12 @@ key_def str_key(std::string name, std::string help, std::string settings::*m, st
   return d;
 }
 
+// Marks a key as a secret: `config check` masks its value.
+key_def secret(key_def d) {
+  d.info.secret = true;
+  return d;
+}
+
 key_def int_key(std::string name, std::string help, std::int64_t settings::*m, std::int64_t min, std::int64_t max) {
   key_def d{{name, env_name(name), std::move(help)}, kind::integer};
   d.num = m;
@@ -65,6 +71,19 @@ const std::vector<key_def>& defs() {
       int_key("queue.free_concurrency", "most jobs of the free lane running at once", &settings::queue_free_concurrency, 1, 100'000),
       int_key("outbox.batch", "most outbox rows the relay moves to the queue per transaction", &settings::outbox_batch, 1, 100'000),
       int_key("outbox.poll_ms", "relay safety-net poll interval (commits wake it at once)", &settings::outbox_poll_ms, 10, 3'600'000),
+      str_key("auth.signup", "open (anyone may sign up) or closed (only `zapd user create` adds accounts)", &settings::auth_signup, {"open", "closed"}),
+      secret(str_key("auth.secret", "key for session tokens (>= 32 chars); empty = data_dir/secret.key", &settings::auth_secret)),
+      int_key("auth.session_ttl_seconds", "how long a session token is valid", &settings::auth_session_ttl_seconds, 1, 366LL * 86400),
+      str_key("auth.default_plan", "plan of new accounts: free or paid", &settings::auth_default_plan, {"free", "paid"}),
+      int_key("auth.hash_opslimit", "argon2id passes per password hash", &settings::auth_hash_opslimit, 1, 20),
+      int_key("auth.hash_memlimit_kib", "argon2id memory per password hash, KiB", &settings::auth_hash_memlimit_kib, 8, 4LL * 1024 * 1024),
+      int_key("auth.hash_threads", "password hashes computed at once; 0 = min(2, cores)", &settings::auth_hash_threads, 0, 64),
+      int_key("auth.hash_queue", "password hashes waiting before sign-ins get 429", &settings::auth_hash_queue, 1, 100'000),
+      int_key("auth.signin_account_attempts", "sign-in attempts per account per window before 429", &settings::auth_signin_account_attempts, 1, 1'000'000),
+      int_key("auth.signin_ip_attempts", "sign-in attempts per client IP per window before 429", &settings::auth_signin_ip_attempts, 1, 1'000'000),
+      int_key("auth.signin_window_seconds", "time in which spent sign-in attempts come back", &settings::auth_signin_window_seconds, 1, 86'400),
+      int_key("zaps.max_actions", "most actions one zap may have", &settings::zaps_max_actions, 1, 1000),
+      int_key("zaps.max_bytes", "largest zap definition (trigger + actions JSON) in bytes", &settings::zaps_max_bytes, 1024, 16 * 1024 * 1024),
       str_key("log.level", "debug, info, warn or error", &settings::log_level, {"debug", "info", "warn", "error"}),
       str_key("log.format", "human (one line per event) or json (one object per line)", &settings::log_format, {"human", "json"}),
   };
@@ -156,6 +175,8 @@ status validate(settings& s) {
     return make_error(errc::invalid_argument, fmt::format("key 'server.public_url': '{}' must start with http:// or https://", url));
   while (!s.server_public_url.empty() && s.server_public_url.back() == '/') s.server_public_url.pop_back();
   if (s.data_dir.empty()) return make_error(errc::invalid_argument, "key 'data_dir': must not be empty");
+  if (!s.auth_secret.empty() && s.auth_secret.size() < 32)
+    return make_error(errc::invalid_argument, "key 'auth.secret': must be at least 32 characters (or empty to use data_dir/secret.key)");
   return {};
 }
 

@@ -34,6 +34,21 @@ struct settings {
   // [outbox]
   std::int64_t outbox_batch = 256;
   std::int64_t outbox_poll_ms = 1'000;
+  // [auth]
+  std::string auth_signup = "open";
+  std::string auth_secret;  // empty: data_dir/secret.key
+  std::int64_t auth_session_ttl_seconds = 604800;
+  std::string auth_default_plan = "free";
+  std::int64_t auth_hash_opslimit = 3;
+  std::int64_t auth_hash_memlimit_kib = 32 * 1024;
+  std::int64_t auth_hash_threads = 0;  // 0 = min(2, cores)
+  std::int64_t auth_hash_queue = 64;
+  std::int64_t auth_signin_account_attempts = 10;
+  std::int64_t auth_signin_ip_attempts = 100;
+  std::int64_t auth_signin_window_seconds = 300;
+  // [zaps]
+  std::int64_t zaps_max_actions = 50;
+  std::int64_t zaps_max_bytes = 64 * 1024;
   // [log]
   std::string log_level = "info";
   std::string log_format = "human";
