@@ -234,7 +234,7 @@ TEST_CASE("throttle: attempts run out, come back over the window, and memory is 
   }
 }
 
-TEST_CASE("hash pool: bounded queue refuses with too_many_requests; stop runs what is queued") {
+TEST_CASE("hash pool: bounded queue refuses with too_many_requests, stop runs what is queued") {
   hash_pool pool(1, 2);
   std::promise<void> release;
   auto gate = release.get_future().share();

@@ -314,7 +314,7 @@ TEST_CASE("auth api: API tokens are shown once, stored hashed, listed without se
   CHECK(me(again, other.json()["token"].get<std::string>()).status == 200);
 }
 
-TEST_CASE("auth api: closed sign-up answers 403; zapd user create still works") {
+TEST_CASE("auth api: closed sign-up answers 403 but zapd user create still works") {
   std::string dir = temp_dir("zapd-auth") + "/data";
   auto cli = [&](std::vector<std::string> args, const std::string& in = "") {
     std::vector<std::string> a = {"--data-dir", dir, "--set", "auth.hash_opslimit=1", "--set", "auth.hash_memlimit_kib=64"};
