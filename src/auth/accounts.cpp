@@ -155,14 +155,7 @@ result<std::optional<user>> find_user_by_id(store::connection& c, std::string_vi
 result<std::vector<user>> list_users(store::connection& c) {
   auto q = c.prepare(fmt::format("SELECT {} FROM users ORDER BY created_at, email", k_user_columns));
   if (!q) return std::move(q).err();
-  std::vector<user> out;
-  for (;;) {
-    auto row = q->step();
-    if (!row) return std::move(row).err();
-    if (!*row) break;
-    out.push_back(read_user(*q));
-  }
-  return out;
+  return q->collect<user>([](const store::statement& r) { return read_user(r); });
 }
 
 result<std::int64_t> bump_token_version(store::connection& c, std::string_view user_id) {
@@ -214,14 +207,7 @@ result<std::vector<api_token_info>> list_api_tokens(store::connection& c, std::s
       "WHERE user_id = ? AND revoked = 0 ORDER BY created_at, id");
   if (!q) return std::move(q).err();
   q->bind_all(user_id);
-  std::vector<api_token_info> out;
-  for (;;) {
-    auto row = q->step();
-    if (!row) return std::move(row).err();
-    if (!*row) break;
-    out.push_back(read_token(*q));
-  }
-  return out;
+  return q->collect<api_token_info>(read_token);
 }
 
 status revoke_api_token(store::connection& c, std::string_view user_id, std::string_view token_id) {

@@ -104,14 +104,7 @@ result<std::vector<secret_meta>> list(store::connection& c, const std::string& u
   auto q = c.prepare("SELECT name, created_at, updated_at FROM secrets WHERE user_id = ? ORDER BY name");
   if (!q) return std::move(q).err();
   q->bind(1, user_id);
-  std::vector<secret_meta> out;
-  for (;;) {
-    auto row = q->step();
-    if (!row) return std::move(row).err();
-    if (!*row) break;
-    out.push_back({q->text(0), q->text(1), q->text(2)});
-  }
-  return out;
+  return q->collect<secret_meta>([](store::statement& r) { return secret_meta{r.text(0), r.text(1), r.text(2)}; });
 }
 
 result<std::set<std::string>> names(store::connection& c, const std::string& user_id) {

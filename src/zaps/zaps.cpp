@@ -190,14 +190,7 @@ result<std::vector<zap_record>> list(store::connection& c, const std::string& us
   auto q = c.prepare(std::string(k_select) + "WHERE user_id = ? ORDER BY created_at DESC, id");
   if (!q) return std::move(q).err();
   q->bind(1, user_id);
-  std::vector<zap_record> out;
-  for (;;) {
-    auto row = q->step();
-    if (!row) return std::move(row).err();
-    if (!*row) break;
-    out.push_back(read_row(*q));
-  }
-  return out;
+  return q->collect<zap_record>(read_row);
 }
 
 result<std::vector<version_record>> versions(store::connection& c, const std::string& user_id, const std::string& zap_id) {
@@ -207,14 +200,9 @@ result<std::vector<version_record>> versions(store::connection& c, const std::st
       "SELECT version, name, enabled, definition, created_at FROM zap_versions WHERE zap_id = ? ORDER BY version DESC");
   if (!q) return std::move(q).err();
   q->bind(1, zap_id);
-  std::vector<version_record> out;
-  for (;;) {
-    auto row = q->step();
-    if (!row) return std::move(row).err();
-    if (!*row) break;
-    out.push_back({q->int64(0), q->text(1), q->int64(2) != 0, nlohmann::json::parse(q->text(3), nullptr, false), q->text(4)});
-  }
-  return out;
+  return q->collect<version_record>([](store::statement& r) {
+    return version_record{r.int64(0), r.text(1), r.int64(2) != 0, nlohmann::json::parse(r.text(3), nullptr, false), r.text(4)};
+  });
 }
 
 std::string webhook_url(const std::string& public_url, const std::string& user_id, const std::string& zap_id) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "zapd/core/result.hpp"
 
@@ -46,6 +47,18 @@ class statement {
   result<bool> step();
   /// Steps to completion (for INSERT/UPDATE/DELETE).
   status run();
+
+  /// Steps through every row, turning each into a T with `read(*this)`.
+  template <class T, class Read>
+  result<std::vector<T>> collect(Read&& read) {
+    std::vector<T> out;
+    for (;;) {
+      auto row = step();
+      if (!row) return std::move(row).err();
+      if (!*row) return out;
+      out.push_back(read(*this));
+    }
+  }
 
   std::int64_t int64(int col) const;
   double real(int col) const;
