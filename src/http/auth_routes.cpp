@@ -141,14 +141,7 @@ authenticator auth_api::authenticate() const {
 
 void auth_api::add_routes(router& r) const {
   using bhttp::verb;
-  // Wraps a handler that needs a signed-in user: 401 JSON before it runs otherwise.
-  auto authed = [auth = authenticate()](auto fn) -> handler {
-    return [auth, fn](request& req) -> asio::awaitable<response> {
-      auto p = co_await auth(req);
-      if (!p) co_return fail(p.err());
-      co_return co_await fn(req, *p);
-    };
-  };
+  const authenticator auth = authenticate();
 
   r.add(verb::post, "/api/v1/user/signup", [this](request& req) -> asio::awaitable<response> {
     if (!opts_.signup_open)
@@ -226,14 +219,14 @@ void auth_api::add_routes(router& r) const {
     co_return response::json(200, {{"token", token}});
   });
 
-  r.add(verb::get, "/api/v1/user", authed([this](request&, const principal& p) -> asio::awaitable<response> {
+  r.add(verb::get, "/api/v1/user", authed(auth, [this](request&, const principal& p) -> asio::awaitable<response> {
           auto found = read(db_, [&](store::connection& c) { return auth::find_user_by_id(c, p.user_id); });
           if (!found) co_return fail(found.err());
           if (!*found) co_return fail(make_error(errc::unauthorized, "account no longer exists"));
           co_return response::json(200, {{"user", user_json(**found)}});
         }));
 
-  r.add(verb::post, "/api/v1/user/signout", authed([this](request&, const principal& p) -> asio::awaitable<response> {
+  r.add(verb::post, "/api/v1/user/signout", authed(auth, [this](request&, const principal& p) -> asio::awaitable<response> {
           auto bump = [id = p.user_id](store::connection& c) { return auth::bump_token_version(c, id); };
           auto v = co_await write<std::int64_t>(db_.writes(), std::move(bump));
           if (!v) co_return fail(v.err());
@@ -241,7 +234,7 @@ void auth_api::add_routes(router& r) const {
           co_return response::json(200, {{"message", "signed out"}});
         }));
 
-  r.add(verb::post, "/api/v1/user/password", authed([this](request& req, const principal& p) -> asio::awaitable<response> {
+  r.add(verb::post, "/api/v1/user/password", authed(auth, [this](request& req, const principal& p) -> asio::awaitable<response> {
           auto body = object_body(req);
           if (!body) co_return fail(body.err());
           auto current = string_field(*body, "currentPassword");
@@ -276,7 +269,7 @@ void auth_api::add_routes(router& r) const {
           co_return response::json(200, {{"message", "password changed; other sessions ended"}, {"token", token}});
         }));
 
-  r.add(verb::post, "/api/v1/tokens", authed([this](request& req, const principal& p) -> asio::awaitable<response> {
+  r.add(verb::post, "/api/v1/tokens", authed(auth, [this](request& req, const principal& p) -> asio::awaitable<response> {
           auto body = object_body(req);
           if (!body) co_return fail(body.err());
           auto name = string_field(*body, "name");
@@ -294,7 +287,7 @@ void auth_api::add_routes(router& r) const {
           co_return response::json(200, j);
         }));
 
-  r.add(verb::get, "/api/v1/tokens", authed([this](request&, const principal& p) -> asio::awaitable<response> {
+  r.add(verb::get, "/api/v1/tokens", authed(auth, [this](request&, const principal& p) -> asio::awaitable<response> {
           auto list = read(db_, [&](store::connection& c) { return auth::list_api_tokens(c, p.user_id); });
           if (!list) co_return fail(list.err());
           json arr = json::array();
@@ -302,7 +295,7 @@ void auth_api::add_routes(router& r) const {
           co_return response::json(200, {{"tokens", arr}});
         }));
 
-  r.add(verb::delete_, "/api/v1/tokens/{id}", authed([this](request& req, const principal& p) -> asio::awaitable<response> {
+  r.add(verb::delete_, "/api/v1/tokens/{id}", authed(auth, [this](request& req, const principal& p) -> asio::awaitable<response> {
           auto revoke = [uid = p.user_id, tid = req.params["id"]](store::connection& c) -> result<bool> {
             auto s = auth::revoke_api_token(c, uid, tid);
             if (!s) return std::move(s).err();

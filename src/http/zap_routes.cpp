@@ -28,14 +28,6 @@ asio::awaitable<result<zaps::zap_record>> validated_write(const zap_routes_deps&
 
 }  // namespace
 
-handler authed(const authenticator& auth, std::function<asio::awaitable<response>(request&, const principal&)> h) {
-  return [auth, h = std::move(h)](request& req) -> asio::awaitable<response> {
-    auto who = co_await auth(req);
-    if (!who) co_return error_response(who.err());
-    co_return co_await h(req, *who);
-  };
-}
-
 void add_zap_routes(router& r, const zap_routes_deps& d) {
   using bhttp::verb;
 

@@ -57,7 +57,9 @@ TEST_CASE("zaps: the seeds' body, full CRUD, versions, export/import") {
   auto tok = user_token(z, "alice@example.com");
   auto h = bearer(tok);
 
-  CHECK(z.request("POST", "/api/v1/zap", k_seed_body).status == 401);  // no token
+  auto anonymous = z.request("POST", "/api/v1/zap", k_seed_body);  // no token
+  CHECK(anonymous.status == 401);
+  CHECK(anonymous.header("www-authenticate") == "Bearer");
 
   auto created = z.request("POST", "/api/v1/zap", k_seed_body, h);
   REQUIRE(created.status == 200);

@@ -22,4 +22,9 @@ struct principal {
 /// error otherwise. Implemented by the auth module's routes, used by every API route.
 using authenticator = std::function<boost::asio::awaitable<result<principal>>(const request&)>;
 
+/// Wraps a handler that needs a signed-in user: when `auth` refuses, answers its error as JSON
+/// (401 with `WWW-Authenticate: Bearer`) and `h` never runs. Every authenticated route uses it.
+using principal_handler = std::function<boost::asio::awaitable<response>(request&, const principal&)>;
+std::function<boost::asio::awaitable<response>(request&)> authed(const authenticator& auth, principal_handler h);
+
 }  // namespace zapd::http

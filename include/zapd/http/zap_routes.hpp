@@ -24,7 +24,4 @@ struct zap_routes_deps {
 /// `deps` must outlive the router.
 void add_zap_routes(router& r, const zap_routes_deps& deps);
 
-/// Wraps a handler that needs a signed-in user: 401 JSON when `auth` refuses.
-handler authed(const authenticator& auth, std::function<boost::asio::awaitable<response>(request&, const principal&)> h);
-
 }  // namespace zapd::http
