@@ -1,5 +1,6 @@
 #include "zapd/app/app.hpp"
 
+#include <atomic>
 #include <csignal>
 #include <filesystem>
 #include <thread>
@@ -7,6 +8,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -21,9 +23,15 @@
 #include "zapd/core/log.hpp"
 #include "zapd/http/auth_routes.hpp"
 #include "zapd/http/health_routes.hpp"
+#include "zapd/http/hook_routes.hpp"
 #include "zapd/http/zap_routes.hpp"
 #include "zapd/secrets/secrets.hpp"
 #include "zapd/http/server.hpp"
+#include "zapd/hooks/ingest.hpp"
+#include "zapd/hooks/rate_limit.hpp"
+#include "zapd/metrics/registry.hpp"
+#include "zapd/outbox/relay.hpp"
+#include "zapd/queue/sqlite_queue.hpp"
 #include "zapd/store/database.hpp"
 #include "zapd/store/migrations.hpp"
 
@@ -84,6 +92,39 @@ std::unique_ptr<store::database> open_for_cli(const config::settings& s) {
   return std::move(*db);
 }
 
+http::hook_routes_deps::plan_rates plan_rates(std::int64_t zap_rate, std::int64_t user_rate, std::int64_t burst_s) {
+  auto rule = [burst_s](std::int64_t rate) {
+    return hooks::rate_limiter::rule{static_cast<double>(rate), static_cast<double>(std::max<std::int64_t>(1, rate * burst_s))};
+  };
+  return {rule(zap_rate), rule(user_rate)};
+}
+
+// The writer's figures at scrape time.
+std::uint64_t add_store_metrics(metrics::registry& m, store::writer& w) {
+  auto& backlog = m.add_gauge("zapd_store_writer_backlog", "Write requests waiting for the writer");
+  auto& commits = m.add_gauge("zapd_store_commits", "Transactions committed by the writer since start");
+  auto& requests = m.add_gauge("zapd_store_write_requests", "Write requests completed since start (/ commits = group-commit size)");
+  return m.add_collector([&w, &backlog, &commits, &requests] {
+    backlog.set(static_cast<std::int64_t>(w.pending()));
+    commits.set(static_cast<std::int64_t>(w.commits()));
+    requests.set(static_cast<std::int64_t>(w.requests()));
+  });
+}
+
+// Deletes expired webhook dedup keys, a small batch per minute, on the writer.
+asio::awaitable<void> prune_dedup_keys(asio::io_context& ioc, store::database& db, std::int64_t window_ms, const std::atomic<bool>& stopping) {
+  asio::steady_timer t(ioc);
+  while (!stopping) {
+    t.expires_after(std::chrono::seconds(60));
+    boost::system::error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (stopping) break;
+    const std::int64_t before = real_clock().now_ms() - window_ms;
+    auto job = [before](store::connection& c) { return hooks::prune_dedup(c, before, 1000); };
+    (void)db.writes().submit_for<std::int64_t>(std::move(job), [](result<std::int64_t>) {});
+  }
+}
+
 // Waits for the server's connections to end after stop(), up to the grace period.
 asio::awaitable<void> drain(asio::io_context& ioc, http::server& srv, std::chrono::milliseconds grace) {
   asio::steady_timer t(ioc);
@@ -125,14 +166,38 @@ int serve(const config::loaded& cfg) {
     log::error("zapd.secret_error", {{"error", box.err().message}});
     return k_exit_usage;
   }
-  const http::zap_routes_deps zap_deps{**db, actions::catalog::builtin(), *box, accounts.authenticate(), s.server_public_url,
+  http::zap_routes_deps zap_deps{**db, actions::catalog::builtin(), *box, accounts.authenticate(), s.server_public_url,
                                        zaps::limits{static_cast<std::size_t>(s.zaps_max_actions),
                                                     static_cast<std::size_t>(s.zaps_max_bytes)}};
+
+  // The spine: runs recorded by hooks -> outbox -> relay -> the embedded queue.
+  metrics::registry registry;
+  const std::uint64_t store_collector = add_store_metrics(registry, (*db)->writes());
+  queue::sqlite_queue jobs(**db, real_clock(), registry,
+                           {static_cast<std::size_t>(s.queue_paid_concurrency), static_cast<std::size_t>(s.queue_free_concurrency)});
+  outbox::relay relay(**db, jobs, &jobs, registry,
+                      {static_cast<std::size_t>(s.outbox_batch), std::chrono::milliseconds(s.outbox_poll_ms)});
+  relay.start();
+  hooks::zap_cache zap_cache((*db)->reads(), *box, real_clock(), std::chrono::milliseconds(s.hooks_cache_ms));
+  hooks::rate_limiter limiter(real_clock());
+  zap_deps.changed = [&zap_cache](const std::string& user_id) { zap_cache.forget_user(user_id); };
+  const http::hook_routes_deps hook_deps{**db,
+                                         zap_cache,
+                                         limiter,
+                                         registry,
+                                         real_clock(),
+                                         plan_rates(s.hooks_free_zap_rate, s.hooks_free_user_rate, s.hooks_burst_seconds),
+                                         plan_rates(s.hooks_paid_zap_rate, s.hooks_paid_user_rate, s.hooks_burst_seconds),
+                                         static_cast<std::size_t>(s.hooks_max_depth),
+                                         s.hooks_dedup_window_seconds * 1000,
+                                         [&relay] { relay.notify(); }};
 
   http::router routes;
   http::add_health_routes(routes, **db);
   accounts.add_routes(routes);
   http::add_zap_routes(routes, zap_deps);
+  http::add_hook_routes(routes, hook_deps);
+  http::add_metrics_route(routes, registry);
 
   std::size_t threads = s.server_threads > 0 ? static_cast<std::size_t>(s.server_threads)
                                              : std::max(1u, std::thread::hardware_concurrency());
@@ -146,14 +211,20 @@ int serve(const config::loaded& cfg) {
   auto port = srv.start();
   if (!port) {
     log::error("zapd.listen_failed", {{"error", port.err().message}});
+    relay.stop();
+    registry.remove_collector(store_collector);
     (*db)->stop();
     return k_exit_failure;
   }
+
+  std::atomic<bool> stopping{false};
+  asio::co_spawn(ioc, prune_dedup_keys(ioc, **db, s.hooks_dedup_window_seconds * 1000, stopping), asio::detached);
 
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     log::info("zapd.stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    stopping = true;
     srv.stop();
     asio::co_spawn(ioc, drain(ioc, srv, std::chrono::milliseconds(s.server_shutdown_grace_ms)), asio::detached);
   });
@@ -170,6 +241,8 @@ int serve(const config::loaded& cfg) {
 
   // Hash jobs still queued complete into the (stopped) io_context before it is destroyed.
   hashes.stop();
+  relay.stop();
+  registry.remove_collector(store_collector);
   (*db)->stop();
   log::info("zapd.stopped");
   return k_exit_ok;

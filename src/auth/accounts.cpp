@@ -1,10 +1,8 @@
 #include "zapd/auth/accounts.hpp"
 
-#include <array>
-
 #include <fmt/format.h>
-#include <sodium.h>
 
+#include "zapd/core/crypto.hpp"
 #include "zapd/core/ids.hpp"
 
 namespace zapd::auth {
@@ -112,14 +110,7 @@ status validate_token_name(std::string_view n) { return validate_name(n, "name")
 
 std::string new_api_token() { return std::string(k_token_prefix) + random_hex(k_token_random_bytes); }
 
-std::string hash_api_token(std::string_view token) {
-  std::array<unsigned char, crypto_hash_sha256_BYTES> h{};
-  crypto_hash_sha256(h.data(), reinterpret_cast<const unsigned char*>(token.data()), token.size());
-  std::string out(h.size() * 2 + 1, '\0');
-  sodium_bin2hex(out.data(), out.size(), h.data(), h.size());
-  out.pop_back();
-  return out;
-}
+std::string hash_api_token(std::string_view token) { return hex_encode(sha256(token)); }
 
 bool looks_like_api_token(std::string_view token) { return token.starts_with(k_token_prefix); }
 

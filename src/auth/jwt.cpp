@@ -1,10 +1,11 @@
 #include "zapd/auth/jwt.hpp"
 
-#include <array>
 #include <optional>
 
 #include <nlohmann/json.hpp>
 #include <sodium.h>
+
+#include "zapd/core/crypto.hpp"
 
 namespace zapd::auth {
 namespace {
@@ -12,54 +13,24 @@ namespace {
 constexpr std::int64_t k_max_clock_skew_s = 60;
 constexpr std::string_view k_key_context = "zapd.auth.session.v1";
 
-using mac = std::array<unsigned char, crypto_auth_hmacsha256_BYTES>;
-
-mac hmac(std::string_view key, std::string_view msg) {
-  mac out{};
-  crypto_auth_hmacsha256_state st;
-  crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size());
-  crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(msg.data()), msg.size());
-  crypto_auth_hmacsha256_final(&st, out.data());
-  sodium_memzero(&st, sizeof st);
-  return out;
-}
-
-// Strict: only the URL-safe alphabet, no padding, no whitespace, no trailing bits.
 std::optional<std::string> base64url_decode(std::string_view s) {
-  std::string out(s.size() * 3 / 4 + 3, '\0');
-  std::size_t len = 0;
-  const char* end = nullptr;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), s.data(), s.size(), nullptr, &len,
-                        &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-      end != s.data() + s.size())
-    return std::nullopt;
-  out.resize(len);
-  return out;
+  return base64_decode(s, base64_alphabet::url_no_padding);
 }
 
 error refuse(std::string why) { return make_error(errc::unauthorized, std::move(why)); }
 
 }  // namespace
 
-std::string base64url_encode(std::string_view bytes) {
-  if (sodium_init() < 0) return {};
-  const auto variant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
-  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), variant), '\0');
-  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), variant);
-  out.resize(out.size() - 1);  // the terminating NUL
-  return out;
-}
+std::string base64url_encode(std::string_view bytes) { return base64_encode(bytes, base64_alphabet::url_no_padding); }
 
 std::string derive_session_key(std::string_view secret) {
-  auto m = hmac(secret, k_key_context);
-  return std::string(reinterpret_cast<const char*>(m.data()), m.size());
+  return hmac_sha256(secret, k_key_context);
 }
 
 std::string sign_session(const session_claims& c, std::string_view key) {
   nlohmann::json claims = {{"sub", c.sub}, {"iat", c.iat}, {"exp", c.exp}, {"ver", c.ver}};
   std::string signing_input = base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." + base64url_encode(claims.dump());
-  auto m = hmac(key, signing_input);
-  return signing_input + "." + base64url_encode(std::string_view(reinterpret_cast<const char*>(m.data()), m.size()));
+  return signing_input + "." + base64url_encode(hmac_sha256(key, signing_input));
 }
 
 result<session_claims> verify_session(std::string_view token, std::string_view key, std::int64_t now) {
@@ -81,8 +52,7 @@ result<session_claims> verify_session(std::string_view token, std::string_view k
 
   auto sig = base64url_decode(token.substr(dot2 + 1));
   if (!sig || sig->size() != crypto_auth_hmacsha256_BYTES) return refuse("token signature is malformed");
-  auto expected = hmac(key, token.substr(0, dot2));
-  if (sodium_memcmp(expected.data(), sig->data(), expected.size()) != 0) return refuse("token signature does not match");
+  if (!constant_time_equal(hmac_sha256(key, token.substr(0, dot2)), *sig)) return refuse("token signature does not match");
 
   auto payload_text = base64url_decode(token.substr(dot1 + 1, dot2 - dot1 - 1));
   if (!payload_text) return refuse("token claims are not base64url");

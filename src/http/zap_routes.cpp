@@ -26,6 +26,15 @@ asio::awaitable<result<zaps::zap_record>> validated_write(const zap_routes_deps&
   co_return co_await write<zaps::zap_record>(d.db.writes(), std::move(job));
 }
 
+// Tells `d.changed` (ingestion's zap cache) about a user whose zaps or secrets a 2xx changed.
+principal_handler notifying(const zap_routes_deps& d, principal_handler h) {
+  return [&d, h = std::move(h)](request& req, const principal& who) -> asio::awaitable<response> {
+    response res = co_await h(req, who);
+    if (res.status < 300 && d.changed) d.changed(who.user_id);
+    co_return res;
+  };
+}
+
 }  // namespace
 
 void add_zap_routes(router& r, const zap_routes_deps& d) {
@@ -64,8 +73,8 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
                                    {"webhookUrl", zaps::webhook_url(d.public_url, z->user_id, z->id)},
                                    {"zap", zaps::to_json(*z, d.catalog, d.public_url)}});
   };
-  r.add(verb::post, "/api/v1/zap", authed(d.auth, create));
-  r.add(verb::post, "/api/v1/zap/import", authed(d.auth, create));
+  r.add(verb::post, "/api/v1/zap", authed(d.auth, notifying(d, create)));
+  r.add(verb::post, "/api/v1/zap/import", authed(d.auth, notifying(d, create)));
 
   r.add(verb::get, "/api/v1/zap", authed(d.auth, [&d](request&, const principal& who) -> asio::awaitable<response> {
     auto all = d.db.reads().with([&](store::connection& c) { return zaps::list(c, who.user_id); });
@@ -81,7 +90,7 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
     co_return response::json(200, {{"zap", zaps::to_json(*z, d.catalog, d.public_url)}});
   }));
 
-  r.add(verb::put, "/api/v1/zap/{id}", authed(d.auth, [&d](request& req, const principal& who) -> asio::awaitable<response> {
+  r.add(verb::put, "/api/v1/zap/{id}", authed(d.auth, notifying(d, [&d](request& req, const principal& who) -> asio::awaitable<response> {
     auto body = parse_json_body(req);
     if (!body) co_return error_response(body.err());
     std::string id = req.params["id"];
@@ -89,9 +98,9 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
     auto z = co_await validated_write(d, who, std::move(*body), apply);
     if (!z) co_return error_response(z.err());
     co_return response::json(200, {{"zap", zaps::to_json(*z, d.catalog, d.public_url)}});
-  }));
+  })));
 
-  r.add(verb::patch, "/api/v1/zap/{id}", authed(d.auth, [&d](request& req, const principal& who) -> asio::awaitable<response> {
+  r.add(verb::patch, "/api/v1/zap/{id}", authed(d.auth, notifying(d, [&d](request& req, const principal& who) -> asio::awaitable<response> {
     auto body = parse_json_body(req);
     if (!body) co_return error_response(body.err());
     std::vector<field_error> errs;
@@ -125,9 +134,9 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
     auto z = co_await write<zaps::zap_record>(d.db.writes(), std::move(job));
     if (!z) co_return error_response(z.err());
     co_return response::json(200, {{"zap", zaps::to_json(*z, d.catalog, d.public_url)}});
-  }));
+  })));
 
-  r.add(verb::delete_, "/api/v1/zap/{id}", authed(d.auth, [&d](request& req, const principal& who) -> asio::awaitable<response> {
+  r.add(verb::delete_, "/api/v1/zap/{id}", authed(d.auth, notifying(d, [&d](request& req, const principal& who) -> asio::awaitable<response> {
     auto job = [user = who.user_id, id = req.params["id"]](store::connection& c) -> result<bool> {
       auto s = zaps::remove(c, user, id);
       if (!s) return std::move(s).err();
@@ -136,7 +145,7 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
     auto st = co_await write<bool>(d.db.writes(), std::move(job));
     if (!st) co_return error_response(st.err());
     co_return response::json(200, {{"message", "zap deleted"}, {"zapId", req.params["id"]}});
-  }));
+  })));
 
   r.add(verb::get, "/api/v1/zap/{id}/versions", authed(d.auth, [&d](request& req, const principal& who) -> asio::awaitable<response> {
     auto vs = d.db.reads().with([&](store::connection& c) { return zaps::versions(c, who.user_id, req.params["id"]); });
@@ -155,7 +164,7 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
   }));
 
   // Secrets: values are write-only.
-  r.add(verb::post, "/api/v1/secrets", authed(d.auth, [&d](request& req, const principal& who) -> asio::awaitable<response> {
+  r.add(verb::post, "/api/v1/secrets", authed(d.auth, notifying(d, [&d](request& req, const principal& who) -> asio::awaitable<response> {
     auto body = parse_json_body(req);
     if (!body) co_return error_response(body.err());
     std::vector<field_error> errs;
@@ -182,7 +191,7 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
     auto st = co_await write<bool>(d.db.writes(), std::move(job));
     if (!st) co_return error_response(st.err());
     co_return response::json(200, {{"message", "secret saved"}, {"name", name}});
-  }));
+  })));
 
   r.add(verb::get, "/api/v1/secrets", authed(d.auth, [&d](request&, const principal& who) -> asio::awaitable<response> {
     auto all = d.db.reads().with([&](store::connection& c) { return secrets::list(c, who.user_id); });
@@ -192,7 +201,7 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
     co_return response::json(200, {{"secrets", list}});
   }));
 
-  r.add(verb::delete_, "/api/v1/secrets/{name}", authed(d.auth, [&d](request& req, const principal& who) -> asio::awaitable<response> {
+  r.add(verb::delete_, "/api/v1/secrets/{name}", authed(d.auth, notifying(d, [&d](request& req, const principal& who) -> asio::awaitable<response> {
     auto job = [user = who.user_id, name = req.params["name"]](store::connection& c) -> result<bool> {
       auto s = secrets::remove(c, user, name);
       if (!s) return std::move(s).err();
@@ -201,7 +210,7 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
     auto st = co_await write<bool>(d.db.writes(), std::move(job));
     if (!st) co_return error_response(st.err());
     co_return response::json(200, {{"message", "secret deleted"}});
-  }));
+  })));
 }
 
 }  // namespace zapd::http

@@ -31,6 +31,15 @@ struct settings {
   std::int64_t queue_lease_ms = 30'000;
   std::int64_t queue_paid_concurrency = 64;
   std::int64_t queue_free_concurrency = 16;
+  // [hooks]
+  std::int64_t hooks_max_depth = 64;
+  std::int64_t hooks_dedup_window_seconds = 86'400;
+  std::int64_t hooks_cache_ms = 2'000;
+  std::int64_t hooks_free_zap_rate = 100;
+  std::int64_t hooks_free_user_rate = 200;
+  std::int64_t hooks_paid_zap_rate = 2'000;
+  std::int64_t hooks_paid_user_rate = 5'000;
+  std::int64_t hooks_burst_seconds = 2;
   // [outbox]
   std::int64_t outbox_batch = 256;
   std::int64_t outbox_poll_ms = 1'000;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "zapd/actions/catalog.hpp"
@@ -18,6 +19,8 @@ struct zap_routes_deps {
   authenticator auth;
   std::string public_url;
   zaps::limits limits;
+  /// Called after a request changed a user's zaps or secrets (may be empty).
+  std::function<void(const std::string& user_id)> changed;
 };
 
 /// The catalog (no auth), icons, zap CRUD/versions/export/import and secrets routes.

@@ -80,6 +80,8 @@ class writer {
 
   std::size_t pending() const;
   std::uint64_t commits() const;
+  /// Requests completed by those commits (requests / commits = mean group-commit size).
+  std::uint64_t requests() const;
 
  private:
   struct request {
@@ -96,6 +98,7 @@ class writer {
   std::deque<request> queue_;
   bool stopping_ = false;
   std::uint64_t commits_ = 0;
+  std::uint64_t requests_ = 0;
   std::thread thread_;
 };
 

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Webhook ingestion throughput: zapd against nginx answering a constant 200, same box, same
+# load (wrk -t2 -c64, a ~200-byte JSON body), then a check that every 2xx has its run.
+#
+#   bench/ingest.sh [seconds]        (default 20; needs a built ./build/zapd)
+#
+# Environment: ZAPD (binary, default ./build/zapd), SYNC (full|normal, default full),
+# CONNECTIONS (default 64), THREADS (wrk threads, default 2).
+# Installs wrk and nginx-light from Debian's archive when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${1:-20}"
+ZAPD="${ZAPD:-./build/zapd}"
+SYNC="${SYNC:-full}"
+CONNECTIONS="${CONNECTIONS:-64}"
+THREADS="${THREADS:-2}"
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v sqlite3 >/dev/null || need+=(sqlite3)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "bench: installing ${need[*]}" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+[ -x "$ZAPD" ] || { echo "bench: $ZAPD not found; build first (cmake --preset default && cmake --build build)" >&2; exit 1; }
+
+WORK="$(mktemp -d /tmp/zapd-bench.XXXXXX)"
+ZPID=""; NPID=""
+cleanup() {
+  [ -n "$ZPID" ] && kill "$ZPID" 2>/dev/null && wait "$ZPID" 2>/dev/null || true
+  [ -n "$NPID" ] && kill "$NPID" 2>/dev/null && wait "$NPID" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# The webhook body: ~200 bytes of JSON, like a typical event.
+BODY='{"event":"comment.created","id":"evt_000000000000000001","comment":{"id":12345,"email":"ada@example.com","name":"Ada Lovelace","text":"The engine might compose elaborate pieces of music."},"sentAt":"2026-11-23T10:00:00Z"}'
+cat > "$WORK/post.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '$BODY'
+done = function(summary, latency, requests)
+  local non2xx = summary.errors.status
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout
+  io.write(string.format("RESULT requests=%d ok=%d non2xx=%d sockerr=%d seconds=%.3f p50_us=%d p99_us=%d\n",
+    summary.requests, summary.requests - non2xx - errors, non2xx, errors, summary.duration / 1e6,
+    latency:percentile(50), latency:percentile(99)))
+end
+LUA
+
+run_wrk() {  # url -> prints the RESULT line
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/post.lua" "$1" | grep '^RESULT'
+}
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+
+# --- zapd -------------------------------------------------------------------------------
+ZPORT=$(free_port)
+"$ZAPD" serve --data-dir "$WORK/data" --listen "127.0.0.1:$ZPORT" --set log.level=warn \
+  --set store.synchronous="$SYNC" --set auth.hash_memlimit_kib=8192 --set auth.hash_opslimit=1 \
+  --set hooks.free_zap_rate=0 --set hooks.free_user_rate=0 >"$WORK/zapd.log" 2>&1 &
+ZPID=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ZPORT/healthz" >/dev/null && break; sleep 0.1; done
+API="http://127.0.0.1:$ZPORT/api/v1"
+curl -sf -XPOST "$API/user/signup" -d '{"username":"bench@example.com","password":"bench-password","name":"Bench"}' >/dev/null
+TOKEN=$(curl -sf -XPOST "$API/user/signin" -d '{"username":"bench@example.com","password":"bench-password"}' |
+  python3 -c 'import sys,json; print(json.load(sys.stdin)["token"])')
+ZAP=$(curl -sf -XPOST "$API/zap" -H "Authorization: Bearer $TOKEN" \
+  -d '{"availableTriggerId":"webhook","triggerMetadata":{},"actions":[{"availableActionId":"http","actionMetadata":{"url":"https://example.com/hook","method":"POST","body":"{\"email\":\"{{comment.email}}\"}"}}]}')
+HOOK=$(python3 -c 'import sys,json; z=json.loads(sys.argv[1]); print(z["webhookUrl"].split("/hooks/",1)[1])' "$ZAP")
+URL="http://127.0.0.1:$ZPORT/hooks/$HOOK"
+curl -sf -XPOST "$URL" -H 'Content-Type: application/json' -d "$BODY" >/dev/null  # warm-up: 1 run
+
+echo "zapd:  wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s POST $URL (synchronous=$SYNC)"
+Z=$(run_wrk "$URL")
+echo "  $Z"
+ZRSS=$(awk '/VmHWM/ {print $2}' /proc/$ZPID/status)
+kill -TERM "$ZPID"; wait "$ZPID" || true; ZPID=""
+RUNS=$(sqlite3 "$WORK/data/zapd.db" 'SELECT count(*) FROM runs')
+JOBS=$(sqlite3 "$WORK/data/zapd.db" 'SELECT (SELECT count(*) FROM jobs) + (SELECT count(*) FROM outbox)')
+
+# --- nginx, constant 200 --------------------------------------------------------------------
+NPORT=$(free_port)
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes 2;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx;
+  proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx; uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+  server {
+    listen 127.0.0.1:$NPORT;
+    location / { default_type application/json; return 200 '{"message":"webhook received"}'; }
+  }
+}
+CONF
+/usr/sbin/nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
+NPID=$!
+for _ in $(seq 50); do curl -sf -XPOST "http://127.0.0.1:$NPORT/" >/dev/null && break; sleep 0.1; done
+echo "nginx: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s POST http://127.0.0.1:$NPORT/ (constant 200)"
+N=$(run_wrk "http://127.0.0.1:$NPORT/")
+echo "  $N"
+
+# --- figures ---------------------------------------------------------------------------------
+ZOK=$(field ok "$Z"); ZS=$(field seconds "$Z"); NOK=$(field ok "$N"); NS=$(field seconds "$N")
+python3 - "$ZOK" "$ZS" "$NOK" "$NS" "$RUNS" "$JOBS" "$ZRSS" <<'PY'
+import sys
+zok, zs, nok, ns, runs, jobs, rss = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
+zr, nr = zok / zs, nok / ns
+print(f"zapd  {zr:10.0f} webhooks/s (2xx)   peak RSS {rss/1024:.1f} MiB")
+print(f"nginx {nr:10.0f} requests/s")
+print(f"ratio {zr/nr:10.2f}   (target >= 0.5)")
+# +1: the warm-up request before wrk.
+ok = runs >= zok + 1 and jobs == runs
+print(f"runs in DB {runs}, jobs+outbox {jobs}, 2xx answers {zok} (+1 warm-up): {'OK' if ok else 'MISSING RUNS'}")
+sys.exit(0 if ok else 1)
+PY

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "zapd/core/result.hpp"
+
+namespace zapd::hooks {
+
+/// Deepest object/array nesting of a JSON text (strings are skipped, so brackets inside
+/// them do not count). Stops counting past `stop_at` (cheap rejection of hostile input).
+std::size_t nesting_depth(std::string_view json_text, std::size_t stop_at);
+
+/// A webhook body as the run's trigger sees it:
+/// - JSON content types (application/json, anything +json) parse to their value; invalid
+///   JSON or nesting deeper than `max_depth` is `invalid_argument`. An empty body is null.
+/// - application/x-www-form-urlencoded becomes an object of strings (last value wins).
+/// - anything else is kept as its text (invalid UTF-8 replaced).
+result<nlohmann::json> parse_body(std::string_view content_type, std::string_view body, std::size_t max_depth);
+
+/// Whether a request header is kept in the run's trigger payload. Credentials
+/// (Authorization, Cookie, Proxy-Authorization, X-Api-Key) and hop-by-hop headers are not.
+bool kept_header(std::string_view lower_case_name);
+
+/// The trigger payload a run records:
+/// {"method","body","query","headers","contentType","receivedAt"} (receivedAt ISO-8601 UTC).
+nlohmann::json trigger_payload(std::string_view method, nlohmann::json body, std::string_view content_type,
+                               const std::map<std::string, std::string>& query,
+                               const std::vector<std::pair<std::string, std::string>>& headers, std::int64_t received_ms);
+
+/// The value at a dotted path ("event.id", "items.0.id") of a body, as text, for dedup.
+/// Nullopt when the path is absent or leads to null.
+std::optional<std::string> value_at(const nlohmann::json& body, std::string_view dotted_path);
+
+/// ISO-8601 UTC with milliseconds: 2026-11-23T10:00:00.123Z.
+std::string iso_time(std::int64_t unix_ms);
+
+}  // namespace zapd::hooks

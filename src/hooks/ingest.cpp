@@ -1,0 +1,154 @@
+#include "zapd/hooks/ingest.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "zapd/actions/spec.hpp"
+#include "zapd/secrets/secrets.hpp"
+#include "zapd/store/reader_pool.hpp"
+
+namespace zapd::hooks {
+namespace {
+
+constexpr std::size_t k_cache_max = 100'000;  // entries before the cache is cleared wholesale
+
+std::string text_field(const nlohmann::json& meta, const char* key) {
+  auto it = meta.find(key);
+  return it != meta.end() && it->is_string() ? it->get<std::string>() : std::string{};
+}
+
+}  // namespace
+
+error disabled_error(const std::string& zap_id) {
+  return make_error(errc::conflict, fmt::format("zap {} is disabled; enable it to accept webhooks", zap_id));
+}
+
+result<std::optional<zap_info>> load_zap(store::connection& c, const secrets::box& box, const std::string& zap_id) {
+  auto st = c.prepare(
+      "SELECT z.user_id, z.enabled, z.version, z.definition, COALESCE(u.plan, 'free') "
+      "FROM zaps z LEFT JOIN users u ON u.id = z.user_id WHERE z.id = ?");
+  if (!st) return std::move(st).err();
+  st->bind_all(zap_id);
+  auto row = st->step();
+  if (!row) return std::move(row).err();
+  if (!*row) return std::optional<zap_info>{};
+  zap_info z;
+  z.id = zap_id;
+  z.user_id = st->text(0);
+  z.enabled = st->int64(1) != 0;
+  z.version = st->int64(2);
+  auto def = nlohmann::json::parse(st->text(3), nullptr, false);
+  z.lane = st->text(4) == "paid" ? queue::lane::paid : queue::lane::free;
+  if (!def.is_object()) return make_error(errc::internal, fmt::format("zap {} has an unreadable definition", zap_id));
+  if (auto a = def.find("actions"); a != def.end() && a->is_array()) z.actions = a->size();
+  nlohmann::json meta = nlohmann::json::object();
+  if (auto t = def.find("trigger"); t != def.end() && t->is_object()) meta = t->value("metadata", nlohmann::json::object());
+  if (!meta.is_object()) meta = nlohmann::json::object();
+  auto sig = parse_scheme(text_field(meta, "signature"));
+  z.sig = sig.value_or(scheme::none);
+  z.signature_header = text_field(meta, "signatureHeader");
+  if (z.signature_header.empty()) z.signature_header = "X-Signature";
+  z.dedup_path = text_field(meta, "dedupPath");
+
+  std::string secret_field = text_field(meta, "secret");
+  auto refs = actions::secret_references(nlohmann::json(secret_field));
+  if (refs.empty()) {
+    z.secret = secret_field;  // a literal (not recommended, but honoured)
+  } else if (z.sig != scheme::none) {
+    auto all = secrets::reveal_all(c, box, z.user_id);
+    if (!all) return std::move(all).err();
+    if (auto it = all->find(*refs.begin()); it != all->end()) z.secret = it->second;
+  }
+  return std::optional<zap_info>(std::move(z));
+}
+
+result<recorded> record(store::connection& c, const new_run& r, std::int64_t dedup_window_ms) {
+  {
+    auto st = c.prepare("SELECT user_id, enabled, version FROM zaps WHERE id = ?");
+    if (!st) return std::move(st).err();
+    st->bind_all(r.zap_id);
+    auto row = st->step();
+    if (!row) return std::move(row).err();
+    if (!*row || st->text(0) != r.user_id) return make_error(errc::not_found, "no such zap");
+    if (st->int64(2) != r.zap_version) return recorded{{}, false, true};
+    if (st->int64(1) == 0) return disabled_error(r.zap_id);
+  }
+  if (r.dedup_key) {
+    auto st = c.prepare("SELECT run_id FROM dedup_keys WHERE zap_id = ? AND key = ? AND created_at_ms > ?");
+    if (!st) return std::move(st).err();
+    st->bind_all(r.zap_id, *r.dedup_key, r.now_ms - dedup_window_ms);
+    auto row = st->step();
+    if (!row) return std::move(row).err();
+    if (*row) return recorded{st->text(0), true, false};
+  }
+  const std::string_view lane = queue::lane_name(r.lane);
+  {
+    auto st = c.prepare(
+        "INSERT INTO runs (id, zap_id, zap_version, user_id, lane, status, \"trigger\", dedup_key, created_at, finished_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    if (!st) return std::move(st).err();
+    const bool empty = r.actions == 0;
+    st->bind_all(r.run_id, r.zap_id, r.zap_version, r.user_id, lane, empty ? "succeeded" : "queued", r.trigger_json,
+                 r.dedup_key, r.now_ms);
+    if (empty) st->bind(10, r.now_ms);
+    else st->bind(10, nullptr);
+    if (auto s = st->run(); !s) return std::move(s).err();
+  }
+  if (r.actions > 0) {
+    auto st = c.prepare("INSERT INTO outbox (run_id, step_index, lane, created_at) VALUES (?, 1, ?, ?)");
+    if (!st) return std::move(st).err();
+    st->bind_all(r.run_id, lane, r.now_ms);
+    if (auto s = st->run(); !s) return std::move(s).err();
+  }
+  if (r.dedup_key) {
+    // Replaces an expired key of the same value (the live one was answered above).
+    auto st = c.prepare("INSERT OR REPLACE INTO dedup_keys (zap_id, key, run_id, created_at_ms) VALUES (?, ?, ?, ?)");
+    if (!st) return std::move(st).err();
+    st->bind_all(r.zap_id, *r.dedup_key, r.run_id, r.now_ms);
+    if (auto s = st->run(); !s) return std::move(s).err();
+  }
+  return recorded{r.run_id, false, false};
+}
+
+result<std::int64_t> prune_dedup(store::connection& c, std::int64_t before_ms, int batch) {
+  auto st = c.prepare(
+      "DELETE FROM dedup_keys WHERE (zap_id, key) IN "
+      "(SELECT zap_id, key FROM dedup_keys WHERE created_at_ms < ? ORDER BY created_at_ms LIMIT ?)");
+  if (!st) return std::move(st).err();
+  st->bind_all(before_ms, batch);
+  if (auto s = st->run(); !s) return std::move(s).err();
+  return c.changes();
+}
+
+zap_cache::zap_cache(store::reader_pool& readers, const secrets::box& box, const clock& clk, std::chrono::milliseconds ttl)
+    : readers_(readers), box_(box), clock_(clk), ttl_(ttl) {}
+
+result<std::shared_ptr<const zap_info>> zap_cache::get(const std::string& zap_id) {
+  const std::int64_t now = clock_.now_ms();
+  {
+    std::lock_guard lk(mu_);
+    auto it = map_.find(zap_id);
+    if (it != map_.end() && now - it->second.loaded_ms < ttl_.count()) return it->second.info;
+  }
+  auto z = readers_.with([&](store::connection& c) { return load_zap(c, box_, zap_id); });
+  if (!z) return std::move(z).err();
+  std::shared_ptr<const zap_info> info = *z ? std::make_shared<const zap_info>(std::move(**z)) : nullptr;
+  if (ttl_.count() > 0) {
+    std::lock_guard lk(mu_);
+    if (map_.size() >= k_cache_max) map_.clear();
+    map_[zap_id] = entry{info, now};
+  }
+  return info;
+}
+
+void zap_cache::forget(const std::string& zap_id) {
+  std::lock_guard lk(mu_);
+  map_.erase(zap_id);
+}
+
+void zap_cache::forget_user(const std::string& user_id) {
+  std::lock_guard lk(mu_);
+  std::erase_if(map_, [&](const auto& kv) { return kv.second.info && kv.second.info->user_id == user_id; });
+}
+
+}  // namespace zapd::hooks

@@ -1,0 +1,178 @@
+#include "zapd/hooks/payload.hpp"
+
+#include <charconv>
+#include <ctime>
+
+#include <fmt/format.h>
+
+namespace zapd::hooks {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// The media type without parameters, lower-cased: "application/json; charset=utf-8" -> "application/json".
+std::string media_type(std::string_view content_type) {
+  auto semi = content_type.find(';');
+  auto t = content_type.substr(0, semi);
+  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+  while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+  return lower(t);
+}
+
+bool is_json_type(const std::string& mt) { return mt == "application/json" || mt.ends_with("+json") || mt == "text/json"; }
+
+std::string decode_form_part(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == '+') {
+      out += ' ';
+    } else if (c == '%' && i + 2 < s.size()) {
+      unsigned v = 0;
+      auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
+      if (ec == std::errc{} && p == s.data() + i + 3) {
+        out += static_cast<char>(v);
+        i += 2;
+      } else {
+        out += c;  // a stray '%' is kept as text rather than failing the webhook
+      }
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// A JSON string from arbitrary bytes: invalid UTF-8 replaced, never an exception later.
+nlohmann::json text_value(std::string_view s) {
+  nlohmann::json j = std::string(s);
+  // Round-trip through dump with `replace` so invalid UTF-8 cannot make a later dump throw.
+  return nlohmann::json::parse(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+}  // namespace
+
+std::size_t nesting_depth(std::string_view s, std::size_t stop_at) {
+  std::size_t depth = 0;
+  std::size_t deepest = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > deepest) {
+        deepest = depth;
+        if (deepest > stop_at) return deepest;
+      }
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+result<nlohmann::json> parse_body(std::string_view content_type, std::string_view body, std::size_t max_depth) {
+  const std::string mt = media_type(content_type);
+  if (is_json_type(mt)) {
+    if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return nlohmann::json(nullptr);
+    if (nesting_depth(body, max_depth) > max_depth)
+      return make_error(errc::invalid_argument, fmt::format("JSON body nests deeper than {} levels", max_depth));
+    auto j = nlohmann::json::parse(body, nullptr, false);
+    if (j.is_discarded()) return make_error(errc::invalid_argument, "body is not valid JSON (Content-Type says JSON)");
+    try {
+      (void)j.dump();  // strict UTF-8 check: a string nlohmann accepted but cannot write back
+    } catch (const nlohmann::json::exception&) {
+      return make_error(errc::invalid_argument, "body holds invalid UTF-8");
+    }
+    return j;
+  }
+  if (mt == "application/x-www-form-urlencoded") {
+    nlohmann::json obj = nlohmann::json::object();
+    std::string_view rest = body;
+    while (!rest.empty()) {
+      auto amp = rest.find('&');
+      auto pair = rest.substr(0, amp);
+      rest = amp == std::string_view::npos ? std::string_view{} : rest.substr(amp + 1);
+      if (pair.empty()) continue;
+      auto eq = pair.find('=');
+      std::string k = decode_form_part(pair.substr(0, eq));
+      std::string v = eq == std::string_view::npos ? std::string{} : decode_form_part(pair.substr(eq + 1));
+      obj[text_value(k).get<std::string>()] = text_value(v);
+    }
+    return obj;
+  }
+  if (body.empty()) return nlohmann::json(nullptr);
+  return text_value(body);
+}
+
+bool kept_header(std::string_view n) {
+  static constexpr std::string_view dropped[] = {"authorization", "proxy-authorization", "cookie",  "set-cookie",
+                                                 "x-api-key",     "connection",          "keep-alive", "transfer-encoding",
+                                                 "upgrade",       "te",                  "trailer",   "content-length"};
+  for (auto d : dropped)
+    if (n == d) return false;
+  return true;
+}
+
+nlohmann::json trigger_payload(std::string_view method, nlohmann::json body, std::string_view content_type,
+                               const std::map<std::string, std::string>& query,
+                               const std::vector<std::pair<std::string, std::string>>& headers, std::int64_t received_ms) {
+  nlohmann::json q = nlohmann::json::object();
+  for (const auto& [k, v] : query) q[text_value(k).get<std::string>()] = text_value(v);
+  nlohmann::json h = nlohmann::json::object();
+  for (const auto& [k, v] : headers) {
+    std::string name = lower(k);
+    if (kept_header(name)) h[text_value(name).get<std::string>()] = text_value(v);
+  }
+  return {{"method", std::string(method)},
+          {"body", std::move(body)},
+          {"query", std::move(q)},
+          {"headers", std::move(h)},
+          {"contentType", media_type(content_type)},
+          {"receivedAt", iso_time(received_ms)}};
+}
+
+std::optional<std::string> value_at(const nlohmann::json& body, std::string_view path) {
+  const nlohmann::json* cur = &body;
+  while (!path.empty()) {
+    auto dot = path.find('.');
+    auto seg = path.substr(0, dot);
+    path = dot == std::string_view::npos ? std::string_view{} : path.substr(dot + 1);
+    if (cur->is_object()) {
+      auto it = cur->find(std::string(seg));
+      if (it == cur->end()) return std::nullopt;
+      cur = &*it;
+    } else if (cur->is_array()) {
+      std::size_t i = 0;
+      auto [p, ec] = std::from_chars(seg.data(), seg.data() + seg.size(), i);
+      if (ec != std::errc{} || p != seg.data() + seg.size() || i >= cur->size()) return std::nullopt;
+      cur = &(*cur)[i];
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (cur->is_null()) return std::nullopt;
+  if (cur->is_string()) return cur->get<std::string>();
+  return cur->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string iso_time(std::int64_t unix_ms) {
+  std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec, unix_ms % 1000);
+}
+
+}  // namespace zapd::hooks
