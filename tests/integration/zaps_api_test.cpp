@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "api_helpers.hpp"
 #include "zapd_process.hpp"
 
 using namespace zapd::test;
@@ -15,20 +16,9 @@ namespace {
 const std::string k_seed_body =
     R"({"availableTriggerId":"webhook","triggerMetadata":{},"actions":[{"availableActionId":"email","actionMetadata":{"email":"{comment.email}","body":"hi"}}]})";
 
-// Signs up and in; returns the session token.
-std::string user_token(const zapd_process& z, const std::string& email) {
-  auto up = z.request("POST", "/api/v1/user/signup",
-                      json{{"username", email}, {"password", "correct horse battery"}, {"name", "Test"}}.dump());
-  REQUIRE(up.status == 200);
-  auto in = z.request("POST", "/api/v1/user/signin", json{{"username", email}, {"password", "correct horse battery"}}.dump());
-  REQUIRE(in.status == 200);
-  return in.json()["token"];
-}
+std::string user_token(const zapd_process& z, const std::string& email) { return sign_up(z, email).token; }
 
-std::map<std::string, std::string> bearer(const std::string& t) { return {{"Authorization", "Bearer " + t}}; }
-
-// Fast password hashing for tests (the production default is sized for a Raspberry Pi).
-const std::vector<std::string> k_fast = {"--set", "auth.hash_memlimit_kib=8192", "--set", "auth.hash_opslimit=1"};
+const std::vector<std::string>& k_fast = k_fast_hashing;
 
 }  // namespace
 

@@ -1,0 +1,44 @@
+#pragma once
+// Small helpers for tests that drive the real server's API (tests/support/zapd_process.hpp).
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "zapd_process.hpp"
+
+namespace zapd::test {
+
+/// Fast password hashing for tests (the production default is sized for a Raspberry Pi).
+inline const std::vector<std::string> k_fast_hashing = {"--set", "auth.hash_memlimit_kib=8192", "--set",
+                                                        "auth.hash_opslimit=1"};
+
+inline std::map<std::string, std::string> bearer(const std::string& token) {
+  return {{"Authorization", "Bearer " + token}};
+}
+
+struct account {
+  std::string token;
+  std::string user_id;
+};
+
+/// Signs up and in.
+inline account sign_up(const zapd_process& z, const std::string& email) {
+  using json = nlohmann::json;
+  auto up = z.request("POST", "/api/v1/user/signup",
+                      json{{"username", email}, {"password", "correct horse battery"}, {"name", "Test"}}.dump());
+  REQUIRE(up.status == 200);
+  auto in = z.request("POST", "/api/v1/user/signin", json{{"username", email}, {"password", "correct horse battery"}}.dump());
+  REQUIRE(in.status == 200);
+  account a;
+  a.token = in.json()["token"];
+  auto me = z.request("GET", "/api/v1/user", "", bearer(a.token));
+  REQUIRE(me.status == 200);
+  a.user_id = me.json()["user"]["id"];
+  return a;
+}
+
+}  // namespace zapd::test
