@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "zapd/actions/spec.hpp"
+#include "zapd/runs/runs.hpp"
 #include "zapd/secrets/secrets.hpp"
 #include "zapd/store/reader_pool.hpp"
 
@@ -81,25 +82,9 @@ result<recorded> record(store::connection& c, const new_run& r, std::int64_t ded
     if (!row) return std::move(row).err();
     if (*row) return recorded{st->text(0), true, false};
   }
-  const std::string_view lane = queue::lane_name(r.lane);
-  {
-    auto st = c.prepare(
-        "INSERT INTO runs (id, zap_id, zap_version, user_id, lane, status, \"trigger\", dedup_key, created_at, finished_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    if (!st) return std::move(st).err();
-    const bool empty = r.actions == 0;
-    st->bind_all(r.run_id, r.zap_id, r.zap_version, r.user_id, lane, empty ? "succeeded" : "queued", r.trigger_json,
-                 r.dedup_key, r.now_ms);
-    if (empty) st->bind(10, r.now_ms);
-    else st->bind(10, nullptr);
-    if (auto s = st->run(); !s) return std::move(s).err();
-  }
-  if (r.actions > 0) {
-    auto st = c.prepare("INSERT INTO outbox (run_id, step_index, lane, created_at) VALUES (?, 1, ?, ?)");
-    if (!st) return std::move(st).err();
-    st->bind_all(r.run_id, lane, r.now_ms);
-    if (auto s = st->run(); !s) return std::move(s).err();
-  }
+  runs::new_run n{r.run_id, r.zap_id, r.user_id, r.zap_version, r.lane, r.actions, r.trigger_json, r.dedup_key, std::nullopt,
+                  r.now_ms};
+  if (auto s = runs::insert(c, n); !s) return std::move(s).err();
   if (r.dedup_key) {
     // Replaces an expired key of the same value (the live one was answered above).
     auto st = c.prepare("INSERT OR REPLACE INTO dedup_keys (zap_id, key, run_id, created_at_ms) VALUES (?, ?, ?, ?)");

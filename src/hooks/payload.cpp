@@ -1,9 +1,10 @@
 #include "zapd/hooks/payload.hpp"
 
 #include <charconv>
-#include <ctime>
 
 #include <fmt/format.h>
+
+#include "zapd/core/clock.hpp"
 
 namespace zapd::hooks {
 namespace {
@@ -140,7 +141,7 @@ nlohmann::json trigger_payload(std::string_view method, nlohmann::json body, std
           {"query", std::move(q)},
           {"headers", std::move(h)},
           {"contentType", media_type(content_type)},
-          {"receivedAt", iso_time(received_ms)}};
+          {"receivedAt", iso_time_ms(received_ms)}};
 }
 
 std::optional<std::string> value_at(const nlohmann::json& body, std::string_view path) {
@@ -167,12 +168,5 @@ std::optional<std::string> value_at(const nlohmann::json& body, std::string_view
   return cur->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::string iso_time(std::int64_t unix_ms) {
-  std::time_t secs = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec, unix_ms % 1000);
-}
 
 }  // namespace zapd::hooks

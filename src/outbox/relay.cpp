@@ -127,6 +127,7 @@ void relay::run() {
         failed = true;
         break;
       }
+      if (*n > 0 && opts_.moved) opts_.moved();
       if (*n < opts_.batch) break;  // drained
     }
     lk.lock();

@@ -136,16 +136,36 @@ result<std::vector<job>> sqlite_queue::claim(lane l, std::size_t max, std::chron
   return r;
 }
 
+namespace {
+
+constexpr const char* k_ack_sql = "DELETE FROM jobs WHERE id = ? AND attempts = ? AND state = 'leased'";
+constexpr const char* k_retry_sql =
+    "UPDATE jobs SET state = 'ready', lease_until_ms = NULL, run_at_ms = ?3 "
+    "WHERE id = ?1 AND attempts = ?2 AND state = 'leased'";
+constexpr const char* k_dead_sql =
+    "UPDATE jobs SET state = 'dead', lease_until_ms = NULL, dead_reason = ?3 "
+    "WHERE id = ?1 AND attempts = ?2 AND state = 'leased'";
+
+// Runs `sql` (bound: id, attempts, then `extra`) through `c`; conflict when no row matched.
+template <class... Extra>
+status settle_in(store::connection& c, const job& j, const char* sql, const Extra&... extra) {
+  auto q = c.prepare(sql);
+  if (!q) return std::move(q).err();
+  auto st = q->bind_all(j.id, j.attempts, extra...).run();
+  if (!st) return st;
+  if (c.changes() == 0)
+    return make_error(errc::conflict, fmt::format("job {} (run {} step {}, attempt {}): the lease was lost", j.id,
+                                                  j.run_id, j.step_index, j.attempts));
+  return {};
+}
+
+}  // namespace
+
 template <class... Extra>
 status sqlite_queue::settle(const job& j, const char* sql, const Extra&... extra) {
   auto r = db_.writes().execute<bool>([&](store::connection& c) -> result<bool> {
-    auto q = c.prepare(sql);
-    if (!q) return std::move(q).err();
-    auto st = q->bind_all(j.id, j.attempts, extra...).run();
+    auto st = settle_in(c, j, sql, extra...);
     if (!st) return std::move(st).err();
-    if (c.changes() == 0)
-      return make_error(errc::conflict, fmt::format("job {} (run {} step {}, attempt {}): the lease was lost",
-                                                    j.id, j.run_id, j.step_index, j.attempts));
     return true;
   });
   if (!r) return std::move(r).err();
@@ -153,25 +173,37 @@ status sqlite_queue::settle(const job& j, const char* sql, const Extra&... extra
 }
 
 status sqlite_queue::ack(const job& j) {
-  auto st = settle(j, "DELETE FROM jobs WHERE id = ? AND attempts = ? AND state = 'leased'");
+  auto st = settle(j, k_ack_sql);
   if (st) m_[index_of(j.lane)].acked->inc();
   return st;
 }
 
 status sqlite_queue::retry(const job& j, std::chrono::system_clock::time_point at) {
-  auto st = settle(j,
-                   "UPDATE jobs SET state = 'ready', lease_until_ms = NULL, run_at_ms = ?3 "
-                   "WHERE id = ?1 AND attempts = ?2 AND state = 'leased'",
-                   to_ms(at));
+  auto st = settle(j, k_retry_sql, to_ms(at));
   if (st) m_[index_of(j.lane)].retried->inc();
   return st;
 }
 
 status sqlite_queue::dead(const job& j, std::string_view reason) {
-  auto st = settle(j,
-                   "UPDATE jobs SET state = 'dead', lease_until_ms = NULL, dead_reason = ?3 "
-                   "WHERE id = ?1 AND attempts = ?2 AND state = 'leased'",
-                   reason);
+  auto st = settle(j, k_dead_sql, reason);
+  if (st) m_[index_of(j.lane)].dead->inc();
+  return st;
+}
+
+status sqlite_queue::ack_in(store::connection& c, const job& j) {
+  auto st = settle_in(c, j, k_ack_sql);
+  if (st) m_[index_of(j.lane)].acked->inc();
+  return st;
+}
+
+status sqlite_queue::retry_in(store::connection& c, const job& j, std::chrono::system_clock::time_point at) {
+  auto st = settle_in(c, j, k_retry_sql, to_ms(at));
+  if (st) m_[index_of(j.lane)].retried->inc();
+  return st;
+}
+
+status sqlite_queue::dead_in(store::connection& c, const job& j, std::string_view reason) {
+  auto st = settle_in(c, j, k_dead_sql, reason);
   if (st) m_[index_of(j.lane)].dead->inc();
   return st;
 }

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
 
 namespace zapd {
 
@@ -18,6 +19,9 @@ class system_clock final : public clock {
  public:
   std::chrono::system_clock::time_point now() const override;
 };
+
+/// ISO-8601 UTC with milliseconds: 2026-11-23T10:00:00.123Z.
+std::string iso_time_ms(std::int64_t unix_ms);
 
 /// The process's real clock (a static instance).
 const clock& real_clock();

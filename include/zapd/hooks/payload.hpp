@@ -39,7 +39,4 @@ nlohmann::json trigger_payload(std::string_view method, nlohmann::json body, std
 /// Nullopt when the path is absent or leads to null.
 std::optional<std::string> value_at(const nlohmann::json& body, std::string_view dotted_path);
 
-/// ISO-8601 UTC with milliseconds: 2026-11-23T10:00:00.123Z.
-std::string iso_time(std::int64_t unix_ms);
-
 }  // namespace zapd::hooks

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -43,6 +44,8 @@ class relay {
   struct options {
     std::size_t batch = 256;
     std::chrono::milliseconds poll{1000};
+    /// Called on the relay thread after a batch reached the queue (wakes the workers).
+    std::function<void()> moved;
   };
 
   /// `in_store` may be null; when set it is the same queue as `q`, seen as a store publisher.

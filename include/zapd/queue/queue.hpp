@@ -59,6 +59,14 @@ class store_publisher {
   /// Inserts the batch through `c` (the writer's connection, transaction open). Nothing is
   /// durable until the caller's transaction commits.
   virtual status publish_in(store::connection& c, const std::vector<job_spec>& batch) = 0;
+
+  /// ack / retry / dead inside the caller's write transaction, so a worker records a step's
+  /// result, enqueues the next step and settles the job atomically. `conflict` when the
+  /// lease was lost (the caller's request must then fail so the transaction undoes it).
+  /// The queue's counters move when the call succeeds, before the commit.
+  virtual status ack_in(store::connection& c, const job& j) = 0;
+  virtual status retry_in(store::connection& c, const job& j, std::chrono::system_clock::time_point at) = 0;
+  virtual status dead_in(store::connection& c, const job& j, std::string_view reason) = 0;
 };
 
 }  // namespace zapd::queue

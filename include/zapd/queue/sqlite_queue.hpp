@@ -45,6 +45,9 @@ class sqlite_queue final : public queue, public store_publisher {
   status ack(const job& j) override;
   status retry(const job& j, std::chrono::system_clock::time_point at) override;
   status dead(const job& j, std::string_view reason) override;
+  status ack_in(store::connection& c, const job& j) override;
+  status retry_in(store::connection& c, const job& j, std::chrono::system_clock::time_point at) override;
+  status dead_in(store::connection& c, const job& j, std::string_view reason) override;
 
   /// Jobs of a lane by state, read from a reader connection (committed state).
   struct depth {
