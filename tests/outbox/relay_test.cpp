@@ -154,7 +154,9 @@ TEST_CASE("relay: a queue outside the store gets publish, and rows go once it ac
   f.r->start();
   CHECK(wait_for([&] { return f.outbox_rows() == 0; }, 5s) < 5s);
   CHECK(f.jobs() == 25);
-  CHECK(f.reg.add_counter("zapd_outbox_rows_published_total", "").value() == 25);
+  // The relay counts a batch after its delete commits, so the count may trail the table a moment.
+  auto& published = f.reg.add_counter("zapd_outbox_rows_published_total", "");
+  CHECK(wait_for([&] { return published.value() == 25; }, 5s) < 5s);
 }
 
 TEST_CASE("relay: stop is clean, rows it did not reach wait for the next start") {
