@@ -1,0 +1,85 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "zapd/templates/template.hpp"
+
+namespace zapd::outbound {
+class http_client;
+}
+
+namespace zapd::actions {
+
+/// One attempt of one step, its config already rendered.
+struct step_request {
+  std::string run_id;
+  int step_index = 1;            // 1-based, as in {{steps.N}}
+  int attempt = 1;               // 1 on the first delivery
+  std::string zap_name;
+  nlohmann::json config;         // rendered (secrets in clear: never record this one)
+  std::string idempotency_key;   // "{runId}:{stepIndex}": stable across attempts
+};
+
+enum class verdict {
+  succeeded,  // record the output, go on with the next step
+  retry,      // failed for now (network, timeout, 408, 429, 5xx): try again later
+  failed,     // failed for good (4xx, policy refusal, bad config): no retry
+};
+
+struct step_result {
+  verdict v = verdict::failed;
+  nlohmann::json output;                              // recorded on the step (null when none)
+  std::string error;                                  // empty on success
+  std::optional<std::chrono::milliseconds> retry_after;  // the server asked for this delay
+  std::chrono::milliseconds duration{};
+};
+
+/// How one action runs. Implementations never touch the database (the worker records).
+///
+/// Threading: `execute` may be called from any thread, many at once; `done` is called
+/// exactly once, from any thread (e.g. the outbound driver's), and must not block.
+class executor {
+ public:
+  virtual ~executor();
+  /// How each config field is rendered (escaping per destination). Default: text.
+  virtual templates::options render_options(std::string_view field, const nlohmann::json& raw_config) const;
+  using done_fn = std::function<void(step_result)>;
+  virtual void execute(step_request req, done_fn done) = 0;
+};
+
+/// Catalog id -> executor (aliases resolved by the catalog first).
+class executors {
+ public:
+  void add(std::string id, std::unique_ptr<executor> e);
+  executor* find(const std::string& id) const;
+
+ private:
+  std::map<std::string, std::unique_ptr<executor>> map_;
+};
+
+/// Options of the `http` action's executor.
+struct http_options {
+  std::string user_agent = "zapd";
+  std::size_t max_body = 256 * 1024;  // response bytes recorded
+};
+
+/// The `http` action: method, url, headers, body, timeoutMs, expectedStatus, followRedirects,
+/// signingSecret (optional Standard Webhooks signature). Sends `Idempotency-Key` and
+/// `User-Agent`. Output: {status, headers (selected), body (JSON when it is JSON), truncated,
+/// durationMs}.
+std::unique_ptr<executor> make_http_executor(outbound::http_client& client, http_options o);
+
+/// Whether `status` matches an expectedStatus spec like "2xx", "200", "200,201,3xx".
+bool status_matches(long status, std::string_view spec);
+
+/// Seconds or an HTTP date in a Retry-After header -> a delay (capped at 24 h).
+std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value, std::int64_t now_ms);
+
+}  // namespace zapd::actions

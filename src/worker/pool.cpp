@@ -1,0 +1,417 @@
+#include "zapd/worker/pool.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "zapd/actions/spec.hpp"
+#include "zapd/core/log.hpp"
+#include "zapd/runs/runs.hpp"
+#include "zapd/secrets/secrets.hpp"
+#include "zapd/store/database.hpp"
+#include "zapd/templates/template.hpp"
+
+namespace zapd::worker {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr std::array<std::chrono::milliseconds, 7> k_schedule = {5s, 5min, 30min, 2h, 5h, 10h, 10h};
+constexpr std::chrono::milliseconds k_schedule_unit = 5s;  // `base` scales the schedule from this
+constexpr std::chrono::milliseconds k_timeout_margin = 2s; // an attempt ends this long before its lease
+
+std::size_t index_of(queue::lane l) { return l == queue::lane::paid ? 0 : 1; }
+
+// What a step needs to know about its run, read on a reader connection.
+struct run_data {
+  std::string status;
+  std::string user_id;
+  std::string zap_id;
+  std::string zap_name;
+  std::int64_t zap_version = 0;
+  json trigger;
+  json definition;
+  json outputs = json::object();  // "N" -> output of succeeded step N
+};
+
+result<std::optional<run_data>> load_run(store::connection& c, const std::string& run_id) {
+  run_data d;
+  {
+    auto st = c.prepare(
+        "SELECT r.status, r.user_id, r.zap_id, r.zap_version, r.\"trigger\", v.name FROM runs r "
+        "LEFT JOIN zap_versions v ON v.zap_id = r.zap_id AND v.version = r.zap_version WHERE r.id = ?");
+    if (!st) return std::move(st).err();
+    st->bind_all(run_id);
+    auto row = st->step();
+    if (!row) return std::move(row).err();
+    if (!*row) return std::optional<run_data>{};
+    d.status = st->text(0);
+    d.user_id = st->text(1);
+    d.zap_id = st->text(2);
+    d.zap_version = st->int64(3);
+    d.trigger = json::parse(st->text(4), nullptr, false);
+    d.zap_name = st->is_null(5) ? std::string{} : st->text(5);
+  }
+  auto def = runs::zap_definition(c, d.zap_id, d.zap_version);
+  if (!def) return std::move(def).err();
+  d.definition = std::move(*def);
+  auto st = c.prepare("SELECT step_index, output FROM run_steps WHERE run_id = ? AND status = 'succeeded'");
+  if (!st) return std::move(st).err();
+  st->bind_all(run_id);
+  for (;;) {
+    auto row = st->step();
+    if (!row) return std::move(row).err();
+    if (!*row) break;
+    d.outputs[std::to_string(st->int64(0))] = st->is_null(1) ? json(nullptr) : json::parse(st->text(1), nullptr, false);
+  }
+  return std::optional<run_data>(std::move(d));
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+status exec(store::connection& c, const char* sql, auto&&... args) {
+  auto st = c.prepare(sql);
+  if (!st) return std::move(st).err();
+  return st->bind_all(args...).run();
+}
+
+}  // namespace
+
+std::chrono::milliseconds retry_policy::delay_before(int next) const {
+  if (next <= 1) return 0ms;
+  const auto i = std::min<std::size_t>(static_cast<std::size_t>(next - 2), k_schedule.size() - 1);
+  return std::chrono::milliseconds(k_schedule[i].count() * base.count() / k_schedule_unit.count());
+}
+
+struct pool::attempt {
+  queue::job job;
+  std::size_t steps = 0;
+  std::string action_id;
+  json input;  // rendered, secrets masked
+  json warnings = json::array();
+  std::int64_t started_ms = 0;
+};
+
+pool::pool(store::database& db, queue::sqlite_queue& q, const actions::catalog& cat, const actions::executors& ex,
+           const secrets::box& box, const clock& clk, metrics::registry& m, options o)
+    : db_(db),
+      queue_(q),
+      catalog_(cat),
+      executors_(ex),
+      box_(box),
+      clock_(clk),
+      opts_(std::move(o)),
+      succeeded_(m.add_counter("zapd_worker_steps_total", "Step attempts by outcome", {{"outcome", "succeeded"}})),
+      retried_(m.add_counter("zapd_worker_steps_total", "Step attempts by outcome", {{"outcome", "retry"}})),
+      failed_(m.add_counter("zapd_worker_steps_total", "Step attempts by outcome", {{"outcome", "failed"}})),
+      lost_(m.add_counter("zapd_worker_results_discarded_total", "Results not recorded because the job's lease was lost")),
+      in_flight_gauge_(m.add_gauge("zapd_worker_in_flight", "Step attempts executing now")) {
+  lanes_[0].lane = queue::lane::paid;
+  lanes_[0].slots = std::max<std::size_t>(1, opts_.paid_slots);
+  lanes_[1].lane = queue::lane::free;
+  lanes_[1].slots = std::max<std::size_t>(1, opts_.free_slots);
+}
+
+pool::~pool() { stop(); }
+
+void pool::start() {
+  std::lock_guard lk(mu_);
+  if (stopping_ || lanes_[0].thread.joinable()) return;
+  for (auto& ls : lanes_) ls.thread = std::thread([this, &ls] { claim_loop(ls); });
+}
+
+void pool::notify() noexcept {
+  {
+    std::lock_guard lk(mu_);
+    woken_ = true;
+    for (auto& ls : lanes_) ls.woken = true;
+  }
+  cv_.notify_all();
+}
+
+std::size_t pool::in_flight() const {
+  std::lock_guard lk(mu_);
+  return running_.size();
+}
+
+void pool::claim_loop(lane_state& ls) {
+  std::unique_lock lk(mu_);
+  while (!stopping_) {
+    ls.woken = false;
+    const std::size_t room = ls.slots - std::min(ls.slots, ls.in_flight);
+    bool full = room == 0;
+    if (room > 0) {
+      lk.unlock();
+      auto jobs = queue_.claim(ls.lane, std::min(room, opts_.claim_batch), opts_.lease);
+      if (!jobs) log::warn("worker.claim_failed", {{"lane", queue::lane_name(ls.lane)}, {"error", jobs.err().message}});
+      lk.lock();
+      if (jobs && !jobs->empty()) {
+        for (const auto& j : *jobs) {
+          ++ls.in_flight;
+          running_[j.id] = j;
+        }
+        in_flight_gauge_.set(static_cast<std::int64_t>(running_.size()));
+        lk.unlock();
+        for (const auto& j : *jobs) begin(j);
+        lk.lock();
+        continue;  // there may be more
+      }
+    }
+    // Sleep until notified, a slot frees (when full), a retry falls due, or the poll passes.
+    auto until = std::chrono::steady_clock::now() + opts_.poll;
+    const std::int64_t due = next_due_ms_.load();
+    if (due > 0) {
+      auto wait = std::chrono::milliseconds(std::max<std::int64_t>(0, due - clock_.now_ms()));
+      until = std::min(until, std::chrono::steady_clock::now() + wait);
+    }
+    cv_.wait_until(lk, until, [&] { return stopping_ || ls.woken || (full && ls.in_flight < ls.slots); });
+    if (due > 0 && clock_.now_ms() >= due) next_due_ms_.compare_exchange_strong(const_cast<std::int64_t&>(due), 0);
+  }
+}
+
+void pool::begin(const queue::job& j) {
+  auto a = std::make_shared<attempt>();
+  a->job = j;
+  a->started_ms = clock_.now_ms();
+
+  auto data = db_.reads().with([&](store::connection& c) { return load_run(c, j.run_id); });
+  if (!data) {
+    log::warn("worker.load_failed", {{"run", j.run_id}, {"step", j.step_index}, {"error", data.err().message}});
+    actions::step_result r;
+    r.v = actions::verdict::retry;
+    r.error = "could not read the run: " + data.err().message;
+    finish(a, std::move(r));
+    return;
+  }
+  if (!*data || (*data)->status == "cancelled" || (*data)->status == "succeeded" || (*data)->status == "failed") {
+    settle_skip(j, *data ? "run is " + (*data)->status : "run no longer exists");
+    return;
+  }
+  run_data& d = **data;
+  const json& acts = d.definition["actions"];
+  a->steps = acts.is_array() ? acts.size() : 0;
+  if (j.step_index < 1 || static_cast<std::size_t>(j.step_index) > a->steps) {
+    settle_skip(j, fmt::format("step {} is not in zap version {}", j.step_index, d.zap_version));
+    return;
+  }
+  const json& act = acts[static_cast<std::size_t>(j.step_index - 1)];
+  a->action_id = act.value("actionId", "");
+  json raw = act.value("metadata", json::object());
+  actions::executor* ex = executors_.find(a->action_id);
+  if (!ex) {
+    actions::step_result r;
+    r.v = actions::verdict::failed;
+    r.error = fmt::format("the '{}' action cannot run in this version of zapd", a->action_id);
+    finish(a, std::move(r));
+    return;
+  }
+
+  json ctx = {{"trigger", d.trigger},
+              {"steps", d.outputs},
+              {"run", {{"id", j.run_id}, {"zapId", d.zap_id}, {"zapName", d.zap_name}, {"zapVersion", d.zap_version},
+                       {"step", j.step_index}, {"attempt", j.attempts}}},
+              {"secrets", json::object()}};
+  if (!actions::secret_references(raw).empty()) {
+    auto all = db_.reads().with([&](store::connection& c) { return secrets::reveal_all(c, box_, d.user_id); });
+    if (!all) {
+      actions::step_result r;
+      r.v = actions::verdict::retry;
+      r.error = "could not read secrets: " + all.err().message;
+      finish(a, std::move(r));
+      return;
+    }
+    for (const auto& [name, value] : *all) ctx["secrets"][name] = value;
+  }
+  auto rendered = templates::render_config(raw, ctx, [&](std::string_view field) { return ex->render_options(field, raw); });
+  a->input = rendered.masked;
+  for (const auto& w : rendered.warnings) a->warnings.push_back(w);
+
+  // An attempt ends before its lease does, so a slow action cannot be run twice at once.
+  json config = std::move(rendered.value);
+  const std::int64_t cap = std::max<std::int64_t>(1000, (opts_.lease - k_timeout_margin).count());
+  std::int64_t timeout = 30'000;
+  if (auto t = config.find("timeoutMs"); t != config.end() && t->is_number_integer()) timeout = t->get<std::int64_t>();
+  config["timeoutMs"] = std::clamp<std::int64_t>(timeout, 1, cap);
+
+  actions::step_request req;
+  req.run_id = j.run_id;
+  req.step_index = j.step_index;
+  req.attempt = j.attempts;
+  req.zap_name = d.zap_name;
+  req.config = std::move(config);
+  req.idempotency_key = fmt::format("{}:{}", j.run_id, j.step_index);
+  ex->execute(std::move(req), [this, a](actions::step_result r) { finish(a, std::move(r)); });
+}
+
+std::chrono::system_clock::time_point pool::next_attempt_at(int next, std::optional<std::chrono::milliseconds> retry_after) {
+  auto delay = opts_.retry.delay_before(next);
+  if (delay.count() > 0 && opts_.retry.jitter > 0) {
+    std::lock_guard lk(mu_);
+    std::uniform_real_distribution<double> d(1 - opts_.retry.jitter, 1 + opts_.retry.jitter);
+    delay = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(static_cast<double>(delay.count()) * d(rng_))));
+  }
+  if (retry_after && *retry_after > delay) delay = *retry_after;
+  return clock_.now() + delay;
+}
+
+void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
+  const queue::job& j = a->job;
+  const bool give_up = r.v == actions::verdict::failed ||
+                       (r.v == actions::verdict::retry && j.attempts >= opts_.retry.max_attempts);
+  const auto at = next_attempt_at(j.attempts + 1, r.retry_after);
+  const std::int64_t at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count();
+  const std::int64_t now = clock_.now_ms();
+  (r.v == actions::verdict::succeeded ? succeeded_ : give_up ? failed_ : retried_).inc();
+  if (give_up && r.v == actions::verdict::retry)
+    r.error = fmt::format("{} (gave up after {} attempts)", r.error, j.attempts);
+
+  auto work = [this, a, r, give_up, at, at_ms, now](store::connection& c) -> result<bool> {
+    const queue::job& j = a->job;
+    std::string run_status;
+    {
+      auto st = c.prepare("SELECT status FROM runs WHERE id = ?");
+      if (!st) return std::move(st).err();
+      st->bind_all(j.run_id);
+      auto row = st->step();
+      if (!row) return std::move(row).err();
+      run_status = *row ? st->text(0) : "cancelled";
+    }
+    const bool cancelled = run_status == "cancelled";
+    const bool ok = r.v == actions::verdict::succeeded;
+    const char* step_status = ok ? "succeeded" : cancelled ? "cancelled" : give_up ? "failed" : "running";
+    const bool final_step = ok || give_up || cancelled;
+    {
+      auto st = c.prepare(
+          "INSERT INTO run_steps (run_id, step_index, action_id, status, attempts, input, output, error, warnings, "
+          "started_at, finished_at, duration_ms, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+          "ON CONFLICT (run_id, step_index) DO UPDATE SET action_id = excluded.action_id, status = excluded.status, "
+          "attempts = excluded.attempts, input = excluded.input, output = excluded.output, error = excluded.error, "
+          "warnings = excluded.warnings, started_at = COALESCE(run_steps.started_at, excluded.started_at), "
+          "finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, next_attempt_at = excluded.next_attempt_at");
+      if (!st) return std::move(st).err();
+      st->bind_all(j.run_id, j.step_index, a->action_id, step_status, j.attempts, dump(a->input), dump(r.output),
+                   r.error.empty() ? std::optional<std::string>{} : std::optional<std::string>(r.error), dump(a->warnings),
+                   a->started_ms);
+      if (final_step) st->bind(11, now);
+      else st->bind(11, nullptr);
+      st->bind(12, std::max<std::int64_t>(r.duration.count(), now - a->started_ms));
+      if (final_step) st->bind(13, nullptr);
+      else st->bind(13, at_ms);
+      if (auto s = st->run(); !s) return std::move(s).err();
+    }
+    if (cancelled) {
+      if (auto s = queue_.ack_in(c, j); !s) return std::move(s).err();
+      return false;
+    }
+    if (ok) {
+      if (auto s = queue_.ack_in(c, j); !s) return std::move(s).err();
+      if (static_cast<std::size_t>(j.step_index) < a->steps) {
+        if (auto s = exec(c, "INSERT INTO outbox (run_id, step_index, lane, created_at) VALUES (?, ?, ?, ?)", j.run_id,
+                          j.step_index + 1, queue::lane_name(j.lane), now);
+            !s)
+          return std::move(s).err();
+        if (auto s = exec(c, "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ?",
+                          a->started_ms, j.run_id);
+            !s)
+          return std::move(s).err();
+        return true;
+      }
+      if (auto s = exec(c,
+                        "UPDATE runs SET status = 'succeeded', started_at = COALESCE(started_at, ?), finished_at = ? "
+                        "WHERE id = ?",
+                        a->started_ms, now, j.run_id);
+          !s)
+        return std::move(s).err();
+      return false;
+    }
+    if (!give_up) {
+      if (auto s = queue_.retry_in(c, j, at); !s) return std::move(s).err();
+      if (auto s = exec(c, "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ?",
+                        a->started_ms, j.run_id);
+          !s)
+        return std::move(s).err();
+      return false;
+    }
+    if (auto s = queue_.dead_in(c, j, r.error); !s) return std::move(s).err();
+    if (auto s = exec(c,
+                      "UPDATE runs SET status = 'failed', error = ?, started_at = COALESCE(started_at, ?), finished_at = ? "
+                      "WHERE id = ?",
+                      fmt::format("step {}: {}", j.step_index, r.error), a->started_ms, now, j.run_id);
+        !s)
+      return std::move(s).err();
+    return false;
+  };
+  const bool schedules_retry = !give_up && r.v == actions::verdict::retry;
+  auto committed = [this, a, schedules_retry, at_ms](result<bool> res) {
+    if (!res) {
+      if (res.err().code == errc::conflict) {
+        lost_.inc();
+        log::info("worker.result_discarded", {{"run", a->job.run_id}, {"step", a->job.step_index}, {"reason", res.err().message}});
+      } else {
+        log::warn("worker.record_failed", {{"run", a->job.run_id}, {"step", a->job.step_index}, {"error", res.err().message}});
+      }
+    } else {
+      if (*res && opts_.enqueued) opts_.enqueued();
+      if (schedules_retry) {
+        // Wake a claim loop when the retry falls due rather than at the next poll.
+        std::int64_t cur = next_due_ms_.load();
+        while ((cur == 0 || at_ms < cur) && !next_due_ms_.compare_exchange_weak(cur, at_ms)) {
+        }
+        cv_.notify_all();
+      }
+    }
+    done(a->job);
+  };
+  auto st = db_.writes().submit_for<bool>(std::move(work), std::move(committed));
+  if (!st) {
+    // The lease will expire and the step run again (at-least-once).
+    log::warn("worker.record_refused", {{"run", j.run_id}, {"step", j.step_index}, {"error", st.err().message}});
+    done(j);
+  }
+}
+
+void pool::settle_skip(const queue::job& j, const std::string& why) {
+  log::info("worker.step_skipped", {{"run", j.run_id}, {"step", j.step_index}, {"reason", why}});
+  auto work = [this, j](store::connection& c) -> result<bool> {
+    if (auto s = queue_.ack_in(c, j); !s) return std::move(s).err();
+    return true;
+  };
+  auto st = db_.writes().submit_for<bool>(std::move(work), [this, j](result<bool>) { done(j); });
+  if (!st) done(j);
+}
+
+void pool::done(const queue::job& j) {
+  {
+    std::lock_guard lk(mu_);
+    if (running_.erase(j.id) == 0) return;
+    auto& ls = lanes_[index_of(j.lane)];
+    if (ls.in_flight > 0) --ls.in_flight;
+    in_flight_gauge_.set(static_cast<std::int64_t>(running_.size()));
+  }
+  cv_.notify_all();
+}
+
+void pool::stop() {
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& ls : lanes_)
+    if (ls.thread.joinable()) ls.thread.join();
+  std::vector<queue::job> left;
+  {
+    std::unique_lock lk(mu_);
+    cv_.wait_for(lk, opts_.grace, [this] { return running_.empty(); });
+    for (const auto& [id, j] : running_) left.push_back(j);
+  }
+  // Attempts still running give their jobs back now; their late results will find the lease
+  // gone and be discarded.
+  for (const auto& j : left) (void)queue_.retry(j, clock_.now());
+  if (!left.empty()) log::warn("worker.released", {{"jobs", left.size()}});
+}
+
+}  // namespace zapd::worker
