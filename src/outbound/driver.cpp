@@ -1,0 +1,308 @@
+#include "zapd/outbound/driver.hpp"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "zapd/core/log.hpp"
+
+namespace zapd::outbound {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+void global_init() {
+  // Once per process, before the first handle; never cleaned up (other code may use curl).
+  static const CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (rc != CURLE_OK) log::error("outbound.curl_init_failed", {{"error", curl_easy_strerror(rc)}});
+}
+
+template <class Fn, class... Args>
+void guarded(std::string_view what, Fn& fn, Args&&... args) {
+  try {
+    fn(std::forward<Args>(args)...);
+  } catch (const std::exception& e) {
+    log::error("outbound.callback_threw", {{"callback", what}, {"error", e.what()}});
+  } catch (...) {
+    log::error("outbound.callback_threw", {{"callback", what}, {"error", "unknown exception"}});
+  }
+}
+
+}  // namespace
+
+struct driver::impl {
+  /// One socket libcurl asked us to watch. The descriptor wraps curl's fd without owning
+  /// it: `forget` releases it (deregistering it from epoll) before curl closes the fd.
+  struct watch {
+    explicit watch(asio::io_context& io, curl_socket_t s) : desc(io), fd(s) {}
+    ~watch() {
+      if (desc.is_open()) (void)desc.release();
+    }
+    asio::posix::stream_descriptor desc;
+    curl_socket_t fd;
+    int want = 0;          // CURL_POLL_IN / CURL_POLL_OUT bits
+    bool reading = false;  // an async_wait(read) is pending
+    bool writing = false;
+    bool gone = false;     // curl said CURL_POLL_REMOVE or closed it
+  };
+
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
+  asio::steady_timer timer{io};        // libcurl's single timeout
+  asio::steady_timer grace_timer{io};  // stop(grace)
+  CURLM* multi = nullptr;
+  std::unordered_map<CURL*, done_fn> transfers;
+  std::unordered_map<curl_socket_t, std::shared_ptr<watch>> watches;
+  bool draining = false;  // stop() began: finish when the last transfer is done
+  bool finished = false;  // everything aborted and closed; new starts complete at once
+
+  std::mutex mu;
+  bool stopping = false;  // guarded by mu: refuse add/post
+  std::atomic<std::size_t> in_flight{0};
+  std::mutex join_mu;
+  std::thread thread;
+
+  // --- libcurl callbacks (driver thread) ---
+
+  static int on_socket(CURL*, curl_socket_t s, int what, void* userp, void*) {
+    auto* self = static_cast<impl*>(userp);
+    if (what == CURL_POLL_REMOVE) {
+      self->forget(s);
+      return 0;
+    }
+    auto& w = self->watches[s];
+    if (!w) {
+      w = std::make_shared<watch>(self->io, s);
+      error_code ec;
+      w->desc.assign(s, ec);
+      if (ec) {
+        // Unwatchable: the transfer will end by its own timeout rather than hang forever.
+        log::error("outbound.watch_failed", {{"fd", s}, {"error", ec.message()}});
+        self->watches.erase(s);
+        return 0;
+      }
+    }
+    w->want = what;
+    self->arm(w);
+    return 0;
+  }
+
+  static int on_timer(CURLM*, long timeout_ms, void* userp) {
+    auto* self = static_cast<impl*>(userp);
+    if (timeout_ms < 0) {
+      self->timer.cancel();
+      return 0;
+    }
+    // Never call back into curl from here: the timer fires from the io loop (0 ms = next turn).
+    self->timer.expires_after(std::chrono::milliseconds(timeout_ms));
+    self->timer.async_wait([self](const error_code& ec) {
+      if (ec == asio::error::operation_aborted) return;
+      self->socket_action(CURL_SOCKET_TIMEOUT, 0);
+    });
+    return 0;
+  }
+
+  static int on_close_socket(void* clientp, curl_socket_t s) {
+    static_cast<impl*>(clientp)->forget(s);
+    return ::close(s);
+  }
+
+  // --- the loop (driver thread) ---
+
+  void arm(const std::shared_ptr<watch>& w) {
+    if ((w->want & CURL_POLL_IN) && !w->reading) {
+      w->reading = true;
+      w->desc.async_wait(asio::posix::stream_descriptor::wait_read,
+                         [this, w](const error_code& ec) { on_ready(w, CURL_CSELECT_IN, ec); });
+    }
+    if ((w->want & CURL_POLL_OUT) && !w->writing) {
+      w->writing = true;
+      w->desc.async_wait(asio::posix::stream_descriptor::wait_write,
+                         [this, w](const error_code& ec) { on_ready(w, CURL_CSELECT_OUT, ec); });
+    }
+  }
+
+  void on_ready(const std::shared_ptr<watch>& w, int direction, const error_code& ec) {
+    const int wanted = direction == CURL_CSELECT_IN ? CURL_POLL_IN : CURL_POLL_OUT;
+    (direction == CURL_CSELECT_IN ? w->reading : w->writing) = false;
+    if (w->gone || ec == asio::error::operation_aborted) return;
+    // curl may have lost interest in this direction while the wait was pending.
+    if (!(w->want & wanted)) return;
+    socket_action(w->fd, ec ? CURL_CSELECT_ERR : direction);
+    if (!w->gone) arm(w);
+  }
+
+  void forget(curl_socket_t s) {
+    auto it = watches.find(s);
+    if (it == watches.end()) return;
+    auto w = std::move(it->second);
+    watches.erase(it);
+    w->gone = true;
+    if (w->desc.is_open()) (void)w->desc.release();  // pending waits complete with operation_aborted
+  }
+
+  void socket_action(curl_socket_t s, int events) {
+    if (multi == nullptr) return;
+    int running = 0;
+    auto rc = curl_multi_socket_action(multi, s, events, &running);
+    if (rc != CURLM_OK) log::error("outbound.socket_action_failed", {{"error", curl_multi_strerror(rc)}});
+    reap();
+  }
+
+  void reap() {
+    int left = 0;
+    while (multi != nullptr) {
+      CURLMsg* m = curl_multi_info_read(multi, &left);
+      if (m == nullptr) break;
+      if (m->msg != CURLMSG_DONE) continue;
+      CURL* easy = m->easy_handle;
+      CURLcode code = m->data.result;  // read before remove_handle frees the message
+      complete(easy, code);
+    }
+    if (draining && transfers.empty()) finish();
+  }
+
+  void complete(CURL* easy, CURLcode code) {
+    curl_multi_remove_handle(multi, easy);
+    auto it = transfers.find(easy);
+    if (it == transfers.end()) return;
+    auto done = std::move(it->second);
+    transfers.erase(it);
+    deliver(done, code);
+  }
+
+  void deliver(done_fn& done, CURLcode code) {
+    --in_flight;
+    if (done) guarded("done", done, code);
+  }
+
+  void start(CURL* easy, done_fn done) {
+    if (finished) {
+      deliver(done, CURLE_ABORTED_BY_CALLBACK);
+      return;
+    }
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &impl::on_close_socket);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, this);
+    auto rc = curl_multi_add_handle(multi, easy);
+    if (rc != CURLM_OK) {
+      log::error("outbound.add_failed", {{"error", curl_multi_strerror(rc)}});
+      deliver(done, CURLE_FAILED_INIT);
+      return;
+    }
+    transfers.emplace(easy, std::move(done));
+  }
+
+  void begin_stop(std::chrono::milliseconds grace) {
+    draining = true;
+    if (transfers.empty() || grace.count() <= 0) {
+      finish();
+      return;
+    }
+    grace_timer.expires_after(grace);
+    grace_timer.async_wait([this](const error_code& ec) {
+      if (ec != asio::error::operation_aborted) finish();
+    });
+  }
+
+  /// Aborts what is left, closes every connection, lets the io loop run dry.
+  void finish() {
+    if (finished) return;
+    finished = true;
+    auto left = std::move(transfers);
+    transfers.clear();
+    for (auto& [easy, done] : left) curl_multi_remove_handle(multi, easy);
+    for (auto& [easy, done] : left) deliver(done, CURLE_ABORTED_BY_CALLBACK);
+    timer.cancel();
+    grace_timer.cancel();
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, nullptr);
+    curl_multi_cleanup(multi);  // closes cached connections (through on_close_socket)
+    multi = nullptr;
+    for (auto& [fd, w] : watches) {
+      w->gone = true;
+      if (w->desc.is_open()) (void)w->desc.release();
+    }
+    watches.clear();
+    guard.reset();
+  }
+
+  void run() {
+    for (;;) {
+      try {
+        io.run();
+        return;
+      } catch (const std::exception& e) {
+        log::error("outbound.loop_threw", {{"error", e.what()}});
+      }
+    }
+  }
+};
+
+driver::driver() : driver(options{}) {}
+
+driver::driver(options opts) : impl_(std::make_unique<impl>()) {
+  global_init();
+  auto& d = *impl_;
+  d.multi = curl_multi_init();
+  curl_multi_setopt(d.multi, CURLMOPT_SOCKETFUNCTION, &impl::on_socket);
+  curl_multi_setopt(d.multi, CURLMOPT_SOCKETDATA, &d);
+  curl_multi_setopt(d.multi, CURLMOPT_TIMERFUNCTION, &impl::on_timer);
+  curl_multi_setopt(d.multi, CURLMOPT_TIMERDATA, &d);
+  if (opts.max_total_connections > 0)
+    curl_multi_setopt(d.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, opts.max_total_connections);
+  if (opts.max_host_connections > 0)
+    curl_multi_setopt(d.multi, CURLMOPT_MAX_HOST_CONNECTIONS, opts.max_host_connections);
+  if (opts.max_idle_connections > 0) curl_multi_setopt(d.multi, CURLMOPT_MAXCONNECTS, opts.max_idle_connections);
+  d.thread = std::thread([&d] { d.run(); });
+}
+
+driver::~driver() { stop(); }
+
+status driver::add(CURL* easy, done_fn done) {
+  auto& d = *impl_;
+  if (easy == nullptr) return make_error(errc::invalid_argument, "no easy handle");
+  std::lock_guard lk(d.mu);
+  if (d.stopping) return make_error(errc::unavailable, "outbound transfers are shutting down");
+  ++d.in_flight;
+  // Posted under the lock so that nothing accepted can be queued behind stop()'s begin_stop.
+  asio::post(d.io, [&d, easy, done = std::move(done)]() mutable { d.start(easy, std::move(done)); });
+  return {};
+}
+
+status driver::post(std::function<void()> fn) {
+  auto& d = *impl_;
+  std::lock_guard lk(d.mu);
+  if (d.stopping) return make_error(errc::unavailable, "outbound transfers are shutting down");
+  asio::post(d.io, [fn = std::move(fn)]() mutable { guarded("post", fn); });
+  return {};
+}
+
+std::size_t driver::in_flight() const noexcept { return impl_->in_flight.load(); }
+
+void driver::stop(std::chrono::milliseconds grace) {
+  auto& d = *impl_;
+  {
+    std::lock_guard lk(d.mu);
+    if (!d.stopping) {
+      d.stopping = true;
+      asio::post(d.io, [&d, grace] { d.begin_stop(grace); });
+    }
+  }
+  if (std::this_thread::get_id() == d.thread.get_id()) return;  // from a callback: cannot wait for itself
+  std::lock_guard jl(d.join_mu);
+  if (d.thread.joinable()) d.thread.join();
+}
+
+}  // namespace zapd::outbound
