@@ -1,4 +1,4 @@
-// The HTTP request action's catalog entry (execution: issue #6).
+// The HTTP request action's catalog entry (its executor: http_exec.cpp).
 #include "zapd/actions/catalog.hpp"
 
 namespace zapd::actions {
@@ -35,6 +35,10 @@ spec http_action_spec() {
        .help = "Statuses that count as success, e.g. 2xx or 200,201",
        .max_length = 100},
       {.name = "followRedirects", .type = field_type::boolean, .default_value = false, .help = "Follow 3xx redirects"},
+      {.name = "signingSecret",
+       .help = "Optional: sign each request the Standard Webhooks way with this secret, as {{secrets.NAME}}",
+       .templates = true,
+       .max_length = 200},
   };
   s.icon_svg =
       R"(<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="24" height="24" fill="none" stroke="#1c7ed6" stroke-width="2" stroke-linecap="round"><circle cx="12" cy="12" r="9"/><path d="M3 12h18M12 3c3 3.5 3 14.5 0 18M12 3c-3 3.5-3 14.5 0 18"/></svg>)";

@@ -24,13 +24,18 @@
 #include "zapd/http/auth_routes.hpp"
 #include "zapd/http/health_routes.hpp"
 #include "zapd/http/hook_routes.hpp"
+#include "zapd/http/run_routes.hpp"
 #include "zapd/http/zap_routes.hpp"
 #include "zapd/secrets/secrets.hpp"
 #include "zapd/http/server.hpp"
 #include "zapd/hooks/ingest.hpp"
 #include "zapd/hooks/rate_limit.hpp"
 #include "zapd/metrics/registry.hpp"
+#include "zapd/actions/executor.hpp"
+#include "zapd/outbound/http_client.hpp"
 #include "zapd/outbox/relay.hpp"
+#include "zapd/runs/runs.hpp"
+#include "zapd/worker/pool.hpp"
 #include "zapd/queue/sqlite_queue.hpp"
 #include "zapd/store/database.hpp"
 #include "zapd/store/migrations.hpp"
@@ -111,17 +116,27 @@ std::uint64_t add_store_metrics(metrics::registry& m, store::writer& w) {
   });
 }
 
-// Deletes expired webhook dedup keys, a small batch per minute, on the writer.
-asio::awaitable<void> prune_dedup_keys(asio::io_context& ioc, store::database& db, std::int64_t window_ms, const std::atomic<bool>& stopping) {
+// Background housekeeping on the writer, a small batch per minute each: expired webhook
+// dedup keys, and runs past their retention.
+asio::awaitable<void> housekeeping(asio::io_context& ioc, store::database& db, std::int64_t dedup_window_ms,
+                                   std::int64_t retention_ms, const std::atomic<bool>& stopping) {
   asio::steady_timer t(ioc);
   while (!stopping) {
     t.expires_after(std::chrono::seconds(60));
     boost::system::error_code ec;
     co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (stopping) break;
-    const std::int64_t before = real_clock().now_ms() - window_ms;
-    auto job = [before](store::connection& c) { return hooks::prune_dedup(c, before, 1000); };
-    (void)db.writes().submit_for<std::int64_t>(std::move(job), [](result<std::int64_t>) {});
+    const std::int64_t now = real_clock().now_ms();
+    auto dedup = [before = now - dedup_window_ms](store::connection& c) { return hooks::prune_dedup(c, before, 1000); };
+    (void)db.writes().submit_for<std::int64_t>(std::move(dedup), [](result<std::int64_t>) {});
+    auto old_runs = [before = now - retention_ms](store::connection& c) { return runs::prune(c, before, 500); };
+    (void)db.writes().submit_for<std::int64_t>(std::move(old_runs), [](result<std::int64_t> n) {
+      if (!n) {
+        log::warn("runs.prune_failed", {{"error", n.err().message}});
+        return;
+      }
+      if (n.value() > 0) log::info("runs.pruned", {{"runs", n.value()}});
+    });
   }
 }
 
@@ -144,6 +159,12 @@ int serve(const config::loaded& cfg) {
   auto dir = ensure_writable_dir(s.data_dir);
   if (!dir) {
     log::error("zapd.config_error", {{"error", dir.err().message}});
+    return k_exit_usage;
+  }
+  // One serving process per data dir: the embedded queue's recovery relies on it.
+  auto dir_lock = lock_file((fs::path(s.data_dir) / "zapd.lock").string());
+  if (!dir_lock) {
+    log::error("zapd.data_dir_locked", {{"error", dir_lock.err().message}});
     return k_exit_usage;
   }
   auto secret = load_or_create_secret((fs::path(s.data_dir) / "secret.key").string());
@@ -175,9 +196,43 @@ int serve(const config::loaded& cfg) {
   const std::uint64_t store_collector = add_store_metrics(registry, (*db)->writes());
   queue::sqlite_queue jobs(**db, real_clock(), registry,
                            {static_cast<std::size_t>(s.queue_paid_concurrency), static_cast<std::size_t>(s.queue_free_concurrency)});
+  worker::pool* workers_ptr = nullptr;  // set below; the relay wakes the workers when jobs arrive
   outbox::relay relay(**db, jobs, &jobs, registry,
-                      {static_cast<std::size_t>(s.outbox_batch), std::chrono::milliseconds(s.outbox_poll_ms)});
+                      {static_cast<std::size_t>(s.outbox_batch), std::chrono::milliseconds(s.outbox_poll_ms),
+                       [&workers_ptr] {
+                         if (workers_ptr) workers_ptr->notify();
+                       }});
+
+  // Executing steps: outbound I/O on the driver's thread, the worker pool claiming per lane.
+  auto allow = outbound::policy::parse(s.actions_http_allow);
+  if (!allow) {
+    log::error("zapd.config_error", {{"error", "actions.http.allow: " + allow.err().message}});
+    return k_exit_usage;
+  }
+  outbound::driver outbound_io;
+  outbound::http_client http_out(outbound_io, std::move(*allow));
+  actions::executors executors;
+  executors.add("http", actions::make_http_executor(http_out, {fmt::format("zapd/{}", ZAPD_VERSION),
+                                                               static_cast<std::size_t>(s.actions_http_max_body)}));
+  worker::pool::options wo;
+  wo.paid_slots = static_cast<std::size_t>(s.queue_paid_concurrency);
+  wo.free_slots = static_cast<std::size_t>(s.queue_free_concurrency);
+  wo.claim_batch = static_cast<std::size_t>(s.worker_claim_batch);
+  wo.lease = std::chrono::milliseconds(s.queue_lease_ms);
+  wo.poll = std::chrono::milliseconds(s.outbox_poll_ms);
+  wo.grace = std::chrono::milliseconds(s.server_shutdown_grace_ms);
+  wo.retry.base = std::chrono::milliseconds(s.worker_retry_base_ms);
+  wo.retry.max_attempts = static_cast<int>(s.worker_max_attempts);
+  wo.enqueued = [&relay] { relay.notify(); };
+  worker::pool workers(**db, jobs, actions::catalog::builtin(), executors, *box, real_clock(), registry, std::move(wo));
+  workers_ptr = &workers;
+  if (auto n = jobs.release_all_leases(); !n) {
+    log::warn("queue.release_failed", {{"error", n.err().message}});
+  } else if (*n > 0) {
+    log::info("queue.leases_released", {{"jobs", *n}, {"why", "left by a previous process"}});
+  }
   relay.start();
+  workers.start();
   hooks::zap_cache zap_cache((*db)->reads(), *box, real_clock(), std::chrono::milliseconds(s.hooks_cache_ms));
   hooks::rate_limiter limiter(real_clock());
   zap_deps.changed = [&zap_cache](const std::string& user_id) { zap_cache.forget_user(user_id); };
@@ -198,6 +253,8 @@ int serve(const config::loaded& cfg) {
   http::add_zap_routes(routes, zap_deps);
   http::add_hook_routes(routes, hook_deps);
   http::add_metrics_route(routes, registry);
+  const http::run_routes_deps run_deps{**db, accounts.authenticate(), real_clock(), [&relay] { relay.notify(); }};
+  http::add_run_routes(routes, run_deps);
 
   std::size_t threads = s.server_threads > 0 ? static_cast<std::size_t>(s.server_threads)
                                              : std::max(1u, std::thread::hardware_concurrency());
@@ -211,6 +268,8 @@ int serve(const config::loaded& cfg) {
   auto port = srv.start();
   if (!port) {
     log::error("zapd.listen_failed", {{"error", port.err().message}});
+    workers.stop();
+    outbound_io.stop();
     relay.stop();
     registry.remove_collector(store_collector);
     (*db)->stop();
@@ -218,7 +277,9 @@ int serve(const config::loaded& cfg) {
   }
 
   std::atomic<bool> stopping{false};
-  asio::co_spawn(ioc, prune_dedup_keys(ioc, **db, s.hooks_dedup_window_seconds * 1000, stopping), asio::detached);
+  asio::co_spawn(ioc,
+                 housekeeping(ioc, **db, s.hooks_dedup_window_seconds * 1000, s.runs_retention_days * 86'400'000, stopping),
+                 asio::detached);
 
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
@@ -241,6 +302,10 @@ int serve(const config::loaded& cfg) {
 
   // Hash jobs still queued complete into the (stopped) io_context before it is destroyed.
   hashes.stop();
+  // Workers stop claiming and give back what is still running; the driver then completes
+  // every transfer (their late results find the lease gone).
+  workers.stop();
+  outbound_io.stop();
   relay.stop();
   registry.remove_collector(store_collector);
   (*db)->stop();

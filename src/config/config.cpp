@@ -92,6 +92,12 @@ const std::vector<key_def>& defs() {
       int_key("auth.signin_window_seconds", "time in which spent sign-in attempts come back", &settings::auth_signin_window_seconds, 1, 86'400),
       int_key("zaps.max_actions", "most actions one zap may have", &settings::zaps_max_actions, 1, 1000),
       int_key("zaps.max_bytes", "largest zap definition (trigger + actions JSON) in bytes", &settings::zaps_max_bytes, 1024, 16 * 1024 * 1024),
+      int_key("worker.retry_base_ms", "scale of the retry schedule: the delay before the 2nd attempt (then x60, x360, ...)", &settings::worker_retry_base_ms, 1, 3'600'000),
+      int_key("worker.max_attempts", "attempts of a failing step before it fails for good", &settings::worker_max_attempts, 1, 100),
+      int_key("worker.claim_batch", "most jobs one claim takes from a lane", &settings::worker_claim_batch, 1, 10'000),
+      str_key("actions.http.allow", "CIDRs and host names the HTTP action may reach despite the SSRF guard (comma-separated)", &settings::actions_http_allow),
+      int_key("actions.http.max_body", "bytes of an HTTP action's response body kept on the step", &settings::actions_http_max_body, 0, 64LL * 1024 * 1024),
+      int_key("runs.retention_days", "runs older than this are deleted in the background", &settings::runs_retention_days, 1, 36'500),
       str_key("log.level", "debug, info, warn or error", &settings::log_level, {"debug", "info", "warn", "error"}),
       str_key("log.format", "human (one line per event) or json (one object per line)", &settings::log_format, {"human", "json"}),
   };

@@ -1,6 +1,7 @@
 #include "zapd/core/files.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,6 +60,22 @@ result<std::string> load_or_create_secret(const std::string& path) {
   if (secret.size() < 32 || secret.find_first_not_of("0123456789abcdef") != std::string::npos)
     return make_error(errc::invalid_argument, fmt::format("{}: not a zapd secret (expected at least 32 hex characters)", path));
   return secret;
+}
+
+file_lock::~file_lock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+result<file_lock> lock_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return make_error(errc::unavailable, fmt::format("{}: {}", path, std::strerror(errno)));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int e = errno;
+    ::close(fd);
+    if (e == EWOULDBLOCK) return make_error(errc::unavailable, fmt::format("{} is locked: another zapd is using this data dir", path));
+    return make_error(errc::unavailable, fmt::format("{}: {}", path, std::strerror(e)));
+  }
+  return file_lock(fd);
 }
 
 }  // namespace zapd

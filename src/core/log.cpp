@@ -46,6 +46,8 @@ void append_human_value(std::string& out, std::string_view v) {
 
 }  // namespace
 
+bool enabled(level lv) noexcept { return lv >= g_level.load(std::memory_order_relaxed); }
+
 void configure(level min_level, format f) {
   g_level = min_level;
   g_format = f;

@@ -199,9 +199,10 @@ asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
     auto msg = to_beast(res, req.msg.version(), keep_alive);
     c->stream.expires_after(opts_.read_timeout);
     auto [wec, wn] = co_await bhttp::async_write(c->stream, msg, use_tuple);
-    auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-    log::info("http.request", {{"method", std::string(req.msg.method_string())}, {"path", req.path},
-                               {"status", res.status}, {"ms", fmt::format("{:.2f}", ms)}, {"remote", remote}});
+    const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    if (log::enabled(log::level::info))
+      log::info("http.request", {{"method", std::string(req.msg.method_string())}, {"path", req.path},
+                                 {"status", res.status}, {"ms", fmt::format("{:.2f}", ms)}, {"remote", remote}});
     if (wec || !keep_alive) break;
   }
   beast::error_code ec;

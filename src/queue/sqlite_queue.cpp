@@ -208,6 +208,15 @@ status sqlite_queue::dead_in(store::connection& c, const job& j, std::string_vie
   return st;
 }
 
+result<std::int64_t> sqlite_queue::release_all_leases() {
+  return db_.writes().execute<std::int64_t>([](store::connection& c) -> result<std::int64_t> {
+    auto st = c.prepare("UPDATE jobs SET state = 'ready', lease_until_ms = NULL WHERE state = 'leased'");
+    if (!st) return std::move(st).err();
+    if (auto s = st->run(); !s) return std::move(s).err();
+    return c.changes();
+  });
+}
+
 result<sqlite_queue::depth> sqlite_queue::depth_of(lane l) {
   return db_.reads().with([l](store::connection& c) -> result<depth> {
     auto q = c.prepare("SELECT state, count(*) FROM jobs WHERE lane = ? GROUP BY state");

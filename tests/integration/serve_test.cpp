@@ -203,3 +203,16 @@ TEST_CASE("serve: a second start on the same data dir reuses the database and se
   CHECK(again == secret);
   CHECK(z2.terminate() == 0);
 }
+
+TEST_CASE("serve: a second zapd on a data dir in use is refused with a clear error") {
+  auto dir = temp_dir("zapd-lock");
+  zapd_process z({}, {}, dir + "/data");
+  auto second = run_zapd({"--listen", "127.0.0.1:0", "--data-dir", dir + "/data", "serve"});
+  CHECK(second.exit_code == 2);
+  CHECK_THAT(second.err, Catch::Contains("another zapd is using this data dir"));
+  CHECK(z.request("GET", "/readyz").status == 200);
+  // A killed process leaves no stale lock behind.
+  REQUIRE(z.terminate(SIGKILL) == 128 + SIGKILL);
+  zapd_process again({}, {}, dir + "/data");
+  CHECK(again.request("GET", "/readyz").status == 200);
+}

@@ -28,7 +28,7 @@ struct settings {
   std::int64_t store_batch_max = 512;
   std::int64_t store_max_pending = 20'000;
   // [queue]
-  std::int64_t queue_lease_ms = 30'000;
+  std::int64_t queue_lease_ms = 60'000;
   std::int64_t queue_paid_concurrency = 64;
   std::int64_t queue_free_concurrency = 16;
   // [hooks]
@@ -58,6 +58,15 @@ struct settings {
   // [zaps]
   std::int64_t zaps_max_actions = 50;
   std::int64_t zaps_max_bytes = 64 * 1024;
+  // [worker]
+  std::int64_t worker_retry_base_ms = 5'000;
+  std::int64_t worker_max_attempts = 8;
+  std::int64_t worker_claim_batch = 32;
+  // [actions.http]
+  std::string actions_http_allow;
+  std::int64_t actions_http_max_body = 256 * 1024;
+  // [runs]
+  std::int64_t runs_retention_days = 30;
   // [log]
   std::string log_level = "info";
   std::string log_format = "human";

@@ -14,4 +14,24 @@ status ensure_writable_dir(const std::string& dir);
 /// file does not exist. Refuses a file that is empty, malformed, or readable by others.
 result<std::string> load_or_create_secret(const std::string& path);
 
+/// An exclusive advisory lock (flock) held while the object lives; released on destruction
+/// or when the process dies, so a crash never leaves a stale lock behind.
+class file_lock {
+ public:
+  file_lock() = default;
+  file_lock(file_lock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  file_lock& operator=(file_lock&&) = delete;
+  file_lock(const file_lock&) = delete;
+  ~file_lock();
+
+ private:
+  friend result<file_lock> lock_file(const std::string& path);
+  explicit file_lock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+/// Takes `path`'s lock without waiting (creating the file, mode 0600). `unavailable` when
+/// another process holds it.
+result<file_lock> lock_file(const std::string& path);
+
 }  // namespace zapd

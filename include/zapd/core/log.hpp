@@ -27,6 +27,8 @@ struct field {
 /// Process-wide logger settings. Call once at start-up, before threads start.
 void configure(level min_level, format fmt);
 bool parse_level(std::string_view s, level& out);
+/// Whether a line at `lv` would be written (skip building costly fields when not).
+bool enabled(level lv) noexcept;
 
 /// Writes one line (one event) to stderr. Thread-safe: a line is written with a single write(2).
 void write(level lv, std::string_view event, std::initializer_list<field> fields = {});

@@ -49,6 +49,11 @@ class sqlite_queue final : public queue, public store_publisher {
   status retry_in(store::connection& c, const job& j, std::chrono::system_clock::time_point at) override;
   status dead_in(store::connection& c, const job& j, std::string_view reason) override;
 
+  /// Start-up recovery for the embedded queue: every leased job belonged to a previous
+  /// process (the data dir lock guarantees one process per database), so its lease is
+  /// ended now instead of when it expires. Returns how many jobs were released.
+  result<std::int64_t> release_all_leases();
+
   /// Jobs of a lane by state, read from a reader connection (committed state).
   struct depth {
     std::int64_t ready = 0;   // waiting (including not yet due)

@@ -1,0 +1,332 @@
+// Executing runs through the real binary (issue #6): the worker, the HTTP action against a
+// real sink on 127.0.0.1, templates across steps, every retry rule, dead letters, the SSRF
+// guard, and the run history API (list, get, replay, retry, cancel).
+#include <atomic>
+#include <thread>
+
+#include <catch2/catch.hpp>
+
+#include "api_helpers.hpp"
+#include "http_sink.hpp"
+#include "zapd/store/connection.hpp"
+#include "zapd_process.hpp"
+
+using namespace zapd::test;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::vector<std::string> args(std::vector<std::string> extra = {}) {
+  std::vector<std::string> a = k_fast_hashing;
+  for (const char* s : {"actions.http.allow=127.0.0.1", "worker.retry_base_ms=50", "worker.max_attempts=3",
+                        "hooks.free_zap_rate=0", "hooks.free_user_rate=0"}) {
+    a.push_back("--set");
+    a.push_back(s);
+  }
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+json http_step(const std::string& url, json extra = json::object()) {
+  json meta = {{"url", url}, {"method", "POST"}};
+  meta.update(extra);
+  return {{"availableActionId", "http"}, {"actionMetadata", meta}};
+}
+
+std::string make_zap(const zapd_process& z, const account& a, json actions) {
+  auto r = z.request("POST", "/api/v1/zap",
+                     json{{"availableTriggerId", "webhook"}, {"triggerMetadata", json::object()}, {"actions", actions}}.dump(),
+                     bearer(a.token));
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  return r.json()["zapId"];
+}
+
+std::string fire(const zapd_process& z, const account& a, const std::string& zap, const std::string& body = R"({"comment":{"email":"ada@example.com"}})") {
+  auto r = z.request("POST", "/hooks/catch/" + a.user_id + "/" + zap, body, {{"Content-Type", "application/json"}});
+  REQUIRE(r.status == 200);
+  return r.json()["runId"];
+}
+
+json get_run(const zapd_process& z, const account& a, const std::string& id) {
+  auto r = z.request("GET", "/api/v1/runs/" + id, "", bearer(a.token));
+  REQUIRE(r.status == 200);
+  return r.json()["run"];
+}
+
+// Polls until the run is final (or `timeout`); returns it.
+json wait_final(const zapd_process& z, const account& a, const std::string& id, std::chrono::milliseconds timeout = 15s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  json run;
+  while (std::chrono::steady_clock::now() < deadline) {
+    run = get_run(z, a, id);
+    std::string s = run["status"];
+    if (s == "succeeded" || s == "failed" || s == "cancelled") return run;
+    std::this_thread::sleep_for(20ms);
+  }
+  FAIL("run " << id << " did not finish: " << run.dump());
+  return run;
+}
+
+std::string job_state(const zapd_process& z, const std::string& run_id) {
+  auto c = zapd::store::connection::open(z.data_dir() + "/zapd.db", zapd::store::open_mode::read_only);
+  REQUIRE(c.ok());
+  auto st = c->prepare("SELECT state FROM jobs WHERE run_id = ?");
+  REQUIRE(st.ok());
+  st->bind(1, run_id);
+  auto row = st->step();
+  REQUIRE(row.ok());
+  return *row ? st->text(0) : "none";
+}
+
+}  // namespace
+
+TEST_CASE("worker: a two-step zap where step 2 reads step 1's output and a secret") {
+  http_sink sink;
+  sink.on("/create", sink_reply::json(R"({"id":42,"name":"ticket"})", 201));
+  sink.on("/notify", sink_reply::json(R"({"ok":true})"));
+  zapd_process z(args());
+  auto a = sign_up(z, "ada@example.com");
+  REQUIRE(z.request("POST", "/api/v1/secrets", R"({"name":"API_KEY","value":"s3cret-value"})", bearer(a.token)).status == 200);
+  auto zap = make_zap(z, a,
+                      json::array({http_step(sink.url("/create"), {{"body", R"({"email":"{{comment.email}}","n":{{n}}})"}}),
+                                   http_step(sink.url("/notify/{{steps.1.body.id}}?who={{comment.email}}"),
+                                             {{"headers", {{"X-Key", "{{secrets.API_KEY}}"}}},
+                                              {"body", R"({"ticket":{{steps.1.body.id}},"name":"{{steps.1.body.name}}"})"}})}));
+  auto run_id = fire(z, a, zap, R"({"comment":{"email":"ada@example.com"},"n":7})");
+  auto run = wait_final(z, a, run_id);
+  INFO(run.dump(2));
+  REQUIRE(run["status"] == "succeeded");
+
+  REQUIRE(sink.wait_for(2));
+  auto reqs = sink.requests();
+  REQUIRE(reqs.size() == 2);
+  CHECK(reqs[0].path() == "/create");
+  CHECK(json::parse(reqs[0].body) == json{{"email", "ada@example.com"}, {"n", 7}});
+  CHECK(reqs[0].header("Content-Type") == "application/json");
+  CHECK(reqs[0].header("Idempotency-Key") == run_id + ":1");
+  CHECK_THAT(reqs[0].header("User-Agent"), Catch::StartsWith("zapd/"));
+  CHECK(reqs[1].target == "/notify/42?who=ada%40example.com");
+  CHECK(json::parse(reqs[1].body) == json{{"ticket", 42}, {"name", "ticket"}});
+  CHECK(reqs[1].header("X-Key") == "s3cret-value");
+  CHECK(reqs[1].header("Idempotency-Key") == run_id + ":2");
+
+  const auto& steps = run["steps"];
+  REQUIRE(steps.size() == 2);
+  CHECK(steps[0]["status"] == "succeeded");
+  CHECK(steps[0]["attempts"] == 1);
+  CHECK(steps[0]["output"]["status"] == 201);
+  CHECK(steps[0]["output"]["body"]["id"] == 42);
+  CHECK(steps[0]["input"]["url"] == sink.url("/create"));
+  CHECK(steps[1]["input"]["headers"]["X-Key"] == "********");  // secrets never recorded
+  CHECK(run.dump().find("s3cret-value") == std::string::npos);
+  CHECK(steps[1]["output"]["body"]["ok"] == true);
+  CHECK(steps[1]["durationMs"].is_number());
+  CHECK(run["startedAt"].is_string());
+  CHECK(run["finishedAt"].is_string());
+  CHECK(job_state(z, run_id) == "none");  // acked jobs leave the queue
+}
+
+TEST_CASE("worker: a missing template path renders empty and warns on the step") {
+  http_sink sink;
+  zapd_process z(args());
+  auto a = sign_up(z, "warn@example.com");
+  auto zap = make_zap(z, a, json::array({http_step(sink.url("/x"), {{"body", R"({"v":"{{comment.missing}}"})"}})}));
+  auto run = wait_final(z, a, fire(z, a, zap));
+  REQUIRE(run["status"] == "succeeded");
+  REQUIRE(sink.wait_for(1));
+  CHECK(json::parse(sink.requests()[0].body) == json{{"v", ""}});
+  REQUIRE(run["steps"][0]["warnings"].size() == 1);
+  CHECK_THAT(run["steps"][0]["warnings"][0].get<std::string>(), Catch::Contains("comment.missing"));
+}
+
+TEST_CASE("worker: retry rules, Retry-After and dead letters") {
+  http_sink sink;
+  std::atomic<int> flaky{0};
+  sink.on("/flaky", [&flaky](const sink_request&) { return ++flaky == 1 ? sink_reply::status(503) : sink_reply::json("{}"); });
+  std::atomic<int> limited{0};
+  sink.on("/limited", [&limited](const sink_request&) {
+    return ++limited == 1 ? sink_reply::too_many(std::chrono::seconds(1)) : sink_reply::json("{}");
+  });
+  sink.on("/gone", sink_reply::status(410));
+  sink.on("/missing", sink_reply::status(404));
+  sink.on("/broken", sink_reply::status(500));
+  sink.on("/slow", sink_reply::hang());
+  sink.on("/timeout-then-ok", sink_reply::json("{}"));
+  zapd_process z(args());
+  auto a = sign_up(z, "retry@example.com");
+  auto attempts_at = [&](const std::string& path) {
+    std::vector<std::chrono::steady_clock::time_point> at;
+    for (const auto& r : sink.requests())
+      if (r.path() == path) at.push_back(r.at);
+    return at;
+  };
+
+  SECTION("a 5xx is retried and then succeeds") {
+    auto run = wait_final(z, a, fire(z, a, make_zap(z, a, json::array({http_step(sink.url("/flaky"))}))));
+    CHECK(run["status"] == "succeeded");
+    CHECK(run["steps"][0]["attempts"] == 2);
+  }
+  SECTION("429 with Retry-After waits at least that long") {
+    auto run = wait_final(z, a, fire(z, a, make_zap(z, a, json::array({http_step(sink.url("/limited"))}))));
+    CHECK(run["status"] == "succeeded");
+    auto at = attempts_at("/limited");
+    REQUIRE(at.size() == 2);
+    CHECK(at[1] - at[0] >= 950ms);
+  }
+  SECTION("410 and 404 fail at once, without retry, and dead-letter the job") {
+    for (std::string path : {"/gone", "/missing"}) {
+      auto id = fire(z, a, make_zap(z, a, json::array({http_step(sink.url(path))})));
+      auto run = wait_final(z, a, id);
+      CHECK(run["status"] == "failed");
+      CHECK(run["steps"][0]["status"] == "failed");
+      CHECK(run["steps"][0]["attempts"] == 1);
+      CHECK_THAT(run["error"].get<std::string>(), Catch::Contains(path == "/gone" ? "410" : "404"));
+      CHECK(job_state(z, id) == "dead");
+      CHECK(attempts_at(path).size() == 1);
+    }
+  }
+  SECTION("a server that keeps failing: every attempt, then failed and dead") {
+    auto id = fire(z, a, make_zap(z, a, json::array({http_step(sink.url("/broken"))})));
+    auto run = wait_final(z, a, id);
+    CHECK(run["status"] == "failed");
+    CHECK(run["steps"][0]["attempts"] == 3);
+    CHECK_THAT(run["steps"][0]["error"].get<std::string>(), Catch::Contains("gave up after 3 attempts"));
+    CHECK(attempts_at("/broken").size() == 3);
+    CHECK(job_state(z, id) == "dead");
+  }
+  SECTION("timeouts are retried") {
+    auto id = fire(z, a, make_zap(z, a, json::array({http_step(sink.url("/slow"), {{"timeoutMs", 200}})})));
+    auto run = wait_final(z, a, id);
+    CHECK(run["status"] == "failed");
+    CHECK(run["steps"][0]["attempts"] == 3);
+    CHECK_THAT(run["steps"][0]["error"].get<std::string>(), Catch::Contains("timeout"));
+  }
+  SECTION("a server that is down is a network error, retried") {
+    http_sink gone;
+    std::string url = gone.url("/x");
+    gone.stop();
+    auto run = wait_final(z, a, fire(z, a, make_zap(z, a, json::array({http_step(url)}))));
+    CHECK(run["status"] == "failed");
+    CHECK(run["steps"][0]["attempts"] == 3);
+  }
+}
+
+TEST_CASE("worker: the SSRF guard refuses loopback unless allowed, and private redirects") {
+  http_sink sink;
+  sink.on("/to-private", sink_reply::redirect("http://127.0.0.2:1/secret"));
+  // No actions.http.allow here.
+  std::vector<std::string> a_args = k_fast_hashing;
+  for (const char* s : {"worker.retry_base_ms=50", "worker.max_attempts=3"}) {
+    a_args.push_back("--set");
+    a_args.push_back(s);
+  }
+  zapd_process z(a_args);
+  auto a = sign_up(z, "ssrf@example.com");
+  for (std::string url : {sink.url("/x"), "http://localhost:" + std::to_string(sink.port()) + "/x"}) {
+    auto run = wait_final(z, a, fire(z, a, make_zap(z, a, json::array({http_step(url)}))));
+    CHECK(run["status"] == "failed");
+    CHECK(run["steps"][0]["attempts"] == 1);  // refused: no retry
+    CHECK_THAT(run["steps"][0]["error"].get<std::string>(), Catch::Contains("refused"));
+  }
+  CHECK(sink.connections() == 0);
+
+  zapd_process allowed(args());  // allows 127.0.0.1 only
+  auto b = sign_up(allowed, "ssrf2@example.com");
+  auto run = wait_final(allowed, b,
+                        fire(allowed, b, make_zap(allowed, b, json::array({http_step(sink.url("/to-private"), {{"followRedirects", true}})}))));
+  CHECK(run["status"] == "failed");
+  CHECK_THAT(run["steps"][0]["error"].get<std::string>(), Catch::Contains("refused"));
+}
+
+TEST_CASE("runs API: list newest first, filter, paginate, another user's run is 404") {
+  http_sink sink;
+  sink.on("/bad", sink_reply::status(400));
+  zapd_process z(args());
+  auto a = sign_up(z, "list@example.com");
+  auto b = sign_up(z, "other@example.com");
+  auto ok_zap = make_zap(z, a, json::array({http_step(sink.url("/ok"))}));
+  auto bad_zap = make_zap(z, a, json::array({http_step(sink.url("/bad"))}));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(fire(z, a, ok_zap));
+  auto failed = fire(z, a, bad_zap);
+  for (const auto& id : ids) wait_final(z, a, id);
+  wait_final(z, a, failed);
+
+  auto all = z.request("GET", "/api/v1/runs", "", bearer(a.token)).json();
+  REQUIRE(all["runs"].size() == 6);
+  CHECK(all["runs"][0]["id"] == failed);  // newest first
+  CHECK(all["runs"][5]["id"] == ids[0]);
+  CHECK(all["nextCursor"].is_null());
+
+  auto only_failed = z.request("GET", "/api/v1/runs?status=failed", "", bearer(a.token)).json();
+  REQUIRE(only_failed["runs"].size() == 1);
+  CHECK(only_failed["runs"][0]["id"] == failed);
+  CHECK(z.request("GET", "/api/v1/runs?zapId=" + ok_zap, "", bearer(a.token)).json()["runs"].size() == 5);
+
+  std::vector<std::string> paged;
+  std::string cursor;
+  for (int page = 0; page < 10; ++page) {
+    auto r = z.request("GET", "/api/v1/runs?limit=2" + (cursor.empty() ? "" : "&cursor=" + cursor), "", bearer(a.token)).json();
+    for (const auto& run : r["runs"]) paged.push_back(run["id"]);
+    if (r["nextCursor"].is_null()) break;
+    cursor = r["nextCursor"];
+  }
+  CHECK(paged.size() == 6);
+  CHECK(paged[0] == failed);
+
+  CHECK(z.request("GET", "/api/v1/runs?limit=0", "", bearer(a.token)).status == 400);
+  CHECK(z.request("GET", "/api/v1/runs?status=weird", "", bearer(a.token)).status == 400);
+  CHECK(z.request("GET", "/api/v1/runs?cursor=junk", "", bearer(a.token)).status == 400);
+  CHECK(z.request("GET", "/api/v1/runs/" + failed, "", bearer(b.token)).status == 404);
+  CHECK(z.request("POST", "/api/v1/runs/" + failed + "/retry", "", bearer(b.token)).status == 404);
+  CHECK(z.request("GET", "/api/v1/runs", "", bearer(b.token)).json()["runs"].empty());
+  CHECK(z.request("GET", "/api/v1/runs").status == 401);
+}
+
+TEST_CASE("runs API: retry a failed run, replay a run, cancel a run in flight") {
+  http_sink sink;
+  std::atomic<bool> healthy{false};
+  sink.on("/svc", [&healthy](const sink_request&) { return healthy ? sink_reply::json(R"({"v":1})") : sink_reply::status(422); });
+  sink.on("/slow", sink_reply::json("{}").after(800ms));
+  zapd_process z(args());
+  auto a = sign_up(z, "ops@example.com");
+
+  auto zap = make_zap(z, a, json::array({http_step(sink.url("/svc"))}));
+  auto id = fire(z, a, zap);
+  auto run = wait_final(z, a, id);
+  REQUIRE(run["status"] == "failed");
+  CHECK(z.request("POST", "/api/v1/runs/" + id + "/cancel", "", bearer(a.token)).status == 409);
+
+  healthy = true;
+  auto retried = z.request("POST", "/api/v1/runs/" + id + "/retry", "", bearer(a.token));
+  REQUIRE(retried.status == 200);
+  run = wait_final(z, a, id);
+  CHECK(run["status"] == "succeeded");
+  CHECK(run["steps"][0]["attempts"] == 1);
+  CHECK(z.request("POST", "/api/v1/runs/" + id + "/retry", "", bearer(a.token)).status == 409);
+
+  auto replay = z.request("POST", "/api/v1/runs/" + id + "/replay", "", bearer(a.token));
+  REQUIRE(replay.status == 200);
+  std::string new_id = replay.json()["runId"];
+  CHECK(new_id != id);
+  auto replayed = wait_final(z, a, new_id);
+  CHECK(replayed["status"] == "succeeded");
+  CHECK(replayed["replayOf"] == id);
+  CHECK(replayed["trigger"] == run["trigger"]);
+  CHECK(z.request("POST", "/api/v1/runs/" + id + "/replay?version=original", "", bearer(a.token)).status == 200);
+  CHECK(z.request("POST", "/api/v1/runs/" + id + "/replay?version=9", "", bearer(a.token)).status == 400);
+
+  // Two steps; cancel while the first is in flight: the second never runs.
+  auto two = make_zap(z, a, json::array({http_step(sink.url("/slow")), http_step(sink.url("/after-cancel"))}));
+  auto cid = fire(z, a, two);
+  std::this_thread::sleep_for(300ms);
+  auto cancelled = z.request("POST", "/api/v1/runs/" + cid + "/cancel", "", bearer(a.token));
+  REQUIRE(cancelled.status == 200);
+  CHECK(cancelled.json()["run"]["status"] == "cancelled");
+  std::this_thread::sleep_for(1200ms);
+  auto after = get_run(z, a, cid);
+  CHECK(after["status"] == "cancelled");
+  for (const auto& r : sink.requests()) CHECK(r.path() != "/after-cancel");
+}
