@@ -1,6 +1,8 @@
 // Executing runs through the real binary (issue #6): the worker, the HTTP action against a
 // real sink on 127.0.0.1, templates across steps, every retry rule, dead letters, the SSRF
 // guard, and the run history API (list, get, replay, retry, cancel).
+#include <signal.h>
+
 #include <atomic>
 #include <thread>
 
@@ -329,4 +331,47 @@ TEST_CASE("runs API: retry a failed run, replay a run, cancel a run in flight") 
   auto after = get_run(z, a, cid);
   CHECK(after["status"] == "cancelled");
   for (const auto& r : sink.requests()) CHECK(r.path() != "/after-cancel");
+}
+
+TEST_CASE("worker: SIGTERM lets attempts finish within the grace period, then gives back the rest") {
+  http_sink sink;
+  sink.on("/quick", sink_reply::json("{}").after(300ms));
+  sink.on("/stuck", sink_reply::hang());
+  const std::string data = temp_dir("zapd-worker-stop") + "/data";
+  account a;
+  std::string quick_run, stuck_run;
+  {
+    zapd_process z(args({"--set", "server.shutdown_grace_ms=1500"}), {}, data);
+    a = sign_up(z, "stop@example.com");
+    quick_run = fire(z, a, make_zap(z, a, json::array({http_step(sink.url("/quick"))})));
+    stuck_run = fire(z, a, make_zap(z, a, json::array({http_step(sink.url("/stuck"), {{"timeoutMs", 60000}})})));
+    REQUIRE(sink.wait_for(2));
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(z.terminate(SIGTERM) == 0);
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+    CHECK_THAT(z.log(), Catch::Contains("worker.released"));
+  }
+  {
+    auto c = zapd::store::connection::open(data + "/zapd.db", zapd::store::open_mode::read_only);
+    REQUIRE(c.ok());
+    auto status_of = [&](const std::string& id) {
+      auto st = c->prepare("SELECT status FROM runs WHERE id = ?");
+      REQUIRE(st.ok());
+      st->bind(1, id);
+      REQUIRE(*st->step());
+      return st->text(0);
+    };
+    CHECK(status_of(quick_run) == "succeeded");  // finished inside the grace period
+    CHECK(status_of(stuck_run) == "queued");     // given back, not lost
+    auto st = c->prepare("SELECT state FROM jobs WHERE run_id = ?");
+    REQUIRE(st.ok());
+    st->bind(1, stuck_run);
+    REQUIRE(*st->step());
+    CHECK(st->text(0) == "ready");
+  }
+  // The next start picks the stuck step up again.
+  sink.on("/stuck", sink_reply::json("{}"));
+  zapd_process z(args(), {}, data);
+  auto run = wait_final(z, a, stuck_run);
+  CHECK(run["status"] == "succeeded");
 }
