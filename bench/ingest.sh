@@ -6,6 +6,8 @@
 #
 # Environment: ZAPD (binary, default ./build/zapd), SYNC (full|normal, default full),
 # CONNECTIONS (default 64), THREADS (wrk threads, default 2).
+# The worker is off (worker.enabled=off): this measures accepting and queueing only; every
+# step stays queued, so the check below can count a job or outbox row per run.
 # Installs wrk and nginx-light from Debian's archive when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,7 +64,7 @@ field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 ZPORT=$(free_port)
 "$ZAPD" serve --data-dir "$WORK/data" --listen "127.0.0.1:$ZPORT" --set log.level=warn \
   --set store.synchronous="$SYNC" --set auth.hash_memlimit_kib=8192 --set auth.hash_opslimit=1 \
-  --set hooks.free_zap_rate=0 --set hooks.free_user_rate=0 >"$WORK/zapd.log" 2>&1 &
+  --set hooks.free_zap_rate=0 --set hooks.free_user_rate=0 --set worker.enabled=off >"$WORK/zapd.log" 2>&1 &
 ZPID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ZPORT/healthz" >/dev/null && break; sleep 0.1; done
 API="http://127.0.0.1:$ZPORT/api/v1"

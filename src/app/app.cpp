@@ -232,7 +232,8 @@ int serve(const config::loaded& cfg) {
     log::info("queue.leases_released", {{"jobs", *n}, {"why", "left by a previous process"}});
   }
   relay.start();
-  workers.start();
+  if (s.worker_enabled == "on") workers.start();
+  else log::info("worker.disabled", {{"why", "worker.enabled = off: steps are queued, not executed"}});
   hooks::zap_cache zap_cache((*db)->reads(), *box, real_clock(), std::chrono::milliseconds(s.hooks_cache_ms));
   hooks::rate_limiter limiter(real_clock());
   zap_deps.changed = [&zap_cache](const std::string& user_id) { zap_cache.forget_user(user_id); };

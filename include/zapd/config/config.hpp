@@ -59,6 +59,7 @@ struct settings {
   std::int64_t zaps_max_actions = 50;
   std::int64_t zaps_max_bytes = 64 * 1024;
   // [worker]
+  std::string worker_enabled = "on";
   std::int64_t worker_retry_base_ms = 5'000;
   std::int64_t worker_max_attempts = 8;
   std::int64_t worker_claim_batch = 32;

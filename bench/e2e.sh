@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# End-to-end execution: webhook -> run -> queue -> worker -> HTTP action -> sink.
+#
+#   bench/e2e.sh [seconds]     (default 20; needs a built ./build/zapd)
+#
+# 1. latency: 1,000 webhooks/s for N seconds into a zap with one HTTP action to a local sink
+#    that records when each run's step arrives: p50/p99/max from the webhook's 2xx to that.
+# 2. throughput: webhooks as fast as wrk sends them into a zap whose action calls nginx
+#    (constant 200): actions completed per second.
+# 3. concurrency: a sink that answers after 200 ms: most requests in flight at once, and
+#    zapd's peak RSS.
+# Installs wrk and nginx-light from Debian's archive when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_LATENCY="${1:-20}"
+ZAPD="${ZAPD:-./build/zapd}"
+
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+fi
+[ -x "$ZAPD" ] || { echo "bench: $ZAPD not found; build first" >&2; exit 1; }
+
+WORK="$(mktemp -d /tmp/zapd-e2e.XXXXXX)"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_zapd() {  # name, extra --set args...
+  local name=$1; shift
+  ZPORT=$(free_port)
+  "$ZAPD" serve --data-dir "$WORK/$name" --listen "127.0.0.1:$ZPORT" --set log.level=warn \
+    --set auth.hash_memlimit_kib=8192 --set auth.hash_opslimit=1 --set hooks.free_zap_rate=0 \
+    --set hooks.free_user_rate=0 --set actions.http.allow=127.0.0.1 "$@" >"$WORK/$name.log" 2>&1 &
+  ZPID=$!; PIDS+=("$ZPID")
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ZPORT/healthz" >/dev/null && break; sleep 0.1; done
+  API="http://127.0.0.1:$ZPORT/api/v1"
+  curl -sf -XPOST "$API/user/signup" -d '{"username":"bench@example.com","password":"bench-password","name":"B"}' >/dev/null
+  TOKEN=$(curl -sf -XPOST "$API/user/signin" -d '{"username":"bench@example.com","password":"bench-password"}' |
+    python3 -c 'import sys,json; print(json.load(sys.stdin)["token"])')
+}
+make_zap() {  # action url -> HOOK url
+  local zap
+  zap=$(curl -sf -XPOST "$API/zap" -H "Authorization: Bearer $TOKEN" -d "{\"availableTriggerId\":\"webhook\",\"triggerMetadata\":{},\"actions\":[{\"availableActionId\":\"http\",\"actionMetadata\":{\"url\":\"$1\",\"method\":\"POST\",\"body\":\"{\\\"email\\\":\\\"{{comment.email}}\\\"}\"}}]}")
+  HOOK="http://127.0.0.1:$ZPORT/hooks/$(python3 -c 'import sys,json; print(json.loads(sys.argv[1])["webhookUrl"].split("/hooks/",1)[1])' "$zap")"
+}
+metric() { curl -sf "http://127.0.0.1:$ZPORT/metrics" | awk -v m="$1" '$1==m {print $2}'; }
+stop_zapd() { kill -TERM "$ZPID"; wait "$ZPID" || true; }
+
+cat > "$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"event":"e2e","comment":{"email":"ada@example.com"}}'
+LUA
+
+echo "== 1. latency at 1,000 webhooks/s for ${SECONDS_LATENCY} s"
+start_zapd latency
+SINK=$(free_port)
+make_zap "http://127.0.0.1:$SINK/hook"
+python3 bench/e2e_tool.py latency "$HOOK" "$SINK" 1000 "$SECONDS_LATENCY" || echo "  (not every run completed)"
+stop_zapd
+
+echo "== 2. actions/s to a fast sink (nginx, constant 200)"
+NPORT=$(free_port); mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $WORK/nginx/nginx.pid; error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http { access_log off; client_body_temp_path $WORK/nginx;
+  server { listen 127.0.0.1:$NPORT; location / { return 200 '{}'; } } }
+CONF
+/usr/sbin/nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" & PIDS+=($!)
+start_zapd throughput --set queue.free_concurrency=256 --set worker.claim_batch=128
+make_zap "http://127.0.0.1:$NPORT/hook"
+T0=$(date +%s.%N)
+wrk -t1 -c32 -d5s -s "$WORK/post.lua" "$HOOK" >/dev/null
+RUNS=$(metric zapd_hooks_ingested_total)
+while :; do
+  DONE=$(metric 'zapd_worker_steps_total{outcome="succeeded"}'); DONE=${DONE:-0}
+  [ "$DONE" -ge "$RUNS" ] && break
+  sleep 0.2
+done
+T1=$(date +%s.%N)
+python3 -c "import sys; r=int(sys.argv[1]); print(f'{r} webhooks (5 s of wrk), every step executed in {float(sys.argv[3])-float(sys.argv[2]):.1f} s: {r/(float(sys.argv[3])-float(sys.argv[2])):.0f} actions/s end to end')" "$RUNS" "$T0" "$T1"
+stop_zapd
+
+echo "== 3. concurrency against a sink answering after 200 ms"
+SINK=$(free_port)
+python3 bench/e2e_tool.py inflight "$SINK" 200 25 > "$WORK/inflight.txt" &
+SPID=$!; PIDS+=("$SPID")
+start_zapd inflight --set queue.free_concurrency=2000 --set worker.claim_batch=500
+make_zap "http://127.0.0.1:$SINK/slow"
+wrk -t1 -c32 -d2s -s "$WORK/post.lua" "$HOOK" >/dev/null
+RUNS=$(metric zapd_hooks_ingested_total)
+PEAK_INFLIGHT=0
+while :; do
+  DONE=$(metric 'zapd_worker_steps_total{outcome="succeeded"}'); DONE=${DONE:-0}
+  NOW=$(metric zapd_worker_in_flight); [ "${NOW:-0}" -gt "$PEAK_INFLIGHT" ] && PEAK_INFLIGHT=$NOW
+  [ "$DONE" -ge "$RUNS" ] && break
+  sleep 0.1
+done
+RSS=$(awk '/VmHWM/ {print $2}' /proc/$ZPID/status)
+THREADS=$(awk '/Threads/ {print $2}' /proc/$ZPID/status)
+echo "$RUNS runs through a 200 ms sink; zapd saw up to $PEAK_INFLIGHT attempts in flight; peak RSS $((RSS / 1024)) MiB, $THREADS threads"
+stop_zapd
+wait "$SPID" || true
+cat "$WORK/inflight.txt"
