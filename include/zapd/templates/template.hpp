@@ -1,0 +1,78 @@
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+// Template rendering for action configs. Everything here is a pure function of its
+// arguments: no I/O, no clock, no globals, so any worker thread may call it concurrently and
+// tests need no set-up. Nothing fails: problems are warnings next to the output (there is no
+// `result<T>` because there is always an output to use or to show).
+
+namespace zapd::templates {
+
+/// Where a rendered value lands; decides how it is escaped.
+enum class mode {
+  text,    ///< as-is (email bodies, plain text)
+  json,    ///< the template is a JSON document: string content escaped inside "...", JSON values outside
+  header,  ///< an HTTP header value: control characters (CR, LF, ...) become spaces
+  url,     ///< a URL: values percent-encoded, except a placeholder that starts the template
+};
+
+struct options {
+  mode m = mode::text;
+  /// The seeds' `{comment.email}` form: honoured only when the template holds no `{{`.
+  bool legacy_single_brace = false;
+  /// Bytes of output (and of its masked twin) at which rendering stops with a warning.
+  std::size_t max_output = std::size_t{1} << 20;
+};
+
+/// A rendered template. Rendering never fails: problems become `warnings` (shown on the step).
+struct rendered {
+  std::string text;    ///< what the action uses
+  std::string masked;  ///< the same with every secret value as `********`: what the step records
+  std::vector<std::string> warnings;  ///< each once, at most 100 (+ one "... and N more"), valid UTF-8
+  bool truncated = false;  ///< stopped at `max_output`; `text` is cut short (a JSON body is invalid)
+};
+
+/// Renders the `{{path}}` placeholders of `tmpl` against a run context:
+///   {"trigger":{"body","query","headers","method","receivedAt"}, "steps":{"1":{...},...},
+///    "run":{...}, "secrets":{"NAME":"value"}}
+/// Paths: `a.b.0.c` or `a.b[0].c`; whitespace inside the braces is ignored. A path starting
+/// with `trigger`, `steps`, `run` or `secrets` reads that root; any other path reads the
+/// trigger body (`{{comment.email}}` == `{{trigger.body.comment.email}}`). `{{secrets.NAME}}`
+/// is the only way to reach a secret (`{{secrets}}` alone renders nothing).
+/// A missing field renders empty (`null` in a JSON value position) with a warning. Text that
+/// is not a placeholder stays as written: an unterminated `{{` (warned), `{{` around something
+/// that is not a path (warned), and `\{{`, which renders `{{`. The rules per mode are in
+/// src/templates/README.md.
+///
+/// A pure function: no I/O, no clock, no globals; safe from any thread. Never throws.
+rendered render(std::string_view tmpl, const nlohmann::json& ctx, const options& o = {});
+
+/// A rendered JSON config: every string rendered, everything else copied.
+struct rendered_json {
+  nlohmann::json value;
+  nlohmann::json masked;
+  std::vector<std::string> warnings;  ///< each prefixed with its field, e.g. "body: {{x}}: ..."
+};
+
+/// Options for one string of a config, by its field path: object keys joined with `.`, array
+/// items as `[i]` (`url`, `headers.Authorization`, `to[0]`). Returns options rather than only
+/// a mode so a field can also turn on `legacy_single_brace`.
+using field_options = std::function<options(std::string_view field)>;
+
+/// Walks `config` (objects, arrays, strings) and renders every string with the options
+/// `for_field` gives (text mode when empty). Keys are not rendered. Pure; never throws
+/// (unless `for_field` does).
+rendered_json render_config(const nlohmann::json& config, const nlohmann::json& ctx, const field_options& for_field = {});
+
+/// The paths `tmpl` references, as written (trimmed), in order of first use, without repeats:
+/// "Hi {{ name }} {{steps.1.id}}" -> {"name", "steps.1.id"}. For the editor and validation.
+std::vector<std::string> referenced_paths(std::string_view tmpl, const options& o = {});
+
+}  // namespace zapd::templates
