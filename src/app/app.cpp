@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -259,13 +260,23 @@ int serve(const config::loaded& cfg) {
 
   std::size_t threads = s.server_threads > 0 ? static_cast<std::size_t>(s.server_threads)
                                              : std::max(1u, std::thread::hardware_concurrency());
-  asio::io_context ioc(static_cast<int>(threads));
+  // One io_context per HTTP thread: the first also runs the acceptor, signals and timers;
+  // connections are spread over all of them, each served by its thread alone.
+  asio::io_context ioc(1);
+  std::vector<std::unique_ptr<asio::io_context>> extra_contexts;
+  std::vector<asio::io_context*> conn_contexts = {&ioc};
+  for (std::size_t i = 1; i < threads; ++i) {
+    extra_contexts.push_back(std::make_unique<asio::io_context>(1));
+    conn_contexts.push_back(extra_contexts.back().get());
+  }
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+  for (auto& c : extra_contexts) keep_running.push_back(asio::make_work_guard(*c));
   http::server::options so;
   so.host = s.listen_host;
   so.port = s.listen_port;
   so.body_limit = static_cast<std::size_t>(s.server_body_limit);
   so.read_timeout = std::chrono::milliseconds(s.server_read_timeout_ms);
-  http::server srv(ioc, routes, so);
+  http::server srv(ioc, conn_contexts, routes, so);
   auto port = srv.start();
   if (!port) {
     log::error("zapd.listen_failed", {{"error", port.err().message}});
@@ -297,8 +308,9 @@ int serve(const config::loaded& cfg) {
                                {"threads", threads}});
 
   std::vector<std::thread> pool;
-  for (std::size_t i = 1; i < threads; ++i) pool.emplace_back([&ioc] { ioc.run(); });
-  ioc.run();
+  for (auto& c : extra_contexts) pool.emplace_back([ctx = c.get()] { ctx->run(); });
+  ioc.run();  // returns when drain() stops it: every connection has ended
+  for (auto& c : extra_contexts) c->stop();
   for (auto& t : pool) t.join();
 
   // Hash jobs still queued complete into the (stopped) io_context before it is destroyed.

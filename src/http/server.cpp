@@ -52,8 +52,16 @@ bool is_protocol_error(const beast::error_code& ec) { return ec.category() == bh
 
 }  // namespace
 
-server::server(asio::io_context& ioc, const router& r, options opts)
-    : ioc_(ioc), router_(r), opts_(std::move(opts)), acceptor_(asio::make_strand(ioc)) {}
+server::server(asio::io_context& ioc, const router& r, options opts) : server(ioc, {&ioc}, r, std::move(opts)) {}
+
+server::server(asio::io_context& ioc, std::vector<asio::io_context*> conn_contexts, const router& r, options opts)
+    : ioc_(ioc),
+      conn_contexts_(std::move(conn_contexts)),
+      router_(r),
+      opts_(std::move(opts)),
+      acceptor_(asio::make_strand(ioc)) {
+  if (conn_contexts_.empty()) conn_contexts_.push_back(&ioc);
+}
 
 server::~server() = default;
 
@@ -98,7 +106,8 @@ std::size_t server::active() const {
 
 asio::awaitable<void> server::accept_loop() {
   while (!stopping_) {
-    auto [ec, sock] = co_await acceptor_.async_accept(asio::make_strand(ioc_), use_tuple);
+    asio::io_context& home = *conn_contexts_[next_context_++ % conn_contexts_.size()];
+    auto [ec, sock] = co_await acceptor_.async_accept(asio::make_strand(home), use_tuple);
     if (ec) {
       if (stopping_ || ec == asio::error::operation_aborted) break;
       log::warn("http.accept_failed", {{"error", ec.message()}});

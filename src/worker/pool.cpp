@@ -87,6 +87,7 @@ std::chrono::milliseconds retry_policy::delay_before(int next) const {
 
 struct pool::attempt {
   queue::job job;
+  retry_policy retry;  // the pool's, with the zap's override applied
   std::size_t steps = 0;
   std::string action_id;
   json input;  // rendered, secrets masked
@@ -174,6 +175,7 @@ void pool::claim_loop(lane_state& ls) {
 void pool::begin(const queue::job& j) {
   auto a = std::make_shared<attempt>();
   a->job = j;
+  a->retry = opts_.retry;
   a->started_ms = clock_.now_ms();
 
   auto data = db_.reads().with([&](store::connection& c) { return load_run(c, j.run_id); });
@@ -190,6 +192,11 @@ void pool::begin(const queue::job& j) {
     return;
   }
   run_data& d = **data;
+  if (auto r = d.definition.find("retry"); r != d.definition.end() && r->is_object()) {
+    if (auto n = r->find("attempts"); n != r->end() && n->is_number_integer()) a->retry.max_attempts = n->get<int>();
+    if (auto b = r->find("baseDelayMs"); b != r->end() && b->is_number_integer())
+      a->retry.base = std::chrono::milliseconds(b->get<std::int64_t>());
+  }
   const json& acts = d.definition["actions"];
   a->steps = acts.is_array() ? acts.size() : 0;
   if (j.step_index < 1 || static_cast<std::size_t>(j.step_index) > a->steps) {
@@ -245,11 +252,12 @@ void pool::begin(const queue::job& j) {
   ex->execute(std::move(req), [this, a](actions::step_result r) { finish(a, std::move(r)); });
 }
 
-std::chrono::system_clock::time_point pool::next_attempt_at(int next, std::optional<std::chrono::milliseconds> retry_after) {
-  auto delay = opts_.retry.delay_before(next);
-  if (delay.count() > 0 && opts_.retry.jitter > 0) {
+std::chrono::system_clock::time_point pool::next_attempt_at(const retry_policy& policy, int next,
+                                                           std::optional<std::chrono::milliseconds> retry_after) {
+  auto delay = policy.delay_before(next);
+  if (delay.count() > 0 && policy.jitter > 0) {
     std::lock_guard lk(mu_);
-    std::uniform_real_distribution<double> d(1 - opts_.retry.jitter, 1 + opts_.retry.jitter);
+    std::uniform_real_distribution<double> d(1 - policy.jitter, 1 + policy.jitter);
     delay = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(static_cast<double>(delay.count()) * d(rng_))));
   }
   if (retry_after && *retry_after > delay) delay = *retry_after;
@@ -259,8 +267,8 @@ std::chrono::system_clock::time_point pool::next_attempt_at(int next, std::optio
 void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
   const queue::job& j = a->job;
   const bool give_up = r.v == actions::verdict::failed ||
-                       (r.v == actions::verdict::retry && j.attempts >= opts_.retry.max_attempts);
-  const auto at = next_attempt_at(j.attempts + 1, r.retry_after);
+                       (r.v == actions::verdict::retry && j.attempts >= a->retry.max_attempts);
+  const auto at = next_attempt_at(a->retry, j.attempts + 1, r.retry_after);
   const std::int64_t at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count();
   const std::int64_t now = clock_.now_ms();
   (r.v == actions::verdict::succeeded ? succeeded_ : give_up ? failed_ : retried_).inc();

@@ -1,5 +1,7 @@
 #include "zapd/zaps/zaps.hpp"
 
+#include <tuple>
+
 #include <fmt/format.h>
 
 #include "zapd/core/ids.hpp"
@@ -132,8 +134,29 @@ result<validated> validate(const nlohmann::json& body, const actions::catalog& c
       acts.push_back({{"id", new_uuid()}, {"actionId", spec->id}, {"sortingOrder", i}, {"metadata", meta}});
     }
   }
+  // Optional per-zap retry policy: {"attempts": 1..20, "baseDelayMs": 100..3600000}.
+  nlohmann::json retry;
+  if (body.contains("retry") && !body["retry"].is_null()) {
+    const auto& r = body["retry"];
+    if (!r.is_object()) {
+      errs.push_back({"retry", "must be an object {attempts, baseDelayMs}"});
+    } else {
+      retry = nlohmann::json::object();
+      for (const auto& [key, lo, hi] : {std::tuple{"attempts", 1, 20}, std::tuple{"baseDelayMs", 100, 3'600'000}}) {
+        if (!r.contains(key)) continue;
+        if (!r[key].is_number_integer() || r[key].get<std::int64_t>() < lo || r[key].get<std::int64_t>() > hi) {
+          errs.push_back({fmt::format("retry.{}", key), fmt::format("must be an integer from {} to {}", lo, hi)});
+        } else {
+          retry[key] = r[key];
+        }
+      }
+      for (const auto& [key, _] : r.items())
+        if (key != "attempts" && key != "baseDelayMs") errs.push_back({"retry." + key, "unknown field"});
+    }
+  }
   if (!errs.empty()) return fail();
   v.definition = {{"trigger", trigger}, {"actions", acts}};
+  if (retry.is_object() && !retry.empty()) v.definition["retry"] = retry;
   return v;
 }
 
@@ -222,7 +245,8 @@ nlohmann::json to_json(const zap_record& z, const actions::catalog& cat, const s
   return {{"id", z.id},          {"name", z.name},           {"enabled", z.enabled},
           {"version", z.version}, {"createdAt", z.created_at}, {"updatedAt", z.updated_at},
           {"userId", z.user_id},  {"webhookUrl", webhook_url(public_url, z.user_id, z.id)},
-          {"trigger", trigger},   {"actions", acts}};
+          {"trigger", trigger},   {"actions", acts},
+          {"retry", z.definition.value("retry", nlohmann::json(nullptr))}};
 }
 
 nlohmann::json export_json(const zap_record& z) {
@@ -234,7 +258,8 @@ nlohmann::json export_json(const zap_record& z) {
           {"name", z.name},
           {"availableTriggerId", z.definition["trigger"]["triggerId"]},
           {"triggerMetadata", z.definition["trigger"]["metadata"]},
-          {"actions", acts}};
+          {"actions", acts},
+          {"retry", z.definition.value("retry", nlohmann::json(nullptr))}};
 }
 
 }  // namespace zapd::zaps

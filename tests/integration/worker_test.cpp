@@ -375,3 +375,26 @@ TEST_CASE("worker: SIGTERM lets attempts finish within the grace period, then gi
   auto run = wait_final(z, a, stuck_run);
   CHECK(run["status"] == "succeeded");
 }
+
+TEST_CASE("worker: a zap's own retry policy overrides the server's") {
+  http_sink sink;
+  sink.on("/broken", sink_reply::status(503));
+  zapd_process z(args());  // server: 3 attempts
+  auto a = sign_up(z, "policy@example.com");
+  auto body = json{{"availableTriggerId", "webhook"},
+                   {"actions", json::array({http_step(sink.url("/broken"))})},
+                   {"retry", {{"attempts", 2}, {"baseDelayMs", 100}}}};
+  auto r = z.request("POST", "/api/v1/zap", body.dump(), bearer(a.token));
+  REQUIRE(r.status == 200);
+  CHECK(r.json()["zap"]["retry"] == json{{"attempts", 2}, {"baseDelayMs", 100}});
+  std::string zap = r.json()["zapId"];
+  auto run = wait_final(z, a, fire(z, a, zap), 30s);
+  CHECK(run["status"] == "failed");
+  CHECK(run["steps"][0]["attempts"] == 2);  // the server alone would make 3
+  auto bad = json{{"availableTriggerId", "webhook"}, {"actions", json::array({http_step(sink.url("/x"))})},
+                  {"retry", {{"attempts", 0}, {"speed", 1}}}};
+  auto refused = z.request("POST", "/api/v1/zap", bad.dump(), bearer(a.token));
+  CHECK(refused.status == 400);
+  CHECK(refused.body.find("retry.attempts") != std::string::npos);
+  CHECK(refused.body.find("retry.speed") != std::string::npos);
+}

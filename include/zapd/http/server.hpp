@@ -8,6 +8,8 @@
 #include <mutex>
 #include <string>
 
+#include <vector>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
@@ -36,6 +38,9 @@ class server {
   };
 
   server(boost::asio::io_context& ioc, const router& r, options opts);
+  /// Accepts on `ioc` and spreads connections round-robin over `conn_contexts` (one
+  /// io_context per thread: each thread has its own epoll and no handler crosses threads).
+  server(boost::asio::io_context& ioc, std::vector<boost::asio::io_context*> conn_contexts, const router& r, options opts);
   ~server();
 
   /// Binds and starts accepting; returns the bound port (useful with port 0).
@@ -50,6 +55,8 @@ class server {
   boost::asio::awaitable<void> session(std::shared_ptr<connection> c);
 
   boost::asio::io_context& ioc_;
+  std::vector<boost::asio::io_context*> conn_contexts_;
+  std::size_t next_context_ = 0;  // accept loop only
   const router& router_;
   options opts_;
   boost::asio::ip::tcp::acceptor acceptor_;

@@ -32,6 +32,7 @@ namespace zapd::worker {
 /// When a failed attempt is tried again: Svix-like, delay before attempt n+1 = delays[n-1]
 /// (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), each +-`jitter`, scaled by
 /// base / 5 s; at most `max_attempts` attempts. A Retry-After longer than the delay wins.
+/// A zap may override both: {"retry": {"attempts": N, "baseDelayMs": M}} in its body.
 struct retry_policy {
   std::chrono::milliseconds base{5000};
   int max_attempts = 8;
@@ -96,7 +97,8 @@ class pool {
   void finish(const std::shared_ptr<attempt>& a, actions::step_result r);
   void settle_skip(const queue::job& j, const std::string& why);
   void done(const queue::job& j);
-  std::chrono::system_clock::time_point next_attempt_at(int next, std::optional<std::chrono::milliseconds> retry_after);
+  std::chrono::system_clock::time_point next_attempt_at(const retry_policy& policy, int next,
+                                                        std::optional<std::chrono::milliseconds> retry_after);
 
   store::database& db_;
   queue::sqlite_queue& queue_;
