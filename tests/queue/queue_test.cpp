@@ -277,3 +277,34 @@ TEST_CASE("sqlite_queue: metrics count claims, acks, retries, dead letters and d
   CHECK(text.find("zapd_queue_jobs{lane=\"free\",state=\"ready\"} 1\n") != std::string::npos);
   CHECK(text.find("zapd_queue_acked_total{lane=\"paid\"} 1\n") != std::string::npos);
 }
+
+TEST_CASE("sqlite_queue: settling inside a write transaction, fenced like the blocking calls") {
+  fixture f;
+  f.publish({spec("run-in", 0), spec("run-in", 1), spec("run-in", 2)});
+  auto jobs = f.claim(lane::free, 3, 30s);
+  REQUIRE(jobs.size() == 3);
+  auto in_tx = [&](auto fn) {
+    return f.db->writes().execute<bool>([&](store::connection& c) -> result<bool> {
+      auto st = fn(c);
+      if (!st) return std::move(st).err();
+      return true;
+    });
+  };
+  REQUIRE(in_tx([&](store::connection& c) { return f.q->ack_in(c, jobs[0]); }).ok());
+  REQUIRE(in_tx([&](store::connection& c) { return f.q->retry_in(c, jobs[1], f.clk.now() + 5s); }).ok());
+  REQUIRE(in_tx([&](store::connection& c) { return f.q->dead_in(c, jobs[2], "gave up"); }).ok());
+  CHECK(f.scalar("SELECT count(*) FROM jobs") == 2);
+  CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state = 'ready'") == 1);
+  CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state = 'dead'") == 1);
+  // A claim that no longer holds the lease: conflict, and the request's other writes undone.
+  auto late = in_tx([&](store::connection& c) -> status {
+    auto ins = c.exec("INSERT INTO kv(key, value) VALUES ('marker', 'x')");
+    if (!ins) return ins;
+    return f.q->ack_in(c, jobs[1]);  // jobs[1] was given back by retry_in: its lease is gone
+  });
+  REQUIRE_FALSE(late.ok());
+  CHECK(late.err().code == errc::conflict);
+  CHECK(f.scalar("SELECT count(*) FROM kv WHERE key = 'marker'") == 0);
+  f.clk.advance(5s);
+  CHECK(f.claim(lane::free).size() == 1);  // the retried job is due
+}
