@@ -168,7 +168,10 @@ void pool::claim_loop(lane_state& ls) {
       until = std::min(until, std::chrono::steady_clock::now() + wait);
     }
     cv_.wait_until(lk, until, [&] { return stopping_ || ls.woken || (full && ls.in_flight < ls.slots); });
-    if (due > 0 && clock_.now_ms() >= due) next_due_ms_.compare_exchange_strong(const_cast<std::int64_t&>(due), 0);
+    if (due > 0 && clock_.now_ms() >= due) {
+      std::int64_t expected = due;  // clear it unless a sooner retry was scheduled meanwhile
+      next_due_ms_.compare_exchange_strong(expected, 0);
+    }
   }
 }
 
