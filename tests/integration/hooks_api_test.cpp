@@ -8,7 +8,7 @@
 
 #include "api_helpers.hpp"
 #include "zapd/hooks/signature.hpp"
-#include "zapd/store/connection.hpp"
+#include "db_view.hpp"
 #include "zapd_process.hpp"
 
 using namespace zapd::test;
@@ -42,29 +42,9 @@ void put_secret(const zapd_process& z, const account& who, const std::string& na
   REQUIRE(z.request("POST", "/api/v1/secrets", json{{"name", name}, {"value", value}}.dump(), bearer(who.token)).status == 200);
 }
 
-// Reads the server's database (committed state, WAL) from the test.
-struct db_view {
-  zapd::store::connection c;
-  explicit db_view(const zapd_process& z)
-      : c(std::move(zapd::store::connection::open(z.data_dir() + "/zapd.db", zapd::store::open_mode::read_only).value())) {}
-  std::int64_t count(const std::string& sql, const std::string& arg = "") {
-    auto st = c.prepare(sql);
-    REQUIRE(st.ok());
-    if (!arg.empty()) st->bind(1, arg);
-    auto row = st->step();
-    REQUIRE(row.ok());
-    REQUIRE(*row);
-    return st->int64(0);
-  }
-  std::string text(const std::string& sql, const std::string& arg) {
-    auto st = c.prepare(sql);
-    REQUIRE(st.ok());
-    st->bind(1, arg);
-    auto row = st->step();
-    REQUIRE(row.ok());
-    REQUIRE(*row);
-    return st->text(0);
-  }
+// The server's database, with the two questions these tests keep asking.
+struct hooks_db : db_view {
+  explicit hooks_db(const zapd_process& z) : db_view(z.data_dir() + "/zapd.db") {}
   std::int64_t runs() { return count("SELECT count(*) FROM runs"); }
   // A run's first step is in the queue or still in the outbox.
   bool has_first_step(const std::string& run_id) {
@@ -97,7 +77,7 @@ TEST_CASE("hooks: a 200 means the run, its zap version and its first step are on
   CHECK(run_id.size() == 36);
   CHECK(run_id[14] == '7');  // UUIDv7: time-ordered
 
-  db_view db(z);
+  hooks_db db(z);
   CHECK(db.text("SELECT status FROM runs WHERE id = ?", run_id) == "queued");
   CHECK(db.text("SELECT zap_id FROM runs WHERE id = ?", run_id) == zap);
   CHECK(db.text("SELECT zap_version FROM runs WHERE id = ?", run_id) == "1");
@@ -135,7 +115,7 @@ TEST_CASE("hooks: PUT, PATCH and GET with query parameters, trailing slash, form
   zapd_process z(args());
   auto a = sign_up(z, "bob@example.com");
   auto zap = make_zap(z, a);
-  db_view db(z);
+  hooks_db db(z);
 
   auto put = z.request("PUT", hook(a, zap) + "/", R"({"k":1})", k_json);
   REQUIRE(put.status == 200);
@@ -166,7 +146,7 @@ TEST_CASE("hooks: unknown, foreign and disabled zaps and bad bodies are refused 
   auto a = sign_up(z, "carol@example.com");
   auto b = sign_up(z, "dave@example.com");
   auto zap = make_zap(z, a);
-  db_view db(z);
+  hooks_db db(z);
 
   auto unknown = z.request("POST", hook(a, "00000000-0000-4000-8000-000000000000"), "{}", k_json);
   CHECK(unknown.status == 404);
@@ -199,7 +179,7 @@ TEST_CASE("hooks: a run records the zap version current when it arrived") {
   zapd_process z(args());
   auto a = sign_up(z, "erin@example.com");
   auto zap = make_zap(z, a);
-  db_view db(z);
+  hooks_db db(z);
   auto first = z.request("POST", hook(a, zap), "{}", k_json);
   REQUIRE(first.status == 200);
   auto edit = json{{"availableTriggerId", "webhook"},
@@ -216,7 +196,7 @@ TEST_CASE("hooks: every signature scheme accepts valid signatures and refuses ba
   zapd_process z(args());
   auto a = sign_up(z, "frank@example.com");
   put_secret(z, a, "HOOK_SECRET", "first-secret");
-  db_view db(z);
+  hooks_db db(z);
   const std::string body = R"({"event":"ping"})";
   std::int64_t recorded = 0;
 
@@ -280,7 +260,7 @@ TEST_CASE("hooks: dedup by webhook-id, Idempotency-Key or dedupPath answers the 
   auto a = sign_up(z, "grace@example.com");
   auto plain = make_zap(z, a);
   auto by_path = make_zap(z, a, {{"dedupPath", "event.id"}});
-  db_view db(z);
+  hooks_db db(z);
 
   auto send = [&](const std::string& zap, const std::string& body, std::map<std::string, std::string> h = {}) {
     h["Content-Type"] = "application/json";
@@ -314,7 +294,7 @@ TEST_CASE("hooks: plan rate limits answer 429 with Retry-After and record nothin
   auto a = sign_up(z, "heidi@example.com");
   auto zap = make_zap(z, a);
   auto other = make_zap(z, a);
-  db_view db(z);
+  hooks_db db(z);
   int ok = 0;
   int limited = 0;
   for (int i = 0; i < 6; ++i) {
@@ -338,7 +318,7 @@ TEST_CASE("hooks: paid accounts use the paid lane and their own limits") {
                        "--set", "hooks.paid_user_rate=0"}));
   auto a = sign_up(z, "ivan@example.com");
   auto zap = make_zap(z, a);
-  db_view db(z);
+  hooks_db db(z);
   std::string last;
   for (int i = 0; i < 10; ++i) {
     auto r = z.request("POST", hook(a, zap), "{}", k_json);
@@ -383,7 +363,7 @@ TEST_CASE("hooks: an overloaded writer answers 503 with Retry-After and every 20
   CHECK(other == 0);
   CHECK(busy > 0);
   CHECK(missing_retry_after == 0);
-  db_view db(z);
+  hooks_db db(z);
   CHECK(db.runs() == ok);
   for (const auto& id : run_ids) REQUIRE(db.has_first_step(id));
 }

@@ -13,7 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include "api_helpers.hpp"
-#include "zapd/store/connection.hpp"
+#include "db_view.hpp"
 #include "zapd_process.hpp"
 
 using namespace zapd::test;
@@ -21,19 +21,7 @@ using json = nlohmann::json;
 
 namespace {
 
-int rounds() {
-  const char* v = std::getenv("ZAPD_CHAOS_ROUNDS");
-  return v ? std::max(1, std::atoi(v)) : 5;
-}
-
-std::vector<std::string> args() {
-  std::vector<std::string> a = k_fast_hashing;
-  for (const char* s : {"hooks.free_zap_rate=0", "hooks.free_user_rate=0"}) {
-    a.push_back("--set");
-    a.push_back(s);
-  }
-  return a;
-}
+std::vector<std::string> args() { return serve_args({"hooks.free_zap_rate=0", "hooks.free_user_rate=0"}); }
 
 struct verdict {
   std::int64_t runs = 0;
@@ -42,28 +30,18 @@ struct verdict {
 };
 
 verdict check(const std::string& db_path, const std::vector<std::string>& acknowledged) {
-  auto c = zapd::store::connection::open(db_path, zapd::store::open_mode::read_only);
-  REQUIRE(c.ok());
+  db_view db(db_path);
   verdict v;
-  auto one = [&](const std::string& sql, const std::string& arg) -> std::int64_t {
-    auto st = c->prepare(sql);
-    REQUIRE(st.ok());
-    if (!arg.empty()) st->bind(1, arg);
-    auto row = st->step();
-    REQUIRE(row.ok());
-    REQUIRE(*row);
-    return st->int64(0);
-  };
-  v.runs = one("SELECT count(*) FROM runs", "");
+  v.runs = db.count("SELECT count(*) FROM runs");
   for (const auto& id : acknowledged) {
-    bool ok = one("SELECT count(*) FROM runs WHERE id = ?1", id) == 1 &&
-              one("SELECT (SELECT count(*) FROM jobs WHERE run_id = ?1) + (SELECT count(*) FROM outbox WHERE run_id = ?1)", id) == 1;
+    bool ok = db.count("SELECT count(*) FROM runs WHERE id = ?1", id) == 1 &&
+              db.count("SELECT (SELECT count(*) FROM jobs WHERE run_id = ?1) + (SELECT count(*) FROM outbox WHERE run_id = ?1)",
+                       id) == 1;
     if (!ok) ++v.lost;
   }
-  v.orphaned = one(
+  v.orphaned = db.count(
       "SELECT count(*) FROM runs r WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = r.id) "
-      "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.run_id = r.id)",
-      "");
+      "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.run_id = r.id)");
   return v;
 }
 
@@ -86,7 +64,7 @@ TEST_CASE("chaos: SIGKILL during a webhook flood loses no acknowledged run") {
 
   std::mt19937 rng(std::random_device{}());
   std::vector<std::string> acknowledged;  // every runId a client got a 200 for, all rounds
-  for (int round = 1; round <= rounds(); ++round) {
+  for (int round = 1; round <= chaos_rounds(); ++round) {
     zapd_process z(args(), {}, data);
     std::atomic<bool> stop{false};
     std::mutex mu;
@@ -123,14 +101,10 @@ TEST_CASE("chaos: SIGKILL during a webhook flood loses no acknowledged run") {
 
   // A last clean start: the relay moves whatever the kills left in the outbox.
   zapd_process z(args(), {}, data);
-  auto c = zapd::store::connection::open(data + "/zapd.db", zapd::store::open_mode::read_only);
-  REQUIRE(c.ok());
+  db_view db(data + "/zapd.db");
   std::int64_t left = -1;
   for (int i = 0; i < 200 && left != 0; ++i) {
-    auto st = c->prepare("SELECT count(*) FROM outbox");
-    REQUIRE(st.ok());
-    REQUIRE(*st->step());
-    left = st->int64(0);
+    left = db.count("SELECT count(*) FROM outbox");
     if (left != 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   CHECK(left == 0);

@@ -14,7 +14,7 @@
 
 #include "api_helpers.hpp"
 #include "http_sink.hpp"
-#include "zapd/store/connection.hpp"
+#include "db_view.hpp"
 #include "zapd_process.hpp"
 
 using namespace zapd::test;
@@ -23,25 +23,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int rounds() {
-  const char* v = std::getenv("ZAPD_CHAOS_ROUNDS");
-  return v ? std::max(1, std::atoi(v)) : 5;
-}
-
 std::vector<std::string> args() {
-  std::vector<std::string> a = k_fast_hashing;
-  for (const char* s : {"actions.http.allow=127.0.0.1", "queue.lease_ms=1500", "worker.retry_base_ms=50",
-                        "hooks.free_zap_rate=0", "hooks.free_user_rate=0", "outbox.poll_ms=200"}) {
-    a.push_back("--set");
-    a.push_back(s);
-  }
-  return a;
+  return serve_args({"actions.http.allow=127.0.0.1", "queue.lease_ms=1500", "worker.retry_base_ms=50", "hooks.free_zap_rate=0",
+                     "hooks.free_user_rate=0", "outbox.poll_ms=200"});
 }
 
 std::map<std::string, std::int64_t> statuses(const std::string& db) {
-  auto c = zapd::store::connection::open(db, zapd::store::open_mode::read_only);
-  REQUIRE(c.ok());
-  auto st = c->prepare("SELECT status, count(*) FROM runs GROUP BY status");
+  db_view v(db);
+  auto st = v.raw().prepare("SELECT status, count(*) FROM runs GROUP BY status");
   REQUIRE(st.ok());
   std::map<std::string, std::int64_t> out;
   while (*st->step()) out[st->text(0)] = st->int64(1);
@@ -72,7 +61,7 @@ TEST_CASE("chaos: SIGKILL while steps execute, every accepted run still finishes
 
   std::mt19937 rng(std::random_device{}());
   std::vector<std::string> accepted;
-  for (int round = 1; round <= rounds(); ++round) {
+  for (int round = 1; round <= chaos_rounds(); ++round) {
     zapd_process z(args(), {}, data);
     for (int i = 0; i < 150; ++i) {
       auto r = z.request("POST", hook, R"({"n":1})");
@@ -103,6 +92,6 @@ TEST_CASE("chaos: SIGKILL while steps execute, every accepted run still finishes
   std::size_t duplicates = 0;
   for (const auto& [key, n] : seen) duplicates += static_cast<std::size_t>(n - 1);
   WARN(accepted.size() << " runs, " << seen.size() << " distinct steps delivered, " << duplicates
-                       << " duplicate deliveries (same Idempotency-Key) after " << rounds() << " kills");
+                       << " duplicate deliveries (same Idempotency-Key) after " << chaos_rounds() << " kills");
   CHECK(seen.size() == accepted.size() * 2);  // every step of every run reached the sink
 }

@@ -10,7 +10,7 @@
 
 #include "api_helpers.hpp"
 #include "http_sink.hpp"
-#include "zapd/store/connection.hpp"
+#include "db_view.hpp"
 #include "zapd_process.hpp"
 
 using namespace zapd::test;
@@ -20,12 +20,8 @@ using namespace std::chrono_literals;
 namespace {
 
 std::vector<std::string> args(std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = k_fast_hashing;
-  for (const char* s : {"actions.http.allow=127.0.0.1", "worker.retry_base_ms=50", "worker.max_attempts=3",
-                        "hooks.free_zap_rate=0", "hooks.free_user_rate=0"}) {
-    a.push_back("--set");
-    a.push_back(s);
-  }
+  auto a = serve_args({"actions.http.allow=127.0.0.1", "worker.retry_base_ms=50", "worker.max_attempts=3",
+                       "hooks.free_zap_rate=0", "hooks.free_user_rate=0"});
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
@@ -72,14 +68,9 @@ json wait_final(const zapd_process& z, const account& a, const std::string& id, 
 }
 
 std::string job_state(const zapd_process& z, const std::string& run_id) {
-  auto c = zapd::store::connection::open(z.data_dir() + "/zapd.db", zapd::store::open_mode::read_only);
-  REQUIRE(c.ok());
-  auto st = c->prepare("SELECT state FROM jobs WHERE run_id = ?");
-  REQUIRE(st.ok());
-  st->bind(1, run_id);
-  auto row = st->step();
-  REQUIRE(row.ok());
-  return *row ? st->text(0) : "none";
+  db_view db(z.data_dir() + "/zapd.db");
+  if (db.count("SELECT count(*) FROM jobs WHERE run_id = ?1", run_id) == 0) return "none";
+  return db.text("SELECT state FROM jobs WHERE run_id = ?1", run_id);
 }
 
 }  // namespace
@@ -219,11 +210,7 @@ TEST_CASE("worker: the SSRF guard refuses loopback unless allowed, and private r
   http_sink sink;
   sink.on("/to-private", sink_reply::redirect("http://127.0.0.2:1/secret"));
   // No actions.http.allow here.
-  std::vector<std::string> a_args = k_fast_hashing;
-  for (const char* s : {"worker.retry_base_ms=50", "worker.max_attempts=3"}) {
-    a_args.push_back("--set");
-    a_args.push_back(s);
-  }
+  auto a_args = serve_args({"worker.retry_base_ms=50", "worker.max_attempts=3"});
   zapd_process z(a_args);
   auto a = sign_up(z, "ssrf@example.com");
   for (std::string url : {sink.url("/x"), "http://localhost:" + std::to_string(sink.port()) + "/x"}) {
@@ -352,22 +339,11 @@ TEST_CASE("worker: SIGTERM lets attempts finish within the grace period, then gi
     CHECK_THAT(z.log(), Catch::Contains("worker.released"));
   }
   {
-    auto c = zapd::store::connection::open(data + "/zapd.db", zapd::store::open_mode::read_only);
-    REQUIRE(c.ok());
-    auto status_of = [&](const std::string& id) {
-      auto st = c->prepare("SELECT status FROM runs WHERE id = ?");
-      REQUIRE(st.ok());
-      st->bind(1, id);
-      REQUIRE(*st->step());
-      return st->text(0);
-    };
-    CHECK(status_of(quick_run) == "succeeded");  // finished inside the grace period
-    CHECK(status_of(stuck_run) == "queued");     // given back, not lost
-    auto st = c->prepare("SELECT state FROM jobs WHERE run_id = ?");
-    REQUIRE(st.ok());
-    st->bind(1, stuck_run);
-    REQUIRE(*st->step());
-    CHECK(st->text(0) == "ready");
+    db_view db(data + "/zapd.db");
+    const char* status = "SELECT status FROM runs WHERE id = ?1";
+    CHECK(db.text(status, quick_run) == "succeeded");  // finished inside the grace period
+    CHECK(db.text(status, stuck_run) == "queued");     // given back, not lost
+    CHECK(db.text("SELECT state FROM jobs WHERE run_id = ?1", stuck_run) == "ready");
   }
   // The next start picks the stuck step up again.
   sink.on("/stuck", sink_reply::json("{}"));

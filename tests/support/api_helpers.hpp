@@ -1,6 +1,9 @@
 #pragma once
 // Small helpers for tests that drive the real server's API (tests/support/zapd_process.hpp).
 
+#include <algorithm>
+#include <cstdlib>
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <vector>
@@ -15,6 +18,22 @@ namespace zapd::test {
 /// Fast password hashing for tests (the production default is sized for a Raspberry Pi).
 inline const std::vector<std::string> k_fast_hashing = {"--set", "auth.hash_memlimit_kib=8192", "--set",
                                                         "auth.hash_opslimit=1"};
+
+/// k_fast_hashing plus one `--set key=value` per item.
+inline std::vector<std::string> serve_args(std::initializer_list<const char*> sets) {
+  std::vector<std::string> a = k_fast_hashing;
+  for (const char* s : sets) {
+    a.push_back("--set");
+    a.push_back(s);
+  }
+  return a;
+}
+
+/// Rounds of a crash test: ZAPD_CHAOS_ROUNDS, default 5.
+inline int chaos_rounds() {
+  const char* v = std::getenv("ZAPD_CHAOS_ROUNDS");
+  return v ? std::max(1, std::atoi(v)) : 5;
+}
 
 inline std::map<std::string, std::string> bearer(const std::string& token) {
   return {{"Authorization", "Bearer " + token}};
