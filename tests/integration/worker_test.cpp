@@ -11,6 +11,7 @@
 #include "api_helpers.hpp"
 #include "http_sink.hpp"
 #include "db_view.hpp"
+#include "zapd/hooks/signature.hpp"
 #include "zapd_process.hpp"
 
 using namespace zapd::test;
@@ -373,4 +374,24 @@ TEST_CASE("worker: a zap's own retry policy overrides the server's") {
   CHECK(refused.status == 400);
   CHECK(refused.body.find("retry.attempts") != std::string::npos);
   CHECK(refused.body.find("retry.speed") != std::string::npos);
+}
+
+TEST_CASE("worker: signingSecret signs each request the Standard Webhooks way") {
+  http_sink sink;
+  zapd_process z(args());
+  auto a = sign_up(z, "signer@example.com");
+  REQUIRE(z.request("POST", "/api/v1/secrets", R"({"name":"SIGN","value":"whsec_c2lnbmluZy1rZXktZm9yLXRlc3Rz"})", bearer(a.token))
+              .status == 200);
+  auto zap = make_zap(z, a, json::array({http_step(sink.url("/signed"), {{"signingSecret", "{{secrets.SIGN}}"},
+                                                                          {"body", R"({"e":"{{comment.email}}"})"}})}));
+  auto run_id = fire(z, a, zap);
+  REQUIRE(wait_final(z, a, run_id)["status"] == "succeeded");
+  REQUIRE(sink.wait_for(1));
+  const auto r = sink.requests()[0];
+  CHECK(r.header("webhook-id") == run_id + ":1");
+  const std::int64_t ts = std::stoll(r.header("webhook-timestamp"));
+  // What a receiver does: verify with the same secret (zapd's own verifier, tested against the spec's vector).
+  auto lookup = [&r](std::string_view n) { return r.header(n); };
+  CHECK(zapd::hooks::verify(zapd::hooks::scheme::standard, "whsec_c2lnbmluZy1rZXktZm9yLXRlc3Rz", lookup, r.body, ts).ok());
+  CHECK_FALSE(zapd::hooks::verify(zapd::hooks::scheme::standard, "whsec_b3RoZXI=", lookup, r.body, ts).ok());
 }

@@ -1,0 +1,92 @@
+// runs module against a real SQLite file: retention pruning and history pages (issue #6).
+#include <catch2/catch.hpp>
+
+#include "zapd/runs/runs.hpp"
+#include "zapd/store/database.hpp"
+
+using namespace zapd;
+
+namespace {
+
+std::unique_ptr<store::database> fresh_db() {
+  char tmpl[] = "/tmp/zapd-runs-XXXXXX";
+  store::database::options o;
+  o.path = std::string(mkdtemp(tmpl)) + "/zapd.db";
+  auto db = store::database::open(o);
+  REQUIRE(db.ok());
+  return std::move(db).value();
+}
+
+template <class T, class Fn>
+T write(store::database& db, Fn fn) {
+  auto r = db.writes().execute<T>(fn);
+  REQUIRE(r.ok());
+  return std::move(r).value();
+}
+
+std::int64_t count(store::database& db, const std::string& sql) {
+  return db.reads().with([&](store::connection& c) {
+    auto st = c.prepare(sql);
+    REQUIRE(st.ok());
+    REQUIRE(*st->step());
+    return st->int64(0);
+  });
+}
+
+runs::new_run run_at(const std::string& id, std::int64_t ms) {
+  runs::new_run n;
+  n.id = id;
+  n.zap_id = "zap-1";
+  n.user_id = "user-1";
+  n.zap_version = 1;
+  n.actions = 2;
+  n.trigger_json = R"({"body":{}})";
+  n.now_ms = ms;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("runs: prune deletes old runs with their steps, outbox rows and jobs, in batches") {
+  auto db = fresh_db();
+  write<bool>(*db, [](store::connection& c) -> result<bool> {
+    for (int i = 0; i < 5; ++i)
+      if (auto s = runs::insert(c, run_at("old-" + std::to_string(i), 1'000 + i)); !s) return std::move(s).err();
+    if (auto s = runs::insert(c, run_at("new-0", 90'000)); !s) return std::move(s).err();
+    auto st = c.exec(
+        "INSERT INTO run_steps (run_id, step_index, action_id, status) VALUES ('old-0', 1, 'http', 'succeeded'), "
+        "('new-0', 1, 'http', 'succeeded'); "
+        "INSERT INTO jobs (run_id, step_index, lane, run_at_ms, created_at) VALUES ('old-1', 2, 'free', 0, 0)");
+    if (!st) return std::move(st).err();
+    return true;
+  });
+  CHECK(count(*db, "SELECT count(*) FROM outbox") == 6);
+  CHECK(write<std::int64_t>(*db, [](store::connection& c) { return runs::prune(c, 50'000, 3); }) == 3);
+  CHECK(write<std::int64_t>(*db, [](store::connection& c) { return runs::prune(c, 50'000, 3); }) == 2);
+  CHECK(write<std::int64_t>(*db, [](store::connection& c) { return runs::prune(c, 50'000, 3); }) == 0);
+  CHECK(count(*db, "SELECT count(*) FROM runs") == 1);
+  CHECK(count(*db, "SELECT count(*) FROM runs WHERE id = 'new-0'") == 1);
+  CHECK(count(*db, "SELECT count(*) FROM run_steps") == 1);
+  CHECK(count(*db, "SELECT count(*) FROM outbox") == 1);
+  CHECK(count(*db, "SELECT count(*) FROM jobs") == 0);
+  db->stop();
+}
+
+TEST_CASE("runs: a zap version without actions makes an already succeeded run") {
+  auto db = fresh_db();
+  auto n = run_at("empty", 5'000);
+  n.actions = 0;
+  write<bool>(*db, [&](store::connection& c) -> result<bool> {
+    if (auto s = runs::insert(c, n); !s) return std::move(s).err();
+    return true;
+  });
+  auto r = db->reads().with([](store::connection& c) { return runs::get(c, "user-1", "empty"); });
+  REQUIRE(r.ok());
+  CHECK(r->status == "succeeded");
+  CHECK(count(*db, "SELECT count(*) FROM outbox") == 0);
+  // Another user sees nothing.
+  auto other = db->reads().with([](store::connection& c) { return runs::get(c, "user-2", "empty"); });
+  REQUIRE_FALSE(other.ok());
+  CHECK(other.err().code == errc::not_found);
+  db->stop();
+}
