@@ -45,7 +45,7 @@ std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view valu
   auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), secs);
   if (ec == std::errc{} && p == value.data() + value.size()) {
     if (secs < 0) return std::nullopt;
-    return std::chrono::milliseconds(std::min(secs * 1000, k_cap_ms));
+    return std::chrono::milliseconds(std::min(secs, k_cap_ms / 1000) * 1000);
   }
   // An HTTP date: "Wed, 21 Oct 2015 07:28:00 GMT".
   std::tm tm{};

@@ -66,7 +66,7 @@ const std::vector<key_def>& defs() {
       int_key("store.readers", "read-only SQLite connections in the pool", &settings::store_readers, 1, 64),
       int_key("store.batch_max", "most write requests the writer commits in one transaction", &settings::store_batch_max, 1, 100'000),
       int_key("store.max_pending", "write requests queued before the writer answers overloaded", &settings::store_max_pending, 1, 10'000'000),
-      int_key("queue.lease_ms", "how long a claimed job is leased before it is delivered again", &settings::queue_lease_ms, 100, 86'400'000),
+      int_key("queue.lease_ms", "how long a claimed job is leased before it is delivered again", &settings::queue_lease_ms, 5'000, 86'400'000),
       int_key("queue.paid_concurrency", "most jobs of the paid lane running at once", &settings::queue_paid_concurrency, 1, 100'000),
       int_key("queue.free_concurrency", "most jobs of the free lane running at once", &settings::queue_free_concurrency, 1, 100'000),
       int_key("outbox.batch", "most outbox rows the relay moves to the queue per transaction", &settings::outbox_batch, 1, 100'000),

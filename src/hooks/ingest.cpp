@@ -115,10 +115,12 @@ result<std::shared_ptr<const zap_info>> zap_cache::get(const std::string& zap_id
     auto it = map_.find(zap_id);
     if (it != map_.end() && now - it->second.loaded_ms < ttl_.count()) return it->second.info;
   }
+  const std::uint64_t gen = generation_.load();
   auto z = readers_.with([&](store::connection& c) { return load_zap(c, box_, zap_id); });
   if (!z) return std::move(z).err();
   std::shared_ptr<const zap_info> info = *z ? std::make_shared<const zap_info>(std::move(**z)) : nullptr;
-  if (ttl_.count() > 0) {
+  // A forget during the load may have been about what we just read: use it once, don't keep it.
+  if (ttl_.count() > 0 && generation_.load() == gen) {
     std::lock_guard lk(mu_);
     if (map_.size() >= k_cache_max) map_.clear();
     map_[zap_id] = entry{info, now};
@@ -127,11 +129,13 @@ result<std::shared_ptr<const zap_info>> zap_cache::get(const std::string& zap_id
 }
 
 void zap_cache::forget(const std::string& zap_id) {
+  generation_.fetch_add(1);
   std::lock_guard lk(mu_);
   map_.erase(zap_id);
 }
 
 void zap_cache::forget_user(const std::string& user_id) {
+  generation_.fetch_add(1);
   std::lock_guard lk(mu_);
   std::erase_if(map_, [&](const auto& kv) { return kv.second.info && kv.second.info->user_id == user_id; });
 }

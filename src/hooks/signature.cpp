@@ -38,7 +38,8 @@ std::optional<std::int64_t> parse_int(std::string_view s) {
 }
 
 status check_timestamp(std::int64_t ts, std::int64_t now_s, std::chrono::seconds tolerance, std::string_view header) {
-  if (std::llabs(now_s - ts) > tolerance.count())
+  // No subtraction of an untrusted value: it could overflow.
+  if (ts < now_s - tolerance.count() || ts > now_s + tolerance.count())
     return refuse(fmt::format("{} is more than {} seconds from the server's clock", header, tolerance.count()));
   return {};
 }

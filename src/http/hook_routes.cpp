@@ -79,6 +79,13 @@ asio::awaitable<response> ingest(const hook_routes_deps& d, hook_metrics& m, req
       co_return rejected(reason::not_found, error_response(errc::not_found, fmt::format("no zap {} for user {}", zap_id, user_id)));
     if (!z->enabled) co_return rejected(reason::disabled, error_response(hooks::disabled_error(zap_id)));
 
+    hooks::verify_options vo;
+    vo.hmac_header = z->signature_header;
+    auto sig = hooks::verify(z->sig, z->secret, [&req](std::string_view n) { return req.header(n); }, req.body(),
+                             d.clk.now_ms() / 1000, vo);
+    if (!sig) co_return rejected(reason::signature, error_response(sig.err()));
+
+    // After the signature: unsigned requests must not spend the real sender's tokens.
     if (attempt == 0) {
       const auto& rates = z->lane == queue::lane::paid ? d.paid : d.free;
       if (auto wait = d.limiter.take("zap:" + zap_id, rates.zap, "user:" + user_id, rates.user); wait > 0) {
@@ -87,12 +94,6 @@ asio::awaitable<response> ingest(const hook_routes_deps& d, hook_metrics& m, req
         co_return rejected(reason::rate_limited, std::move(res));
       }
     }
-
-    hooks::verify_options vo;
-    vo.hmac_header = z->signature_header;
-    auto sig = hooks::verify(z->sig, z->secret, [&req](std::string_view n) { return req.header(n); }, req.body(),
-                             d.clk.now_ms() / 1000, vo);
-    if (!sig) co_return rejected(reason::signature, error_response(sig.err()));
 
     auto body = hooks::parse_body(req.header("Content-Type"), req.body(), d.max_depth);
     if (!body) co_return rejected(reason::bad_body, error_response(body.err()));

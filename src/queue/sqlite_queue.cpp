@@ -138,20 +138,23 @@ result<std::vector<job>> sqlite_queue::claim(lane l, std::size_t max, std::chron
 
 namespace {
 
-constexpr const char* k_ack_sql = "DELETE FROM jobs WHERE id = ? AND attempts = ? AND state = 'leased'";
+// A claim is (id, attempts): ids are never reused (AUTOINCREMENT, schema 0007) and attempts
+// only grow, so a late worker can only ever match its own claim. run and step are matched too.
+constexpr const char* k_ack_sql =
+    "DELETE FROM jobs WHERE id = ?1 AND attempts = ?2 AND run_id = ?3 AND step_index = ?4 AND state = 'leased'";
 constexpr const char* k_retry_sql =
-    "UPDATE jobs SET state = 'ready', lease_until_ms = NULL, run_at_ms = ?3 "
-    "WHERE id = ?1 AND attempts = ?2 AND state = 'leased'";
+    "UPDATE jobs SET state = 'ready', lease_until_ms = NULL, run_at_ms = ?5 "
+    "WHERE id = ?1 AND attempts = ?2 AND run_id = ?3 AND step_index = ?4 AND state = 'leased'";
 constexpr const char* k_dead_sql =
-    "UPDATE jobs SET state = 'dead', lease_until_ms = NULL, dead_reason = ?3 "
-    "WHERE id = ?1 AND attempts = ?2 AND state = 'leased'";
+    "UPDATE jobs SET state = 'dead', lease_until_ms = NULL, dead_reason = ?5 "
+    "WHERE id = ?1 AND attempts = ?2 AND run_id = ?3 AND step_index = ?4 AND state = 'leased'";
 
-// Runs `sql` (bound: id, attempts, then `extra`) through `c`; conflict when no row matched.
+// Runs `sql` (bound: id, attempts, run, step, then `extra`) through `c`; conflict when no row matched.
 template <class... Extra>
 status settle_in(store::connection& c, const job& j, const char* sql, const Extra&... extra) {
   auto q = c.prepare(sql);
   if (!q) return std::move(q).err();
-  auto st = q->bind_all(j.id, j.attempts, extra...).run();
+  auto st = q->bind_all(j.id, j.attempts, j.run_id, j.step_index, extra...).run();
   if (!st) return st;
   if (c.changes() == 0)
     return make_error(errc::conflict, fmt::format("job {} (run {} step {}, attempt {}): the lease was lost", j.id,

@@ -1,5 +1,7 @@
 #include "zapd/store/writer.hpp"
 
+#include <sqlite3.h>
+
 #include <exception>
 
 #include "zapd/core/log.hpp"
@@ -83,6 +85,7 @@ void writer::commit_batch(std::vector<request>& batch) {
       if (!st) return std::move(st).err();
       return st->run();
     };
+    bool rolled_back = false;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       auto sp = savepoint("SAVEPOINT w");
       if (!sp) {
@@ -96,12 +99,25 @@ void writer::commit_batch(std::vector<request>& batch) {
       }
       if (!outcomes[i]) (void)savepoint("ROLLBACK TO w");
       (void)savepoint("RELEASE w");
+      // Some errors (disk full, I/O error, out of memory) make SQLite roll back the whole
+      // transaction: then every request of this batch is undone, and the ones after it
+      // must not run outside a transaction.
+      if (sqlite3_get_autocommit(conn_.raw())) {
+        error e = outcomes[i] ? make_error(errc::unavailable, "the write transaction was rolled back")
+                              : outcomes[i].err();
+        log::error("store.transaction_lost", {{"error", e.message}, {"requests", batch.size()}});
+        fail_all(e);
+        rolled_back = true;
+        break;
+      }
     }
-    auto commit = conn_.exec("COMMIT");
-    if (!commit) {
-      log::error("store.commit_failed", {{"error", commit.err().message}, {"requests", batch.size()}});
-      (void)conn_.exec("ROLLBACK");
-      fail_all(commit.err());
+    if (!rolled_back) {
+      auto commit = conn_.exec("COMMIT");
+      if (!commit) {
+        log::error("store.commit_failed", {{"error", commit.err().message}, {"requests", batch.size()}});
+        (void)conn_.exec("ROLLBACK");
+        fail_all(commit.err());
+      }
     }
   }
   {

@@ -20,7 +20,9 @@ using namespace std::chrono_literals;
 
 constexpr std::array<std::chrono::milliseconds, 7> k_schedule = {5s, 5min, 30min, 2h, 5h, 10h, 10h};
 constexpr std::chrono::milliseconds k_schedule_unit = 5s;  // `base` scales the schedule from this
-constexpr std::chrono::milliseconds k_timeout_margin = 2s; // an attempt ends this long before its lease
+constexpr std::chrono::milliseconds k_timeout_margin = 3s; // an attempt ends this long before its lease
+constexpr std::chrono::milliseconds k_min_attempt = 1s;     // less lease left than this: give the job back
+constexpr std::chrono::milliseconds k_max_delay = 24h;      // no retry waits longer
 
 std::size_t index_of(queue::lane l) { return l == queue::lane::paid ? 0 : 1; }
 
@@ -82,7 +84,9 @@ status exec(store::connection& c, const char* sql, auto&&... args) {
 std::chrono::milliseconds retry_policy::delay_before(int next) const {
   if (next <= 1) return 0ms;
   const auto i = std::min<std::size_t>(static_cast<std::size_t>(next - 2), k_schedule.size() - 1);
-  return std::chrono::milliseconds(k_schedule[i].count() * base.count() / k_schedule_unit.count());
+  const double scaled = static_cast<double>(k_schedule[i].count()) * static_cast<double>(base.count()) /
+                        static_cast<double>(k_schedule_unit.count());
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::min(scaled, static_cast<double>(k_max_delay.count()))));
 }
 
 struct pool::attempt {
@@ -151,7 +155,7 @@ void pool::claim_loop(lane_state& ls) {
       if (jobs && !jobs->empty()) {
         for (const auto& j : *jobs) {
           ++ls.in_flight;
-          running_[j.id] = j;
+          running_[{j.id, j.attempts}] = j;
         }
         in_flight_gauge_.set(static_cast<std::int64_t>(running_.size()));
         lk.unlock();
@@ -185,7 +189,10 @@ void pool::begin(const queue::job& j) {
   if (!data) {
     log::warn("worker.load_failed", {{"run", j.run_id}, {"step", j.step_index}, {"error", data.err().message}});
     actions::step_result r;
-    r.v = actions::verdict::retry;
+    // The zap version is gone (zap deleted) or unreadable: no retry can help. A busy
+    // database can.
+    const bool permanent = data.err().code == errc::not_found || data.err().code == errc::internal;
+    r.v = permanent ? actions::verdict::failed : actions::verdict::retry;
     r.error = "could not read the run: " + data.err().message;
     finish(a, std::move(r));
     return;
@@ -238,9 +245,16 @@ void pool::begin(const queue::job& j) {
   a->input = rendered.masked;
   for (const auto& w : rendered.warnings) a->warnings.push_back(w);
 
-  // An attempt ends before its lease does, so a slow action cannot be run twice at once.
+  // An attempt ends before its lease does (with time to record the result), so a slow
+  // action cannot run twice at once. The lease started at the claim: what is left counts.
   json config = std::move(rendered.value);
-  const std::int64_t cap = std::max<std::int64_t>(1000, (opts_.lease - k_timeout_margin).count());
+  const std::int64_t cap = j.lease_until_ms - clock_.now_ms() - k_timeout_margin.count();
+  if (cap < k_min_attempt.count()) {
+    log::warn("worker.lease_short", {{"run", j.run_id}, {"step", j.step_index}, {"left_ms", cap}});
+    (void)queue_.retry(j, clock_.now());  // give it back untried
+    done(j);
+    return;
+  }
   std::int64_t timeout = 30'000;
   if (auto t = config.find("timeoutMs"); t != config.end() && t->is_number_integer()) timeout = t->get<std::int64_t>();
   config["timeoutMs"] = std::clamp<std::int64_t>(timeout, 1, cap);
@@ -323,7 +337,7 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
                           j.step_index + 1, queue::lane_name(j.lane), now);
             !s)
           return std::move(s).err();
-        if (auto s = exec(c, "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ?",
+        if (auto s = exec(c, "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ? AND status IN ('queued', 'running')",
                           a->started_ms, j.run_id);
             !s)
           return std::move(s).err();
@@ -331,7 +345,7 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
       }
       if (auto s = exec(c,
                         "UPDATE runs SET status = 'succeeded', started_at = COALESCE(started_at, ?), finished_at = ? "
-                        "WHERE id = ?",
+                        "WHERE id = ? AND status IN ('queued', 'running')",
                         a->started_ms, now, j.run_id);
           !s)
         return std::move(s).err();
@@ -339,7 +353,7 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
     }
     if (!give_up) {
       if (auto s = queue_.retry_in(c, j, at); !s) return std::move(s).err();
-      if (auto s = exec(c, "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ?",
+      if (auto s = exec(c, "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ? AND status IN ('queued', 'running')",
                         a->started_ms, j.run_id);
           !s)
         return std::move(s).err();
@@ -348,7 +362,7 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
     if (auto s = queue_.dead_in(c, j, r.error); !s) return std::move(s).err();
     if (auto s = exec(c,
                       "UPDATE runs SET status = 'failed', error = ?, started_at = COALESCE(started_at, ?), finished_at = ? "
-                      "WHERE id = ?",
+                      "WHERE id = ? AND status IN ('queued', 'running')",
                       fmt::format("step {}: {}", j.step_index, r.error), a->started_ms, now, j.run_id);
         !s)
       return std::move(s).err();
@@ -396,7 +410,7 @@ void pool::settle_skip(const queue::job& j, const std::string& why) {
 void pool::done(const queue::job& j) {
   {
     std::lock_guard lk(mu_);
-    if (running_.erase(j.id) == 0) return;
+    if (running_.erase({j.id, j.attempts}) == 0) return;
     auto& ls = lanes_[index_of(j.lane)];
     if (ls.in_flight > 0) --ls.in_flight;
     in_flight_gauge_.set(static_cast<std::int64_t>(running_.size()));
@@ -417,7 +431,7 @@ void pool::stop() {
   {
     std::unique_lock lk(mu_);
     cv_.wait_for(lk, opts_.grace, [this] { return running_.empty(); });
-    for (const auto& [id, j] : running_) left.push_back(j);
+    for (const auto& [claim, j] : running_) left.push_back(j);
   }
   // Attempts still running give their jobs back now; their late results will find the lease
   // gone and be discarded.

@@ -24,7 +24,7 @@ using namespace std::chrono_literals;
 namespace {
 
 std::vector<std::string> args() {
-  return serve_args({"actions.http.allow=127.0.0.1", "queue.lease_ms=1500", "worker.retry_base_ms=50", "hooks.free_zap_rate=0",
+  return serve_args({"actions.http.allow=127.0.0.1", "queue.lease_ms=5000", "worker.retry_base_ms=50", "hooks.free_zap_rate=0",
                      "hooks.free_user_rate=0", "outbox.poll_ms=200"});
 }
 

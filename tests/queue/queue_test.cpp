@@ -231,12 +231,14 @@ TEST_CASE("sqlite_queue: lane isolation under a flood of 10k free jobs, concurre
   auto more = f.claim(lane::free);
   CHECK(more.empty());
   auto one = f.db->reads().with([](store::connection& c) {
-    auto s = c.prepare("SELECT id, attempts FROM jobs WHERE lane='free' AND state='leased' LIMIT 1");
+    auto s = c.prepare("SELECT id, attempts, run_id, step_index FROM jobs WHERE lane='free' AND state='leased' LIMIT 1");
     REQUIRE(s.ok());
     REQUIRE(*s->step());
     queue::job j;
     j.id = s->int64(0);
     j.attempts = static_cast<int>(s->int64(1));
+    j.run_id = s->text(2);
+    j.step_index = static_cast<int>(s->int64(3));
     j.lane = lane::free;
     return j;
   });
@@ -307,4 +309,23 @@ TEST_CASE("sqlite_queue: settling inside a write transaction, fenced like the bl
   CHECK(f.scalar("SELECT count(*) FROM kv WHERE key = 'marker'") == 0);
   f.clk.advance(5s);
   CHECK(f.claim(lane::free).size() == 1);  // the retried job is due
+}
+
+TEST_CASE("sqlite_queue: a job id is never reused, so a stale claim cannot settle a newer job") {
+  fixture f;
+  f.publish({spec("run-a", 1)});
+  auto a = f.claim(lane::free, 1, 30s);
+  REQUIRE(a.size() == 1);
+  REQUIRE(f.q->ack(a[0]).ok());  // the table is empty again
+  f.publish({spec("run-b", 1)});
+  auto b = f.claim(lane::free, 1, 30s);
+  REQUIRE(b.size() == 1);
+  CHECK(b[0].id != a[0].id);
+  CHECK(b[0].attempts == a[0].attempts);  // the same attempts count: only the id tells them apart
+  // Run a's late duplicate result must not touch run b's job.
+  CHECK(f.q->ack(a[0]).err().code == errc::conflict);
+  queue::job forged = b[0];
+  forged.run_id = "run-a";
+  CHECK(f.q->ack(forged).err().code == errc::conflict);
+  CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state = 'leased'") == 1);
 }

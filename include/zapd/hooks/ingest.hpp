@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -98,6 +99,7 @@ class zap_cache {
   std::chrono::milliseconds ttl_;
   std::mutex mu_;
   std::unordered_map<std::string, entry> map_;
+  std::atomic<std::uint64_t> generation_{0};  // bumped by every forget
 };
 
 }  // namespace zapd::hooks

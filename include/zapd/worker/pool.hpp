@@ -29,9 +29,10 @@ class database;
 
 namespace zapd::worker {
 
-/// When a failed attempt is tried again: Svix-like, delay before attempt n+1 = delays[n-1]
-/// (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), each +-`jitter`, scaled by
-/// base / 5 s; at most `max_attempts` attempts. A Retry-After longer than the delay wins.
+/// When a failed attempt is tried again, Svix-like: attempt 1 at once, then attempt 2 after
+/// 5 s, 3 after 5 min, then 30 min, 2 h, 5 h, 10 h, 10 h; each delay +-`jitter`, scaled by
+/// base / 5 s and capped at 24 h; at most `max_attempts` attempts. A Retry-After longer than
+/// the delay wins.
 /// A zap may override both: {"retry": {"attempts": N, "baseDelayMs": M}} in its body.
 struct retry_policy {
   std::chrono::milliseconds base{5000};
@@ -120,7 +121,7 @@ class pool {
   bool stopping_ = false;
   std::atomic<std::int64_t> next_due_ms_{0};  // earliest scheduled retry (Unix ms), 0 = none
   std::array<lane_state, 2> lanes_;
-  std::map<std::int64_t, queue::job> running_;  // job id -> job, for releasing at stop
+  std::map<std::pair<std::int64_t, int>, queue::job> running_;  // (job id, attempts) = one claim
   std::mt19937_64 rng_{std::random_device{}()};
 };
 
