@@ -3,6 +3,7 @@
 // templates, the seeds' zap shape, multipart HTML, UTF-8 subjects, every retry rule, AUTH
 // with the password from the config, and a missing smtp_url.
 #include <algorithm>
+#include <set>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -122,6 +123,41 @@ TEST_CASE("email: the message arrives with its headers and the body filled from 
   CHECK_THAT(step["output"]["reply"].get<std::string>(), Catch::StartsWith("250"));
 }
 
+TEST_CASE("email: long lines, trailing spaces, '=' and dots survive quoted-printable, over one connection") {
+  smtp_sink sink;
+  zapd_process z(args(sink.url()));
+  auto a = sign_up(z, "ada@example.com");
+  const std::string long_line = std::string(180, 'x') + " = " + std::string(100, '=') + "end";
+  const std::string body = long_line + "\ntrailing spaces   \n\ttab first\n.\n..two dots\r\nCRLF line\n{{n}}";
+  auto zap = make_zap(z, a, json::array({email_step({{"to", json::array({"{{comment.email}}"})}, {"subject", "n={{n}}"}, {"body", body}})}));
+  std::vector<std::string> runs;
+  for (int i = 1; i <= 3; ++i) runs.push_back(fire(z, a, zap, R"({"comment":{"email":"ada@example.com"},"n":)" + std::to_string(i) + "}"));
+  for (const auto& id : runs) {
+    auto run = wait_final(z, a, id);
+    INFO(run.dump(2));
+    CHECK(run["status"] == "succeeded");
+  }
+  auto msgs = sink.wait_for(3);
+  REQUIRE(msgs.size() == 3);
+  std::set<std::string> subjects;
+  for (const auto& m : msgs) {
+    INFO(m.dump(2));
+    subjects.insert(m["subject"].get<std::string>());
+    std::string text = m["text"];
+    text.erase(std::remove(text.begin(), text.end(), '\r'), text.end());
+    const std::string n = m["subject"].get<std::string>().substr(2);
+    CHECK(text == long_line + "\ntrailing spaces   \n\ttab first\n.\n..two dots\nCRLF line\n" + n + "\n");
+    const std::string raw = m["raw"];
+    CHECK(crlf_only(raw));
+    for (std::size_t start = 0, end; start < raw.size(); start = end + 2) {
+      end = raw.find("\r\n", start);
+      if (end == std::string::npos) end = raw.size();
+      CHECK(end - start <= 78);
+    }
+  }
+  CHECK(subjects == std::set<std::string>{"n=1", "n=2", "n=3"});
+}
+
 TEST_CASE("email: the seeds' zap shape works as is, subject from the zap's name") {
   smtp_sink sink;
   zapd_process z(args(sink.url()));
@@ -236,6 +272,15 @@ TEST_CASE("email: AUTH with the password from the config, and a wrong one fails"
     auto msgs = sink.wait_for(1);
     REQUIRE(msgs.size() == 1);
     CHECK(msgs[0]["login"] == "mailer");
+  }
+  SECTION("password from the environment") {
+    zapd_process z(args(sink.url(), {"--set", "email.username=mailer"}), {{"ZAPD_EMAIL_PASSWORD", "hunter2-correct"}});
+    auto a = sign_up(z, "ada@example.com");
+    auto zap = make_zap(z, a, json::array({email_step({{"to", "{{comment.email}}"}, {"body", "x"}})}));
+    auto run = wait_final(z, a, fire(z, a, zap));
+    INFO(run.dump(2));
+    CHECK(run["status"] == "succeeded");
+    CHECK(sink.wait_for(1).size() == 1);
   }
   SECTION("wrong password") {
     zapd_process z(args(sink.url(), {"--set", "email.username=mailer", "--set", "email.password=wrong"}));
