@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libboost1.81-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libfmt-dev catch2
   libsodium-dev libcurl4-openssl-dev libtomlplusplus-dev libssl-dev
-  python3 curl
+  python3 python3-aiosmtpd curl
 )
 
 missing=()

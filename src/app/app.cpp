@@ -215,6 +215,9 @@ int serve(const config::loaded& cfg) {
   actions::executors executors;
   executors.add("http", actions::make_http_executor(http_out, {fmt::format("zapd/{}", ZAPD_VERSION),
                                                                static_cast<std::size_t>(s.actions_http_max_body)}));
+  executors.add("email", actions::make_email_executor(outbound_io, {s.email_smtp_url, s.email_username, s.email_password,
+                                                                    s.email_from, std::chrono::milliseconds(s.email_timeout_ms)}));
+  if (s.email_smtp_url.empty()) log::warn("email.unconfigured", {{"hint", "set email.smtp_url (env ZAPD_EMAIL_SMTP_URL): email steps fail until then"}});
   worker::pool::options wo;
   wo.paid_slots = static_cast<std::size_t>(s.queue_paid_concurrency);
   wo.free_slots = static_cast<std::size_t>(s.queue_free_concurrency);

@@ -269,6 +269,8 @@ int main(int argc, char** argv) {
   if (cmd == "config") {
     if (args.words.size() < 2 || args.words[1] != "check") return usage_error("usage: zapd config check");
     fmt::print("{}", config::render(*cfg));
+    if (cfg->values.email_smtp_url.empty())
+      fmt::print(stderr, "warning: email.smtp_url (env ZAPD_EMAIL_SMTP_URL) is not set: email steps will fail until it is\n");
     return app::k_exit_ok;
   }
   if (cmd == "user") return user_command(args, *cfg);

@@ -98,6 +98,11 @@ const std::vector<key_def>& defs() {
       int_key("worker.claim_batch", "most jobs one claim takes from a lane", &settings::worker_claim_batch, 1, 10'000),
       str_key("actions.http.allow", "CIDRs and host names the HTTP action may reach despite the SSRF guard (comma-separated)", &settings::actions_http_allow),
       int_key("actions.http.max_body", "bytes of an HTTP action's response body kept on the step", &settings::actions_http_max_body, 0, 64LL * 1024 * 1024),
+      str_key("email.smtp_url", "SMTP server of the email action: smtp://host:587 (STARTTLS when offered) or smtps://host:465; empty = email steps fail", &settings::email_smtp_url),
+      str_key("email.username", "SMTP AUTH user name; empty = no AUTH", &settings::email_username),
+      secret(str_key("email.password", "SMTP AUTH password", &settings::email_password)),
+      str_key("email.from", "sender of emails whose action gives no `from`", &settings::email_from),
+      int_key("email.timeout_ms", "time one SMTP delivery may take (connect to final reply)", &settings::email_timeout_ms, 100, 600'000),
       int_key("runs.retention_days", "runs older than this are deleted in the background", &settings::runs_retention_days, 1, 36'500),
       str_key("log.level", "debug, info, warn or error", &settings::log_level, {"debug", "info", "warn", "error"}),
       str_key("log.format", "human (one line per event) or json (one object per line)", &settings::log_format, {"human", "json"}),
@@ -192,6 +197,9 @@ status validate(settings& s) {
   if (s.data_dir.empty()) return make_error(errc::invalid_argument, "key 'data_dir': must not be empty");
   if (!s.auth_secret.empty() && s.auth_secret.size() < 32)
     return make_error(errc::invalid_argument, "key 'auth.secret': must be at least 32 characters (or empty to use data_dir/secret.key)");
+  const std::string& smtp = s.email_smtp_url;
+  if (!smtp.empty() && !smtp.starts_with("smtp://") && !smtp.starts_with("smtps://"))
+    return make_error(errc::invalid_argument, fmt::format("key 'email.smtp_url': '{}' must start with smtp:// or smtps://", smtp));
   return {};
 }
 

@@ -13,6 +13,7 @@
 
 namespace zapd::outbound {
 class http_client;
+class driver;
 }
 
 namespace zapd::actions {
@@ -75,6 +76,22 @@ struct http_options {
 /// `User-Agent`. Output: {status, headers (selected), body (JSON when it is JSON), truncated,
 /// durationMs}.
 std::unique_ptr<executor> make_http_executor(outbound::http_client& client, http_options o);
+
+/// Options of the `email` action's executor ([email] in the config).
+struct email_options {
+  std::string smtp_url;  // smtp://host[:port] (STARTTLS when offered) or smtps://; empty: steps fail
+  std::string username;  // empty: no AUTH
+  std::string password;
+  std::string from;      // sender when the action gives none
+  std::chrono::milliseconds timeout{30'000};
+};
+
+/// The `email` action: to (or `email`), cc, bcc, subject (default: the zap's name), body,
+/// html (multipart/alternative), from, replyTo. One SMTP delivery per attempt over libcurl on
+/// the outbound driver. Message-ID `<{runId}.{step}@zapd>` is stable across attempts.
+/// Retry on connection errors, timeouts and 4xx replies; fail on 5xx replies, AUTH refusals,
+/// addresses that render invalid and a missing smtp_url. Output: {accepted, reply, messageId}.
+std::unique_ptr<executor> make_email_executor(outbound::driver& d, email_options o);
 
 /// Whether `status` matches an expectedStatus spec like "2xx", "200", "200,201,3xx".
 bool status_matches(long status, std::string_view spec);

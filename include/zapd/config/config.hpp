@@ -66,6 +66,12 @@ struct settings {
   // [actions.http]
   std::string actions_http_allow;
   std::int64_t actions_http_max_body = 256 * 1024;
+  // [email]
+  std::string email_smtp_url;  // empty: the email action fails with a message saying to set it
+  std::string email_username;
+  std::string email_password;
+  std::string email_from;
+  std::int64_t email_timeout_ms = 30'000;
   // [runs]
   std::int64_t runs_retention_days = 30;
   // [log]
