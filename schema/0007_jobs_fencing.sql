@@ -21,7 +21,3 @@ DROP TABLE jobs;
 ALTER TABLE jobs_new RENAME TO jobs;
 CREATE INDEX jobs_claim ON jobs(lane, state, run_at_ms);
 CREATE INDEX jobs_leases ON jobs(lane, lease_until_ms) WHERE state = 'leased';
-
--- Retention and cancel look runs and outbox rows up by these.
-CREATE INDEX runs_by_age ON runs(created_at);
-CREATE INDEX outbox_by_run ON outbox(run_id);

@@ -83,20 +83,19 @@ std::size_t nesting_depth(std::string_view s, std::size_t stop_at) {
   return deepest;
 }
 
-result<nlohmann::json> parse_body(std::string_view content_type, std::string_view body, std::size_t max_depth) {
+result<checked_body> check_body(std::string_view content_type, std::string_view body, std::size_t max_depth,
+                                bool parse_json) {
+  checked_body out;
   const std::string mt = media_type(content_type);
   if (is_json_type(mt)) {
-    if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return nlohmann::json(nullptr);
+    if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;  // null
     if (nesting_depth(body, max_depth) > max_depth)
       return make_error(errc::invalid_argument, fmt::format("JSON body nests deeper than {} levels", max_depth));
-    auto j = nlohmann::json::parse(body, nullptr, false);
-    if (j.is_discarded()) return make_error(errc::invalid_argument, "body is not valid JSON (Content-Type says JSON)");
-    try {
-      (void)j.dump();  // strict UTF-8 check: a string nlohmann accepted but cannot write back
-    } catch (const nlohmann::json::exception&) {
-      return make_error(errc::invalid_argument, "body holds invalid UTF-8");
-    }
-    return j;
+    // The lexer rejects bad syntax and invalid UTF-8 alike; accept() builds no document.
+    if (!nlohmann::json::accept(body)) return make_error(errc::invalid_argument, "body is not valid JSON (Content-Type says JSON)");
+    out.json_text = body;
+    if (parse_json) out.value = nlohmann::json::parse(body, nullptr, false);
+    return out;
   }
   if (mt == "application/x-www-form-urlencoded") {
     nlohmann::json obj = nlohmann::json::object();
@@ -111,10 +110,17 @@ result<nlohmann::json> parse_body(std::string_view content_type, std::string_vie
       std::string v = eq == std::string_view::npos ? std::string{} : decode_form_part(pair.substr(eq + 1));
       obj[text_value(k).get<std::string>()] = text_value(v);
     }
-    return obj;
+    out.value = std::move(obj);
+    return out;
   }
-  if (body.empty()) return nlohmann::json(nullptr);
-  return text_value(body);
+  if (!body.empty()) out.value = text_value(body);
+  return out;
+}
+
+result<nlohmann::json> parse_body(std::string_view content_type, std::string_view body, std::size_t max_depth) {
+  auto b = check_body(content_type, body, max_depth, true);
+  if (!b) return std::move(b).err();
+  return std::move(b->value);
 }
 
 bool kept_header(std::string_view n) {
@@ -142,6 +148,27 @@ nlohmann::json trigger_payload(std::string_view method, nlohmann::json body, std
           {"headers", std::move(h)},
           {"contentType", media_type(content_type)},
           {"receivedAt", iso_time_ms(received_ms)}};
+}
+
+std::string trigger_payload_text(std::string_view method, const checked_body& body, std::string_view content_type,
+                                 const std::map<std::string, std::string>& query,
+                                 const std::vector<std::pair<std::string, std::string>>& headers, std::int64_t received_ms) {
+  // Everything but the body as a document; the body is spliced in as text.
+  nlohmann::json rest = trigger_payload(method, nullptr, content_type, query, headers, received_ms);
+  rest.erase("body");
+  std::string out = "{\"body\":";
+  if (body.json_text) {
+    auto t = *body.json_text;
+    while (!t.empty() && (t.back() == ' ' || t.back() == '\n' || t.back() == '\r' || t.back() == '\t')) t.remove_suffix(1);
+    while (!t.empty() && (t.front() == ' ' || t.front() == '\n' || t.front() == '\r' || t.front() == '\t')) t.remove_prefix(1);
+    out.append(t);
+  } else {
+    out += body.value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  out += ',';
+  std::string tail = rest.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out.append(tail, 1, std::string::npos);  // without its '{'
+  return out;
 }
 
 std::optional<std::string> value_at(const nlohmann::json& body, std::string_view path) {

@@ -95,7 +95,8 @@ asio::awaitable<response> ingest(const hook_routes_deps& d, hook_metrics& m, req
       }
     }
 
-    auto body = hooks::parse_body(req.header("Content-Type"), req.body(), d.max_depth);
+    // A JSON body is validated and kept as its text; a document is built only for dedupPath.
+    auto body = hooks::check_body(req.header("Content-Type"), req.body(), d.max_depth, !z->dedup_path.empty());
     if (!body) co_return rejected(reason::bad_body, error_response(body.err()));
 
     hooks::new_run run;
@@ -106,12 +107,11 @@ asio::awaitable<response> ingest(const hook_routes_deps& d, hook_metrics& m, req
     run.zap_version = z->version;
     run.lane = z->lane;
     run.actions = z->actions;
-    run.dedup_key = dedup_key(req, *z, *body);
+    run.dedup_key = dedup_key(req, *z, body->value);
     std::vector<std::pair<std::string, std::string>> headers;
     for (const auto& f : req.msg) headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-    run.trigger_json = hooks::trigger_payload(std::string(req.msg.method_string()), std::move(*body), req.header("Content-Type"),
-                                              req.query_params(), headers, run.now_ms)
-                           .dump(-1, ' ', false, json::error_handler_t::replace);
+    run.trigger_json = hooks::trigger_payload_text(req.msg.method_string(), *body, req.header("Content-Type"),
+                                                   req.query_params(), headers, run.now_ms);
 
     const std::int64_t window = d.dedup_window_ms;
     auto job = [run = std::move(run), window](store::connection& c) { return hooks::record(c, run, window); };

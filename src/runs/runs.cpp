@@ -268,18 +268,27 @@ result<std::string> replay(store::connection& c, const std::string& user_id, con
 }
 
 result<std::int64_t> prune(store::connection& c, std::int64_t before_ms, int batch) {
-  auto ids = c.prepare("SELECT id FROM runs WHERE created_at < ? ORDER BY created_at LIMIT ?");
+  // Oldest first by rowid (runs are appended in time order), so no index on created_at is
+  // written on the ingestion path just for this: read the first `batch` rows, stop at the
+  // first one young enough to keep.
+  auto ids = c.prepare("SELECT id, created_at FROM runs ORDER BY rowid LIMIT ?");
   if (!ids) return std::move(ids).err();
-  ids->bind_all(before_ms, batch);
-  auto list = ids->collect<std::string>([](const store::statement& s) { return s.text(0); });
-  if (!list) return std::move(list).err();
-  for (const auto& id : *list) {
+  ids->bind_all(batch);
+  auto rows = ids->collect<std::pair<std::string, std::int64_t>>(
+      [](const store::statement& s) { return std::pair{s.text(0), s.int64(1)}; });
+  if (!rows) return std::move(rows).err();
+  std::vector<std::string> old;
+  for (const auto& [id, at] : *rows) {
+    if (at >= before_ms) break;
+    old.push_back(id);
+  }
+  for (const auto& id : old) {
     for (const char* sql : {"DELETE FROM run_steps WHERE run_id = ?", "DELETE FROM outbox WHERE run_id = ?",
                             "DELETE FROM jobs WHERE run_id = ?", "DELETE FROM runs WHERE id = ?"}) {
       if (auto s = exec(c, sql, id); !s) return std::move(s).err();
     }
   }
-  return static_cast<std::int64_t>(list->size());
+  return static_cast<std::int64_t>(old.size());
 }
 
 json to_json(const run_record& r, bool with_steps) {

@@ -205,3 +205,30 @@ TEST_CASE("rate limiter: token buckets refill with the clock, both or neither") 
   // Unlimited rules never refuse.
   for (int i = 0; i < 1000; ++i) REQUIRE(rl.take("zap:x", {}, "user:x", {}) == 0);
 }
+
+TEST_CASE("payload: the hot path keeps a JSON body as its text and yields the same trigger document") {
+  const std::string raw = "  {\"comment\": {\"email\": \"a@b.c\", \"n\": [1, 2.5, null]}, \"s\": \"\\u00e9\\n\"}\n";
+  auto fast = check_body("application/json", raw, 64, false);
+  REQUIRE(fast.ok());
+  REQUIRE(fast->json_text);
+  CHECK(fast->value.is_null());  // no document built
+  const std::map<std::string, std::string> query = {{"q", "1"}};
+  const std::vector<std::pair<std::string, std::string>> hdrs = {{"X-A", "b"}, {"Cookie", "c"}};
+  auto text = trigger_payload_text("POST", *fast, "application/json", query, hdrs, 1'795'435'200'000);
+  auto slow = trigger_payload("POST", json::parse(raw), "application/json", query, hdrs, 1'795'435'200'000);
+  CHECK(json::parse(text) == slow);
+  // Form and text bodies go through the document path and match too.
+  auto form = check_body("application/x-www-form-urlencoded", "a=1&b=%C3%A9", 64, false);
+  REQUIRE(form.ok());
+  CHECK_FALSE(form->json_text);
+  CHECK(json::parse(trigger_payload_text("PUT", *form, "application/x-www-form-urlencoded", {}, {}, 0))["body"] ==
+        json{{"a", "1"}, {"b", "é"}});
+  // Asking for the document (dedupPath) gives it alongside the text.
+  auto both = check_body("application/json", R"({"event":{"id":"e1"}})", 64, true);
+  REQUIRE(both.ok());
+  CHECK(value_at(both->value, "event.id") == "e1");
+  // What the hot path refuses: bad JSON, invalid UTF-8, trailing garbage, too deep.
+  CHECK_FALSE(check_body("application/json", "{\"a\":1} x", 64, false).ok());
+  CHECK_FALSE(check_body("application/json", "\"\xff\"", 64, false).ok());
+  CHECK_FALSE(check_body("application/json", std::string(70, '[') + std::string(70, ']'), 64, false).ok());
+}

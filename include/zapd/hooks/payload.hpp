@@ -25,6 +25,21 @@ std::size_t nesting_depth(std::string_view json_text, std::size_t stop_at);
 /// - anything else is kept as its text (invalid UTF-8 replaced).
 result<nlohmann::json> parse_body(std::string_view content_type, std::string_view body, std::size_t max_depth);
 
+/// A webhook body checked for the run (the hot path: no JSON document is built unless asked).
+struct checked_body {
+  /// For JSON content types: the request's own bytes, validated (syntax, UTF-8, depth).
+  std::optional<std::string_view> json_text;
+  /// Form -> object, other types -> text, empty -> null; for JSON only when `parse_json`.
+  nlohmann::json value;
+};
+/// Same rules and errors as parse_body; `raw` must outlive the result.
+result<checked_body> check_body(std::string_view content_type, std::string_view raw, std::size_t max_depth, bool parse_json);
+
+/// trigger_payload, serialised, with a JSON body copied as its text (no document round trip).
+std::string trigger_payload_text(std::string_view method, const checked_body& body, std::string_view content_type,
+                                 const std::map<std::string, std::string>& query,
+                                 const std::vector<std::pair<std::string, std::string>>& headers, std::int64_t received_ms);
+
 /// Whether a request header is kept in the run's trigger payload. Credentials
 /// (Authorization, Cookie, Proxy-Authorization, X-Api-Key) and hop-by-hop headers are not.
 bool kept_header(std::string_view lower_case_name);
