@@ -3,6 +3,7 @@
 #include <atomic>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -215,7 +216,17 @@ int serve(const config::loaded& cfg) {
   actions::executors executors;
   executors.add("http", actions::make_http_executor(http_out, {fmt::format("zapd/{}", ZAPD_VERSION),
                                                                static_cast<std::size_t>(s.actions_http_max_body)}));
-  executors.add("email", actions::make_email_executor(outbound_io, {s.email_smtp_url, s.email_username, s.email_password,
+  std::string smtp_password = s.email_password;
+  if (!s.email_password_file.empty()) {
+    std::ifstream in(s.email_password_file, std::ios::binary);
+    if (!in) {
+      log::error("zapd.config_error", {{"error", "email.password_file: cannot read " + s.email_password_file}});
+      return k_exit_usage;
+    }
+    std::getline(in, smtp_password);
+    if (!smtp_password.empty() && smtp_password.back() == '\r') smtp_password.pop_back();
+  }
+  executors.add("email", actions::make_email_executor(outbound_io, {s.email_smtp_url, s.email_username, smtp_password,
                                                                     s.email_from, std::chrono::milliseconds(s.email_timeout_ms)}));
   if (s.email_smtp_url.empty()) log::warn("email.unconfigured", {{"hint", "set email.smtp_url (env ZAPD_EMAIL_SMTP_URL): email steps fail until then"}});
   worker::pool::options wo;

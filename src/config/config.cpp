@@ -101,6 +101,7 @@ const std::vector<key_def>& defs() {
       str_key("email.smtp_url", "SMTP server of the email action: smtp://host:587 (STARTTLS when offered) or smtps://host:465; empty = email steps fail", &settings::email_smtp_url),
       str_key("email.username", "SMTP AUTH user name; empty = no AUTH", &settings::email_username),
       secret(str_key("email.password", "SMTP AUTH password", &settings::email_password)),
+      str_key("email.password_file", "file holding the SMTP AUTH password (e.g. a Docker or systemd secret); wins over email.password", &settings::email_password_file),
       str_key("email.from", "sender of emails whose action gives no `from`", &settings::email_from),
       int_key("email.timeout_ms", "time one SMTP delivery may take (connect to final reply)", &settings::email_timeout_ms, 100, 600'000),
       int_key("runs.retention_days", "runs older than this are deleted in the background", &settings::runs_retention_days, 1, 36'500),

@@ -6,6 +6,8 @@
 #include <set>
 #include <thread>
 
+#include <fstream>
+
 #include <catch2/catch.hpp>
 
 #include "api_helpers.hpp"
@@ -281,6 +283,23 @@ TEST_CASE("email: AUTH with the password from the config, and a wrong one fails"
     INFO(run.dump(2));
     CHECK(run["status"] == "succeeded");
     CHECK(sink.wait_for(1).size() == 1);
+  }
+  SECTION("password from a file (a Docker or systemd secret)") {
+    const std::string file = temp_dir("zapd-smtp-secret") + "/smtp_password";
+    {
+      std::ofstream(file) << "hunter2-correct\n";
+    }
+    zapd_process z(args(sink.url(), {"--set", "email.username=mailer", "--set", "email.password_file=" + file}));
+    auto a = sign_up(z, "ada@example.com");
+    auto zap = make_zap(z, a, json::array({email_step({{"to", "{{comment.email}}"}, {"body", "x"}})}));
+    auto run = wait_final(z, a, fire(z, a, zap));
+    INFO(run.dump(2));
+    CHECK(run["status"] == "succeeded");
+    CHECK(sink.wait_for(1).size() == 1);
+    auto missing = run_zapd({"--listen", "127.0.0.1:0", "--data-dir", temp_dir("zapd-smtp-missing") + "/data", "--set",
+                             "email.password_file=/nonexistent/pw", "serve"});
+    CHECK(missing.exit_code == 2);
+    CHECK_THAT(missing.err, Catch::Contains("email.password_file"));
   }
   SECTION("wrong password") {
     zapd_process z(args(sink.url(), {"--set", "email.username=mailer", "--set", "email.password=wrong"}));

@@ -70,6 +70,7 @@ struct settings {
   std::string email_smtp_url;  // empty: the email action fails with a message saying to set it
   std::string email_username;
   std::string email_password;
+  std::string email_password_file;
   std::string email_from;
   std::int64_t email_timeout_ms = 30'000;
   // [runs]
