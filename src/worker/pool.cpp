@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -34,11 +36,35 @@ struct run_data {
   std::string zap_name;
   std::int64_t zap_version = 0;
   json trigger;
-  json definition;
+  std::shared_ptr<const json> definition;  // shared: versions never change, so they are cached
   json outputs = json::object();  // "N" -> output of succeeded step N
 };
 
-result<std::optional<run_data>> load_run(store::connection& c, const std::string& run_id) {
+// Zap versions are immutable: their parsed definitions are kept (bounded) instead of parsing
+// the same JSON for every job.
+class version_cache {
+ public:
+  result<std::shared_ptr<const json>> get(store::connection& c, const std::string& zap_id, std::int64_t version) {
+    std::string key = fmt::format("{}:{}", zap_id, version);
+    {
+      std::lock_guard lk(mu_);
+      if (auto it = map_.find(key); it != map_.end()) return it->second;
+    }
+    auto def = runs::zap_definition(c, zap_id, version);
+    if (!def) return std::move(def).err();
+    auto shared = std::make_shared<const json>(std::move(*def));
+    std::lock_guard lk(mu_);
+    if (map_.size() >= 1024) map_.clear();
+    map_.emplace(std::move(key), shared);
+    return shared;
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<const json>> map_;
+};
+
+result<std::optional<run_data>> load_run(store::connection& c, version_cache& definitions, const std::string& run_id) {
   run_data d;
   {
     auto st = c.prepare(
@@ -56,7 +82,7 @@ result<std::optional<run_data>> load_run(store::connection& c, const std::string
     d.trigger = json::parse(st->text(4), nullptr, false);
     d.zap_name = st->is_null(5) ? std::string{} : st->text(5);
   }
-  auto def = runs::zap_definition(c, d.zap_id, d.zap_version);
+  auto def = definitions.get(c, d.zap_id, d.zap_version);
   if (!def) return std::move(def).err();
   d.definition = std::move(*def);
   auto st = c.prepare("SELECT step_index, output FROM run_steps WHERE run_id = ? AND status = 'succeeded'");
@@ -80,6 +106,8 @@ status exec(store::connection& c, const char* sql, auto&&... args) {
 }
 
 }  // namespace
+
+struct pool::definition_cache : version_cache {};
 
 std::chrono::milliseconds retry_policy::delay_before(int next) const {
   if (next <= 1) return 0ms;
@@ -112,7 +140,8 @@ pool::pool(store::database& db, queue::sqlite_queue& q, const actions::catalog& 
       retried_(m.add_counter("zapd_worker_steps_total", "Step attempts by outcome", {{"outcome", "retry"}})),
       failed_(m.add_counter("zapd_worker_steps_total", "Step attempts by outcome", {{"outcome", "failed"}})),
       lost_(m.add_counter("zapd_worker_results_discarded_total", "Results not recorded because the job's lease was lost")),
-      in_flight_gauge_(m.add_gauge("zapd_worker_in_flight", "Step attempts executing now")) {
+      in_flight_gauge_(m.add_gauge("zapd_worker_in_flight", "Step attempts executing now")),
+      definitions_(std::make_unique<definition_cache>()) {
   lanes_[0].lane = queue::lane::paid;
   lanes_[0].slots = std::max<std::size_t>(1, opts_.paid_slots);
   lanes_[1].lane = queue::lane::free;
@@ -185,7 +214,7 @@ void pool::begin(const queue::job& j) {
   a->retry = opts_.retry;
   a->started_ms = clock_.now_ms();
 
-  auto data = db_.reads().with([&](store::connection& c) { return load_run(c, j.run_id); });
+  auto data = db_.reads().with([&](store::connection& c) { return load_run(c, *definitions_, j.run_id); });
   if (!data) {
     log::warn("worker.load_failed", {{"run", j.run_id}, {"step", j.step_index}, {"error", data.err().message}});
     actions::step_result r;
@@ -202,12 +231,15 @@ void pool::begin(const queue::job& j) {
     return;
   }
   run_data& d = **data;
-  if (auto r = d.definition.find("retry"); r != d.definition.end() && r->is_object()) {
+  const json& definition = *d.definition;
+  if (auto r = definition.find("retry"); r != definition.end() && r->is_object()) {
     if (auto n = r->find("attempts"); n != r->end() && n->is_number_integer()) a->retry.max_attempts = n->get<int>();
     if (auto b = r->find("baseDelayMs"); b != r->end() && b->is_number_integer())
       a->retry.base = std::chrono::milliseconds(b->get<std::int64_t>());
   }
-  const json& acts = d.definition["actions"];
+  static const json k_none = json::array();
+  auto acts_it = definition.find("actions");
+  const json& acts = acts_it != definition.end() ? *acts_it : k_none;
   a->steps = acts.is_array() ? acts.size() : 0;
   if (j.step_index < 1 || static_cast<std::size_t>(j.step_index) > a->steps) {
     settle_skip(j, fmt::format("step {} is not in zap version {}", j.step_index, d.zap_version));

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -91,7 +92,8 @@ class pool {
     bool woken = false;         // guarded by mu_
     std::thread thread;
   };
-  struct attempt;  // one job being executed (worker.cpp)
+  struct attempt;           // one job being executed (pool.cpp)
+  struct definition_cache;  // parsed zap versions (immutable), bounded (pool.cpp)
 
   void claim_loop(lane_state& ls);
   void begin(const queue::job& j);
@@ -123,6 +125,7 @@ class pool {
   std::array<lane_state, 2> lanes_;
   std::map<std::pair<std::int64_t, int>, queue::job> running_;  // (job id, attempts) = one claim
   std::mt19937_64 rng_{std::random_device{}()};
+  std::unique_ptr<definition_cache> definitions_;
 };
 
 }  // namespace zapd::worker
