@@ -140,6 +140,7 @@ pool::pool(store::database& db, queue::sqlite_queue& q, const actions::catalog& 
       retried_(m.add_counter("zapd_worker_steps_total", "Step attempts by outcome", {{"outcome", "retry"}})),
       failed_(m.add_counter("zapd_worker_steps_total", "Step attempts by outcome", {{"outcome", "failed"}})),
       lost_(m.add_counter("zapd_worker_results_discarded_total", "Results not recorded because the job's lease was lost")),
+      deferred_count_(m.add_counter("zapd_worker_results_deferred_total", "Results handed to the writer again because its queue was full")),
       in_flight_gauge_(m.add_gauge("zapd_worker_in_flight", "Step attempts executing now")),
       definitions_(std::make_unique<definition_cache>()) {
   lanes_[0].lane = queue::lane::paid;
@@ -173,6 +174,15 @@ std::size_t pool::in_flight() const {
 void pool::claim_loop(lane_state& ls) {
   std::unique_lock lk(mu_);
   while (!stopping_) {
+    if (!deferred_.empty()) {
+      lk.unlock();
+      const bool all = resubmit_deferred();
+      lk.lock();
+      if (!all) {  // the writer is still full: let it drain before trying again
+        cv_.wait_for(lk, std::chrono::milliseconds(5), [this] { return stopping_; });
+        continue;
+      }
+    }
     ls.woken = false;
     const std::size_t room = ls.slots - std::min(ls.slots, ls.in_flight);
     bool full = room == 0;
@@ -200,7 +210,8 @@ void pool::claim_loop(lane_state& ls) {
       auto wait = std::chrono::milliseconds(std::max<std::int64_t>(0, due - clock_.now_ms()));
       until = std::min(until, std::chrono::steady_clock::now() + wait);
     }
-    cv_.wait_until(lk, until, [&] { return stopping_ || ls.woken || (full && ls.in_flight < ls.slots); });
+    cv_.wait_until(lk, until,
+                   [&] { return stopping_ || ls.woken || !deferred_.empty() || (full && ls.in_flight < ls.slots); });
     if (due > 0 && clock_.now_ms() >= due) {
       std::int64_t expected = due;  // clear it unless a sooner retry was scheduled meanwhile
       next_due_ms_.compare_exchange_strong(expected, 0);
@@ -421,12 +432,47 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
     }
     done(a->job);
   };
-  auto st = db_.writes().submit_for<bool>(std::move(work), std::move(committed));
-  if (!st) {
-    // The lease will expire and the step run again (at-least-once).
+  // Kept callable more than once: a writer whose queue is full refuses without taking it,
+  // and the result is then handed over again shortly (its slot stays taken meanwhile)
+  // instead of being dropped and the action run a second time after the lease.
+  auto record = std::make_shared<std::function<status()>>(
+      [this, work = std::move(work), committed = std::move(committed)]() { return db_.writes().submit_for<bool>(work, committed); });
+  auto st = (*record)();
+  if (!st && st.err().code == errc::overloaded) {
+    defer(std::move(record));
+  } else if (!st) {
+    // The writer is stopping: the lease ends and the step runs again (at-least-once).
     log::warn("worker.record_refused", {{"run", j.run_id}, {"step", j.step_index}, {"error", st.err().message}});
     done(j);
   }
+}
+
+void pool::defer(std::shared_ptr<std::function<status()>> record) {
+  deferred_count_.inc();
+  {
+    std::lock_guard lk(mu_);
+    deferred_.push_back(std::move(record));
+  }
+  cv_.notify_all();
+}
+
+bool pool::resubmit_deferred() {
+  std::vector<std::shared_ptr<std::function<status()>>> batch;
+  {
+    std::lock_guard lk(mu_);
+    batch.swap(deferred_);
+  }
+  if (batch.empty()) return true;
+  std::vector<std::shared_ptr<std::function<status()>>> still;
+  for (auto& rec : batch) {
+    auto st = (*rec)();
+    if (!st && st.err().code == errc::overloaded) still.push_back(std::move(rec));
+    else if (!st) log::warn("worker.record_refused", {{"error", st.err().message}});
+  }
+  if (still.empty()) return true;
+  std::lock_guard lk(mu_);
+  deferred_.insert(deferred_.end(), std::make_move_iterator(still.begin()), std::make_move_iterator(still.end()));
+  return false;
 }
 
 void pool::settle_skip(const queue::job& j, const std::string& why) {
@@ -461,9 +507,18 @@ void pool::stop() {
     if (ls.thread.joinable()) ls.thread.join();
   std::vector<queue::job> left;
   {
+    const auto deadline = std::chrono::steady_clock::now() + opts_.grace;
     std::unique_lock lk(mu_);
-    cv_.wait_for(lk, opts_.grace, [this] { return running_.empty(); });
+    while (!running_.empty() && std::chrono::steady_clock::now() < deadline) {
+      if (!deferred_.empty()) {
+        lk.unlock();
+        (void)resubmit_deferred();
+        lk.lock();
+      }
+      cv_.wait_for(lk, std::chrono::milliseconds(10), [this] { return running_.empty(); });
+    }
     for (const auto& [claim, j] : running_) left.push_back(j);
+    deferred_.clear();  // their leases are given back below
   }
   // Attempts still running give their jobs back now; their late results will find the lease
   // gone and be discarded.

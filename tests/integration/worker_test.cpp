@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <map>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -394,4 +395,30 @@ TEST_CASE("worker: signingSecret signs each request the Standard Webhooks way") 
   auto lookup = [&r](std::string_view n) { return r.header(n); };
   CHECK(zapd::hooks::verify(zapd::hooks::scheme::standard, "whsec_c2lnbmluZy1rZXktZm9yLXRlc3Rz", lookup, r.body, ts).ok());
   CHECK_FALSE(zapd::hooks::verify(zapd::hooks::scheme::standard, "whsec_b3RoZXI=", lookup, r.body, ts).ok());
+}
+
+TEST_CASE("worker: results the writer refuses while full are handed over again, not dropped") {
+  http_sink sink;
+  // Two pending writes, one per commit: results of 24 concurrent steps must queue up behind
+  // each other. Dropped results would only come back after the 60 s lease.
+  zapd_process z(args({"--set", "store.max_pending=2", "--set", "store.batch_max=1", "--set", "queue.free_concurrency=24"}));
+  auto a = sign_up(z, "full@example.com");
+  auto zap = make_zap(z, a, json::array({http_step(sink.url("/ok"))}));
+  std::vector<std::string> ids;
+  while (ids.size() < 60) {
+    auto r = z.request("POST", "/hooks/catch/" + a.user_id + "/" + zap, "{}", {{"Content-Type", "application/json"}});
+    if (r.status == 200) ids.push_back(r.json()["runId"]);
+    else REQUIRE(r.status == 503);  // the webhook side of the same full writer
+  }
+  for (const auto& id : ids) CHECK(wait_final(z, a, id, 30s)["status"] == "succeeded");
+  std::map<std::string, int> seen;
+  for (const auto& r : sink.requests()) ++seen[r.header("Idempotency-Key")];
+  CHECK(seen.size() == ids.size());
+  for (const auto& [key, n] : seen) CHECK(n == 1);  // no step ran twice
+  // The path under test was taken: some results met a full writer and were handed over again.
+  auto m = z.request("GET", "/metrics").body;
+  const std::string series = "\nzapd_worker_results_deferred_total ";
+  auto at = m.find(series);
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stol(m.substr(at + series.size())) > 0);
 }

@@ -99,6 +99,9 @@ class pool {
   void begin(const queue::job& j);
   void finish(const std::shared_ptr<attempt>& a, actions::step_result r);
   void settle_skip(const queue::job& j, const std::string& why);
+  // Results the writer refused while full, handed over again by the claim threads.
+  void defer(std::shared_ptr<std::function<status()>> record);
+  bool resubmit_deferred();  // true when nothing is left deferred
   void done(const queue::job& j);
   std::chrono::system_clock::time_point next_attempt_at(const retry_policy& policy, int next,
                                                         std::optional<std::chrono::milliseconds> retry_after);
@@ -115,6 +118,7 @@ class pool {
   metrics::counter& retried_;
   metrics::counter& failed_;
   metrics::counter& lost_;
+  metrics::counter& deferred_count_;
   metrics::gauge& in_flight_gauge_;
 
   mutable std::mutex mu_;
@@ -126,6 +130,7 @@ class pool {
   std::map<std::pair<std::int64_t, int>, queue::job> running_;  // (job id, attempts) = one claim
   std::mt19937_64 rng_{std::random_device{}()};
   std::unique_ptr<definition_cache> definitions_;
+  std::vector<std::shared_ptr<std::function<status()>>> deferred_;  // guarded by mu_
 };
 
 }  // namespace zapd::worker
