@@ -35,37 +35,7 @@ std::vector<std::string> args(const std::string& smtp_url, std::vector<std::stri
 
 json email_step(json meta, const std::string& id = "email") { return {{"availableActionId", id}, {"actionMetadata", meta}}; }
 
-std::string make_zap(const zapd_process& z, const account& a, json actions, const std::string& name = "") {
-  json body = {{"availableTriggerId", "webhook"}, {"triggerMetadata", json::object()}, {"actions", actions}};
-  if (!name.empty()) body["name"] = name;
-  auto r = z.request("POST", "/api/v1/zap", body.dump(), bearer(a.token));
-  INFO(r.body);
-  REQUIRE(r.status == 200);
-  return r.json()["zapId"];
-}
-
-const char* const k_comment = R"({"comment":{"email":"ada@example.com","name":"Ada"}})";
-
-std::string fire(const zapd_process& z, const account& a, const std::string& zap, const std::string& body = k_comment) {
-  auto r = z.request("POST", "/hooks/catch/" + a.user_id + "/" + zap, body, {{"Content-Type", "application/json"}});
-  REQUIRE(r.status == 200);
-  return r.json()["runId"];
-}
-
-json wait_final(const zapd_process& z, const account& a, const std::string& id, std::chrono::milliseconds timeout = 20s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  json run;
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto r = z.request("GET", "/api/v1/runs/" + id, "", bearer(a.token));
-    REQUIRE(r.status == 200);
-    run = r.json()["run"];
-    std::string s = run["status"];
-    if (s == "succeeded" || s == "failed" || s == "cancelled") return run;
-    std::this_thread::sleep_for(20ms);
-  }
-  FAIL("run " << id << " did not finish: " << run.dump());
-  return run;
-}
+const char* const k_comment = k_comment_body;
 
 // Every line break of `raw` is CRLF.
 bool crlf_only(const std::string& raw) {
@@ -76,6 +46,13 @@ bool crlf_only(const std::string& raw) {
 
 // The header block of a raw message.
 std::string header_block(const std::string& raw) { return raw.substr(0, raw.find("\r\n\r\n")); }
+
+// Signs up, makes a zap with one email step to the trigger's address, fires it, waits.
+json send_one(const zapd_process& z) {
+  auto a = sign_up(z, "ada@example.com");
+  auto zap = make_zap(z, a, json::array({email_step({{"to", "{{comment.email}}"}, {"body", "x"}})}));
+  return wait_final(z, a, fire(z, a, zap));
+}
 
 }  // namespace
 
@@ -266,9 +243,7 @@ TEST_CASE("email: AUTH with the password from the config, and a wrong one fails"
   smtp_sink sink({.auth = "mailer:hunter2-correct"});
   SECTION("right password") {
     zapd_process z(args(sink.url(), {"--set", "email.username=mailer", "--set", "email.password=hunter2-correct"}));
-    auto a = sign_up(z, "ada@example.com");
-    auto zap = make_zap(z, a, json::array({email_step({{"to", "{{comment.email}}"}, {"body", "x"}})}));
-    auto run = wait_final(z, a, fire(z, a, zap));
+    auto run = send_one(z);
     INFO(run.dump(2));
     CHECK(run["status"] == "succeeded");
     auto msgs = sink.wait_for(1);
@@ -277,9 +252,7 @@ TEST_CASE("email: AUTH with the password from the config, and a wrong one fails"
   }
   SECTION("password from the environment") {
     zapd_process z(args(sink.url(), {"--set", "email.username=mailer"}), {{"ZAPD_EMAIL_PASSWORD", "hunter2-correct"}});
-    auto a = sign_up(z, "ada@example.com");
-    auto zap = make_zap(z, a, json::array({email_step({{"to", "{{comment.email}}"}, {"body", "x"}})}));
-    auto run = wait_final(z, a, fire(z, a, zap));
+    auto run = send_one(z);
     INFO(run.dump(2));
     CHECK(run["status"] == "succeeded");
     CHECK(sink.wait_for(1).size() == 1);
@@ -290,9 +263,7 @@ TEST_CASE("email: AUTH with the password from the config, and a wrong one fails"
       std::ofstream(file) << "hunter2-correct\n";
     }
     zapd_process z(args(sink.url(), {"--set", "email.username=mailer", "--set", "email.password_file=" + file}));
-    auto a = sign_up(z, "ada@example.com");
-    auto zap = make_zap(z, a, json::array({email_step({{"to", "{{comment.email}}"}, {"body", "x"}})}));
-    auto run = wait_final(z, a, fire(z, a, zap));
+    auto run = send_one(z);
     INFO(run.dump(2));
     CHECK(run["status"] == "succeeded");
     CHECK(sink.wait_for(1).size() == 1);
@@ -303,9 +274,7 @@ TEST_CASE("email: AUTH with the password from the config, and a wrong one fails"
   }
   SECTION("wrong password") {
     zapd_process z(args(sink.url(), {"--set", "email.username=mailer", "--set", "email.password=wrong"}));
-    auto a = sign_up(z, "ada@example.com");
-    auto zap = make_zap(z, a, json::array({email_step({{"to", "{{comment.email}}"}, {"body", "x"}})}));
-    auto run = wait_final(z, a, fire(z, a, zap));
+    auto run = send_one(z);
     INFO(run.dump(2));
     CHECK(run["status"] == "failed");
     CHECK(run["steps"][0]["attempts"] == 1);
@@ -315,9 +284,7 @@ TEST_CASE("email: AUTH with the password from the config, and a wrong one fails"
   }
   SECTION("no credentials: the server's 530 is permanent") {
     zapd_process z(args(sink.url()));
-    auto a = sign_up(z, "ada@example.com");
-    auto zap = make_zap(z, a, json::array({email_step({{"to", "{{comment.email}}"}, {"body", "x"}})}));
-    auto run = wait_final(z, a, fire(z, a, zap));
+    auto run = send_one(z);
     INFO(run.dump(2));
     CHECK(run["status"] == "failed");
     CHECK(run["steps"][0]["attempts"] == 1);

@@ -23,7 +23,7 @@ std::vector<std::string> args(std::vector<std::string> extra = {}) {
 }
 
 // Creates a zap with one http action (or none) and the given trigger config; returns its id.
-std::string make_zap(const zapd_process& z, const account& who, json trigger = json::object(), int actions = 1) {
+std::string make_hook_zap(const zapd_process& z, const account& who, json trigger = json::object(), int actions = 1) {
   json acts = json::array();
   for (int i = 0; i < actions; ++i)
     acts.push_back({{"availableActionId", "http"}, {"actionMetadata", {{"url", "https://example.com/" + std::to_string(i)}}}});
@@ -64,7 +64,7 @@ TEST_CASE("hooks: a 200 means the run, its zap version and its first step are on
   // A one-minute safety poll: the job can only appear quickly if the commit woke the relay.
   zapd_process z(args({"--set", "outbox.poll_ms=60000"}));
   auto a = sign_up(z, "ada@example.com");
-  auto zap = make_zap(z, a);
+  auto zap = make_hook_zap(z, a);
 
   auto headers = k_json;
   headers["Authorization"] = "Bearer not-for-the-run";
@@ -103,7 +103,7 @@ TEST_CASE("hooks: a 200 means the run, its zap version and its first step are on
   CHECK(db.count("SELECT count(*) FROM outbox") == 0);
 
   // A zap without actions: the run is recorded as already succeeded, nothing queued.
-  auto empty = make_zap(z, a, json::object(), 0);
+  auto empty = make_hook_zap(z, a, json::object(), 0);
   auto e = z.request("POST", hook(a, empty), "{}", k_json);
   REQUIRE(e.status == 200);
   std::string empty_run = e.json()["runId"];
@@ -114,7 +114,7 @@ TEST_CASE("hooks: a 200 means the run, its zap version and its first step are on
 TEST_CASE("hooks: PUT, PATCH and GET with query parameters, trailing slash, form and text bodies") {
   zapd_process z(args());
   auto a = sign_up(z, "bob@example.com");
-  auto zap = make_zap(z, a);
+  auto zap = make_hook_zap(z, a);
   hooks_db db(z);
 
   auto put = z.request("PUT", hook(a, zap) + "/", R"({"k":1})", k_json);
@@ -145,7 +145,7 @@ TEST_CASE("hooks: unknown, foreign and disabled zaps and bad bodies are refused 
   zapd_process z(args({"--set", "server.body_limit=2048", "--set", "hooks.max_depth=5"}));
   auto a = sign_up(z, "carol@example.com");
   auto b = sign_up(z, "dave@example.com");
-  auto zap = make_zap(z, a);
+  auto zap = make_hook_zap(z, a);
   hooks_db db(z);
 
   auto unknown = z.request("POST", hook(a, "00000000-0000-4000-8000-000000000000"), "{}", k_json);
@@ -178,7 +178,7 @@ TEST_CASE("hooks: unknown, foreign and disabled zaps and bad bodies are refused 
 TEST_CASE("hooks: a run records the zap version current when it arrived") {
   zapd_process z(args());
   auto a = sign_up(z, "erin@example.com");
-  auto zap = make_zap(z, a);
+  auto zap = make_hook_zap(z, a);
   hooks_db db(z);
   auto first = z.request("POST", hook(a, zap), "{}", k_json);
   REQUIRE(first.status == 200);
@@ -210,7 +210,7 @@ TEST_CASE("hooks: every signature scheme accepts valid signatures and refuses ba
   auto zap_with = [&](const std::string& scheme, json extra = json::object()) {
     json t = {{"signature", scheme}, {"secret", "{{secrets.HOOK_SECRET}}"}};
     t.update(extra);
-    return make_zap(z, a, t);
+    return make_hook_zap(z, a, t);
   };
 
   SECTION("standard") {
@@ -258,8 +258,8 @@ TEST_CASE("hooks: every signature scheme accepts valid signatures and refuses ba
 TEST_CASE("hooks: dedup by webhook-id, Idempotency-Key or dedupPath answers the first run") {
   zapd_process z(args());
   auto a = sign_up(z, "grace@example.com");
-  auto plain = make_zap(z, a);
-  auto by_path = make_zap(z, a, {{"dedupPath", "event.id"}});
+  auto plain = make_hook_zap(z, a);
+  auto by_path = make_hook_zap(z, a, {{"dedupPath", "event.id"}});
   hooks_db db(z);
 
   auto send = [&](const std::string& zap, const std::string& body, std::map<std::string, std::string> h = {}) {
@@ -292,8 +292,8 @@ TEST_CASE("hooks: plan rate limits answer 429 with Retry-After and record nothin
   zapd_process z(args({"--set", "hooks.free_zap_rate=1", "--set", "hooks.free_user_rate=100", "--set",
                        "hooks.burst_seconds=2", "--set", "hooks.paid_zap_rate=0", "--set", "hooks.paid_user_rate=0"}));
   auto a = sign_up(z, "heidi@example.com");
-  auto zap = make_zap(z, a);
-  auto other = make_zap(z, a);
+  auto zap = make_hook_zap(z, a);
+  auto other = make_hook_zap(z, a);
   hooks_db db(z);
   int ok = 0;
   int limited = 0;
@@ -317,7 +317,7 @@ TEST_CASE("hooks: paid accounts use the paid lane and their own limits") {
   zapd_process z(args({"--set", "auth.default_plan=paid", "--set", "hooks.free_zap_rate=1", "--set", "hooks.paid_zap_rate=0",
                        "--set", "hooks.paid_user_rate=0"}));
   auto a = sign_up(z, "ivan@example.com");
-  auto zap = make_zap(z, a);
+  auto zap = make_hook_zap(z, a);
   hooks_db db(z);
   std::string last;
   for (int i = 0; i < 10; ++i) {
@@ -337,7 +337,7 @@ TEST_CASE("hooks: an overloaded writer answers 503 with Retry-After and every 20
   zapd_process z(args({"--set", "store.max_pending=1", "--set", "store.batch_max=1", "--set", "hooks.free_zap_rate=0",
                        "--set", "hooks.free_user_rate=0"}));
   auto a = sign_up(z, "judy@example.com");
-  auto zap = make_zap(z, a);
+  auto zap = make_hook_zap(z, a);
   std::atomic<int> ok{0}, busy{0}, other{0}, missing_retry_after{0};
   std::mutex mu;
   std::vector<std::string> run_ids;
@@ -371,7 +371,7 @@ TEST_CASE("hooks: an overloaded writer answers 503 with Retry-After and every 20
 TEST_CASE("metrics: /metrics counts ingested, duplicate and rejected webhooks") {
   zapd_process z(args());
   auto a = sign_up(z, "ken@example.com");
-  auto zap = make_zap(z, a);
+  auto zap = make_hook_zap(z, a);
   REQUIRE(z.request("POST", hook(a, zap), "{}", {{"Content-Type", "application/json"}, {"Idempotency-Key", "x"}}).status == 200);
   REQUIRE(z.request("POST", hook(a, zap), "{}", {{"Content-Type", "application/json"}, {"Idempotency-Key", "x"}}).status == 200);
   REQUIRE(z.request("POST", hook(a, zap), "{", k_json).status == 400);

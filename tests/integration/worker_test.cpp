@@ -34,41 +34,6 @@ json http_step(const std::string& url, json extra = json::object()) {
   return {{"availableActionId", "http"}, {"actionMetadata", meta}};
 }
 
-std::string make_zap(const zapd_process& z, const account& a, json actions) {
-  auto r = z.request("POST", "/api/v1/zap",
-                     json{{"availableTriggerId", "webhook"}, {"triggerMetadata", json::object()}, {"actions", actions}}.dump(),
-                     bearer(a.token));
-  INFO(r.body);
-  REQUIRE(r.status == 200);
-  return r.json()["zapId"];
-}
-
-std::string fire(const zapd_process& z, const account& a, const std::string& zap, const std::string& body = R"({"comment":{"email":"ada@example.com"}})") {
-  auto r = z.request("POST", "/hooks/catch/" + a.user_id + "/" + zap, body, {{"Content-Type", "application/json"}});
-  REQUIRE(r.status == 200);
-  return r.json()["runId"];
-}
-
-json get_run(const zapd_process& z, const account& a, const std::string& id) {
-  auto r = z.request("GET", "/api/v1/runs/" + id, "", bearer(a.token));
-  REQUIRE(r.status == 200);
-  return r.json()["run"];
-}
-
-// Polls until the run is final (or `timeout`); returns it.
-json wait_final(const zapd_process& z, const account& a, const std::string& id, std::chrono::milliseconds timeout = 15s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  json run;
-  while (std::chrono::steady_clock::now() < deadline) {
-    run = get_run(z, a, id);
-    std::string s = run["status"];
-    if (s == "succeeded" || s == "failed" || s == "cancelled") return run;
-    std::this_thread::sleep_for(20ms);
-  }
-  FAIL("run " << id << " did not finish: " << run.dump());
-  return run;
-}
-
 std::string job_state(const zapd_process& z, const std::string& run_id) {
   db_view db(z.data_dir() + "/zapd.db");
   if (db.count("SELECT count(*) FROM jobs WHERE run_id = ?1", run_id) == 0) return "none";

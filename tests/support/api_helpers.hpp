@@ -4,7 +4,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <initializer_list>
+#include <chrono>
 #include <map>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -58,6 +60,47 @@ inline account sign_up(const zapd_process& z, const std::string& email) {
   REQUIRE(me.status == 200);
   a.user_id = me.json()["user"]["id"];
   return a;
+}
+
+/// Creates a zap with a webhook trigger and `actions`; returns its id.
+inline std::string make_zap(const zapd_process& z, const account& a, nlohmann::json actions, const std::string& name = "") {
+  nlohmann::json body = {{"availableTriggerId", "webhook"}, {"triggerMetadata", nlohmann::json::object()}, {"actions", actions}};
+  if (!name.empty()) body["name"] = name;
+  auto r = z.request("POST", "/api/v1/zap", body.dump(), bearer(a.token));
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  return r.json()["zapId"];
+}
+
+inline const char* const k_comment_body = R"({"comment":{"email":"ada@example.com","name":"Ada"}})";
+
+/// Posts `body` to the zap's webhook; returns the run id of the 200.
+inline std::string fire(const zapd_process& z, const account& a, const std::string& zap,
+                        const std::string& body = k_comment_body) {
+  auto r = z.request("POST", "/hooks/catch/" + a.user_id + "/" + zap, body, {{"Content-Type", "application/json"}});
+  REQUIRE(r.status == 200);
+  return r.json()["runId"];
+}
+
+inline nlohmann::json get_run(const zapd_process& z, const account& a, const std::string& id) {
+  auto r = z.request("GET", "/api/v1/runs/" + id, "", bearer(a.token));
+  REQUIRE(r.status == 200);
+  return r.json()["run"];
+}
+
+/// Polls the run until it is succeeded, failed or cancelled (fails the test after `timeout`).
+inline nlohmann::json wait_final(const zapd_process& z, const account& a, const std::string& id,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  nlohmann::json run;
+  while (std::chrono::steady_clock::now() < deadline) {
+    run = get_run(z, a, id);
+    std::string s = run["status"];
+    if (s == "succeeded" || s == "failed" || s == "cancelled") return run;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  FAIL("run " << id << " did not finish: " << run.dump());
+  return run;
 }
 
 }  // namespace zapd::test
