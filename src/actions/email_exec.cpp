@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "zapd/actions/executor.hpp"
+#include "zapd/core/json.hpp"
 #include "zapd/actions/spec.hpp"
 #include "zapd/core/crypto.hpp"
 #include "zapd/core/ids.hpp"
@@ -26,10 +27,6 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string str_field(const json& cfg, const char* key) {
-  auto it = cfg.find(key);
-  return it != cfg.end() && it->is_string() ? it->get<std::string>() : std::string{};
-}
 
 std::string trim(std::string_view s) {
   const auto b = s.find_first_not_of(" \t\r\n");
@@ -280,7 +277,7 @@ class email_executor final : public executor {
     if (!cc) return done(fail(cc.err().message));
     auto bcc = addresses(cfg.value("bcc", json()), "bcc");
     if (!bcc) return done(fail(bcc.err().message));
-    std::string from = trim(str_field(cfg, "from"));
+    std::string from = trim(string_field(cfg, "from"));
     const char* from_field = "from";
     if (from.empty()) {
       from = opts_.from;
@@ -289,16 +286,16 @@ class email_executor final : public executor {
     if (from.empty()) return done(fail("no sender: give the action a `from` or set email.from (env ZAPD_EMAIL_FROM)"));
     if (has_control(from) || !looks_like_email(from))
       return done(fail(fmt::format("{}: '{}' is not an email address", from_field, from)));
-    std::string reply_to = trim(str_field(cfg, "replyTo"));
+    std::string reply_to = trim(string_field(cfg, "replyTo"));
     if (!reply_to.empty() && (has_control(reply_to) || !looks_like_email(reply_to)))
       return done(fail(fmt::format("replyTo: '{}' is not an email address", reply_to)));
 
-    std::string subject = str_field(cfg, "subject");
+    std::string subject = string_field(cfg, "subject");
     if (trim(subject).empty()) subject = req.zap_name.empty() ? "zapd" : req.zap_name;
     for (auto& c : subject)
       if (c == '\r' || c == '\n' || c == '\t') c = ' ';  // one header line: no injection
-    const std::string body = str_field(cfg, "body");
-    const std::string html = str_field(cfg, "html");
+    const std::string body = string_field(cfg, "body");
+    const std::string html = string_field(cfg, "html");
 
     auto t = std::make_shared<transfer>();
     t->message_id = fmt::format("<{}.{}@zapd>", req.run_id, req.step_index);

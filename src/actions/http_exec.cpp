@@ -4,6 +4,7 @@
 #include "zapd/actions/executor.hpp"
 #include "zapd/core/clock.hpp"
 #include "zapd/core/crypto.hpp"
+#include "zapd/core/json.hpp"
 #include "zapd/outbound/http_client.hpp"
 
 namespace zapd::actions {
@@ -11,26 +12,13 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
-std::string str_field(const json& cfg, const char* key, std::string fallback = {}) {
-  auto it = cfg.find(key);
-  return it != cfg.end() && it->is_string() ? it->get<std::string>() : fallback;
-}
 
 bool looks_like_json(std::string_view body) {
   auto p = body.find_first_not_of(" \t\r\n");
   return p != std::string_view::npos && (body[p] == '{' || body[p] == '[');
 }
 
-// A JSON string from arbitrary bytes (invalid UTF-8 replaced).
-json text_value(const std::string& s) {
-  return json::parse(json(s).dump(-1, ' ', false, json::error_handler_t::replace));
-}
 
 class http_executor final : public executor {
  public:
@@ -46,8 +34,8 @@ class http_executor final : public executor {
       bool json_type = false;
       if (auto h = raw.find("headers"); h != raw.end() && h->is_object())
         for (const auto& [k, v] : h->items())
-          if (lower(k) == "content-type" && v.is_string()) json_type = lower(v.get<std::string>()).find("json") != std::string::npos;
-      o.m = json_type || looks_like_json(str_field(raw, "body")) ? templates::mode::json : templates::mode::text;
+          if (to_lower(k) == "content-type" && v.is_string()) json_type = to_lower(v.get<std::string>()).find("json") != std::string::npos;
+      o.m = json_type || looks_like_json(string_field(raw, "body")) ? templates::mode::json : templates::mode::text;
     } else if (field == "signingSecret") {
       o.m = templates::mode::text;
     }
@@ -57,9 +45,9 @@ class http_executor final : public executor {
   void execute(step_request req, done_fn done) override {
     const json& cfg = req.config;
     outbound::request r;
-    r.method = str_field(cfg, "method", "POST");
-    r.url = str_field(cfg, "url");
-    r.body = str_field(cfg, "body");
+    r.method = string_field(cfg, "method", "POST");
+    r.url = string_field(cfg, "url");
+    r.body = string_field(cfg, "body");
     r.max_body = opts_.max_body;
     if (auto t = cfg.find("timeoutMs"); t != cfg.end() && t->is_number_integer() && t->get<std::int64_t>() > 0)
       r.timeout = std::chrono::milliseconds(t->get<std::int64_t>());
@@ -68,13 +56,13 @@ class http_executor final : public executor {
     if (auto h = cfg.find("headers"); h != cfg.end() && h->is_object())
       for (const auto& [k, v] : h->items()) {
         if (!v.is_string()) continue;
-        has_type = has_type || lower(k) == "content-type";
+        has_type = has_type || to_lower(k) == "content-type";
         r.headers.emplace_back(k, v.get<std::string>());
       }
     if (!has_type && !r.body.empty()) r.headers.emplace_back("Content-Type", looks_like_json(r.body) ? "application/json" : "text/plain");
     r.headers.emplace_back("Idempotency-Key", req.idempotency_key);
     r.headers.emplace_back("User-Agent", opts_.user_agent);
-    if (auto secret = str_field(cfg, "signingSecret"); !secret.empty()) {
+    if (auto secret = string_field(cfg, "signingSecret"); !secret.empty()) {
       // Standard Webhooks: the id is stable across attempts, like the idempotency key.
       const std::int64_t ts = real_clock().now_ms() / 1000;
       std::string key = secret;
@@ -85,7 +73,7 @@ class http_executor final : public executor {
       r.headers.emplace_back("webhook-signature",
                              "v1," + base64_encode(hmac_sha256(key, fmt::format("{}.{}.{}", req.idempotency_key, ts, r.body))));
     }
-    const std::string expected = str_field(cfg, "expectedStatus", "2xx");
+    const std::string expected = string_field(cfg, "expectedStatus", "2xx");
     // Shared: `send` takes the callback, but when it refuses, `done` must still be called here.
     auto finish = std::make_shared<done_fn>(std::move(done));
     auto st = client_.send(std::move(r), [expected, finish](outbound::outcome oc) { (*finish)(classify(std::move(oc), expected)); });
@@ -110,17 +98,17 @@ class http_executor final : public executor {
     res.duration = resp.duration;
     json headers = json::object();
     for (const auto& [k, v] : resp.headers) {
-      std::string name = lower(k);
+      std::string name = to_lower(k);
       if (name == "set-cookie" || headers.size() >= 64) continue;
-      headers[text_value(name).get<std::string>()] = text_value(v);
+      headers[json_string(name).get<std::string>()] = json_string(v);
     }
     json body;
-    const std::string ctype = lower(std::string(resp.header("content-type").value_or("")));
+    const std::string ctype = to_lower(std::string(resp.header("content-type").value_or("")));
     if (!resp.truncated && ctype.find("json") != std::string::npos) {
       body = json::parse(resp.body, nullptr, false);
-      if (body.is_discarded()) body = text_value(resp.body);
+      if (body.is_discarded()) body = json_string(resp.body);
     } else if (!resp.body.empty()) {
-      body = text_value(resp.body);
+      body = json_string(resp.body);
     }
     res.output = {{"status", resp.status},
                   {"headers", headers},

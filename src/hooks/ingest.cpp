@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "zapd/actions/spec.hpp"
+#include "zapd/core/json.hpp"
 #include "zapd/runs/runs.hpp"
 #include "zapd/secrets/secrets.hpp"
 #include "zapd/store/reader_pool.hpp"
@@ -13,10 +14,6 @@ namespace {
 
 constexpr std::size_t k_cache_max = 100'000;  // entries before the cache is cleared wholesale
 
-std::string text_field(const nlohmann::json& meta, const char* key) {
-  auto it = meta.find(key);
-  return it != meta.end() && it->is_string() ? it->get<std::string>() : std::string{};
-}
 
 }  // namespace
 
@@ -45,13 +42,13 @@ result<std::optional<zap_info>> load_zap(store::connection& c, const secrets::bo
   nlohmann::json meta = nlohmann::json::object();
   if (auto t = def.find("trigger"); t != def.end() && t->is_object()) meta = t->value("metadata", nlohmann::json::object());
   if (!meta.is_object()) meta = nlohmann::json::object();
-  auto sig = parse_scheme(text_field(meta, "signature"));
+  auto sig = parse_scheme(string_field(meta, "signature"));
   z.sig = sig.value_or(scheme::none);
-  z.signature_header = text_field(meta, "signatureHeader");
+  z.signature_header = string_field(meta, "signatureHeader");
   if (z.signature_header.empty()) z.signature_header = "X-Signature";
-  z.dedup_path = text_field(meta, "dedupPath");
+  z.dedup_path = string_field(meta, "dedupPath");
 
-  std::string secret_field = text_field(meta, "secret");
+  std::string secret_field = string_field(meta, "secret");
   auto refs = actions::secret_references(nlohmann::json(secret_field));
   if (refs.empty()) {
     z.secret = secret_field;  // a literal (not recommended, but honoured)
@@ -63,7 +60,7 @@ result<std::optional<zap_info>> load_zap(store::connection& c, const secrets::bo
   return std::optional<zap_info>(std::move(z));
 }
 
-result<recorded> record(store::connection& c, const new_run& r, std::int64_t dedup_window_ms) {
+result<recorded> record(store::connection& c, const runs::new_run& r, std::int64_t dedup_window_ms) {
   {
     auto st = c.prepare("SELECT user_id, enabled, version FROM zaps WHERE id = ?");
     if (!st) return std::move(st).err();
@@ -82,26 +79,23 @@ result<recorded> record(store::connection& c, const new_run& r, std::int64_t ded
     if (!row) return std::move(row).err();
     if (*row) return recorded{st->text(0), true, false};
   }
-  runs::new_run n{r.run_id, r.zap_id, r.user_id, r.zap_version, r.lane, r.actions, r.trigger_json, r.dedup_key, std::nullopt,
-                  r.now_ms};
-  if (auto s = runs::insert(c, n); !s) return std::move(s).err();
+  if (auto s = runs::insert(c, r); !s) return std::move(s).err();
   if (r.dedup_key) {
     // Replaces an expired key of the same value (the live one was answered above).
-    auto st = c.prepare("INSERT OR REPLACE INTO dedup_keys (zap_id, key, run_id, created_at_ms) VALUES (?, ?, ?, ?)");
-    if (!st) return std::move(st).err();
-    st->bind_all(r.zap_id, *r.dedup_key, r.run_id, r.now_ms);
-    if (auto s = st->run(); !s) return std::move(s).err();
+    if (auto s = c.run("INSERT OR REPLACE INTO dedup_keys (zap_id, key, run_id, created_at_ms) VALUES (?, ?, ?, ?)",
+                       r.zap_id, *r.dedup_key, r.id, r.now_ms);
+        !s)
+      return std::move(s).err();
   }
-  return recorded{r.run_id, false, false};
+  return recorded{r.id, false, false};
 }
 
 result<std::int64_t> prune_dedup(store::connection& c, std::int64_t before_ms, int batch) {
-  auto st = c.prepare(
-      "DELETE FROM dedup_keys WHERE (zap_id, key) IN "
-      "(SELECT zap_id, key FROM dedup_keys WHERE created_at_ms < ? ORDER BY created_at_ms LIMIT ?)");
-  if (!st) return std::move(st).err();
-  st->bind_all(before_ms, batch);
-  if (auto s = st->run(); !s) return std::move(s).err();
+  if (auto s = c.run("DELETE FROM dedup_keys WHERE (zap_id, key) IN "
+                     "(SELECT zap_id, key FROM dedup_keys WHERE created_at_ms < ? ORDER BY created_at_ms LIMIT ?)",
+                     before_ms, batch);
+      !s)
+    return std::move(s).err();
   return c.changes();
 }
 

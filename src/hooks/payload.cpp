@@ -5,15 +5,11 @@
 #include <fmt/format.h>
 
 #include "zapd/core/clock.hpp"
+#include "zapd/core/json.hpp"
 
 namespace zapd::hooks {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 // The media type without parameters, lower-cased: "application/json; charset=utf-8" -> "application/json".
 std::string media_type(std::string_view content_type) {
@@ -21,7 +17,7 @@ std::string media_type(std::string_view content_type) {
   auto t = content_type.substr(0, semi);
   while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
   while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
-  return lower(t);
+  return to_lower(t);
 }
 
 bool is_json_type(const std::string& mt) { return mt == "application/json" || mt.ends_with("+json") || mt == "text/json"; }
@@ -49,12 +45,6 @@ std::string decode_form_part(std::string_view s) {
   return out;
 }
 
-// A JSON string from arbitrary bytes: invalid UTF-8 replaced, never an exception later.
-nlohmann::json text_value(std::string_view s) {
-  nlohmann::json j = std::string(s);
-  // Round-trip through dump with `replace` so invalid UTF-8 cannot make a later dump throw.
-  return nlohmann::json::parse(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-}
 
 }  // namespace
 
@@ -108,12 +98,12 @@ result<checked_body> check_body(std::string_view content_type, std::string_view 
       auto eq = pair.find('=');
       std::string k = decode_form_part(pair.substr(0, eq));
       std::string v = eq == std::string_view::npos ? std::string{} : decode_form_part(pair.substr(eq + 1));
-      obj[text_value(k).get<std::string>()] = text_value(v);
+      obj[json_string(k).get<std::string>()] = json_string(v);
     }
     out.value = std::move(obj);
     return out;
   }
-  if (!body.empty()) out.value = text_value(body);
+  if (!body.empty()) out.value = json_string(body);
   return out;
 }
 
@@ -136,11 +126,11 @@ nlohmann::json trigger_payload(std::string_view method, nlohmann::json body, std
                                const std::map<std::string, std::string>& query,
                                const std::vector<std::pair<std::string, std::string>>& headers, std::int64_t received_ms) {
   nlohmann::json q = nlohmann::json::object();
-  for (const auto& [k, v] : query) q[text_value(k).get<std::string>()] = text_value(v);
+  for (const auto& [k, v] : query) q[json_string(k).get<std::string>()] = json_string(v);
   nlohmann::json h = nlohmann::json::object();
   for (const auto& [k, v] : headers) {
-    std::string name = lower(k);
-    if (kept_header(name)) h[text_value(name).get<std::string>()] = text_value(v);
+    std::string name = to_lower(k);
+    if (kept_header(name)) h[json_string(name).get<std::string>()] = json_string(v);
   }
   return {{"method", std::string(method)},
           {"body", std::move(body)},
@@ -163,10 +153,10 @@ std::string trigger_payload_text(std::string_view method, const checked_body& bo
     while (!t.empty() && (t.front() == ' ' || t.front() == '\n' || t.front() == '\r' || t.front() == '\t')) t.remove_prefix(1);
     out.append(t);
   } else {
-    out += body.value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    out += dump_safe(body.value);
   }
   out += ',';
-  std::string tail = rest.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string tail = dump_safe(rest);
   out.append(tail, 1, std::string::npos);  // without its '{'
   return out;
 }
@@ -192,7 +182,7 @@ std::optional<std::string> value_at(const nlohmann::json& body, std::string_view
   }
   if (cur->is_null()) return std::nullopt;
   if (cur->is_string()) return cur->get<std::string>();
-  return cur->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return dump_safe(*cur);
 }
 
 

@@ -99,9 +99,9 @@ asio::awaitable<response> ingest(const hook_routes_deps& d, hook_metrics& m, req
     auto body = hooks::check_body(req.header("Content-Type"), req.body(), d.max_depth, !z->dedup_path.empty());
     if (!body) co_return rejected(reason::bad_body, error_response(body.err()));
 
-    hooks::new_run run;
+    runs::new_run run;
     run.now_ms = d.clk.now_ms();
-    run.run_id = new_uuid_v7(run.now_ms);
+    run.id = new_uuid_v7(run.now_ms);
     run.zap_id = zap_id;
     run.user_id = user_id;
     run.zap_version = z->version;

@@ -1,5 +1,7 @@
 #include "zapd/outbound/policy.hpp"
 
+#include "zapd/core/json.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -25,17 +27,12 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 /// Host as written in a URL or the allow list -> the form names are compared in.
 std::string normal_host(std::string_view host) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   if (!host.empty() && host.back() == '.') host.remove_suffix(1);
-  return lower(host);
+  return to_lower(host);
 }
 
 bool all_zero(const std::uint8_t* p, std::size_t n) {
@@ -273,7 +270,7 @@ result<policy> policy::parse(std::string_view allow) {
       return make_error(errc::invalid_argument,
                         fmt::format("{}: \"{}\" {}", allow_key, std::string(entry), why));
     };
-    auto as_text = lower(entry);
+    auto as_text = to_lower(entry);
     if (as_text.find("://") != std::string::npos) return fail("looks like a URL; list the host name alone");
     bool looks_like_address = as_text.find('/') != std::string::npos ||
                               ip_address::parse(as_text).has_value();

@@ -6,6 +6,7 @@
 
 #include "zapd/core/clock.hpp"
 #include "zapd/core/ids.hpp"
+#include "zapd/core/json.hpp"
 
 namespace zapd::runs {
 namespace {
@@ -82,12 +83,6 @@ result<std::vector<step_record>> load_steps(store::connection& c, const std::str
   });
 }
 
-status exec(store::connection& c, const char* sql, const std::string& arg) {
-  auto st = c.prepare(sql);
-  if (!st) return std::move(st).err();
-  st->bind_all(arg);
-  return st->run();
-}
 
 std::optional<std::string> iso_or_null(const std::optional<std::int64_t>& ms) {
   if (!ms) return std::nullopt;
@@ -118,9 +113,7 @@ status insert(store::connection& c, const new_run& r) {
     if (auto s = st->run(); !s) return s;
   }
   if (empty) return {};
-  auto st = c.prepare("INSERT INTO outbox (run_id, step_index, lane, created_at) VALUES (?, 1, ?, ?)");
-  if (!st) return std::move(st).err();
-  return st->bind_all(r.id, lane, r.now_ms).run();
+  return c.run("INSERT INTO outbox (run_id, step_index, lane, created_at) VALUES (?, 1, ?, ?)", r.id, lane, r.now_ms);
 }
 
 result<page> list(store::connection& c, const std::string& user_id, const filter& f) {
@@ -176,17 +169,16 @@ result<run_record> cancel(store::connection& c, const std::string& user_id, cons
   if (!r) return r;
   if (r->status != "queued" && r->status != "running")
     return make_error(errc::conflict, fmt::format("run {} is already {}", run_id, r->status));
-  auto st = c.prepare("UPDATE runs SET status = 'cancelled', finished_at = ? WHERE id = ?");
-  if (!st) return std::move(st).err();
-  if (auto s = st->bind_all(now_ms, run_id).run(); !s) return std::move(s).err();
+  if (auto s = c.run("UPDATE runs SET status = 'cancelled', finished_at = ? WHERE id = ?", now_ms, run_id); !s)
+    return std::move(s).err();
   // Steps not started yet go away; a leased job finishes and its worker sees the cancel.
-  if (auto s = exec(c, "DELETE FROM outbox WHERE run_id = ?", run_id); !s) return std::move(s).err();
-  if (auto s = exec(c, "DELETE FROM jobs WHERE run_id = ? AND state IN ('ready', 'dead')", run_id); !s) return std::move(s).err();
-  auto steps = c.prepare(
-      "UPDATE run_steps SET status = 'cancelled', finished_at = ?, next_attempt_at = NULL "
-      "WHERE run_id = ? AND status IN ('queued', 'running')");
-  if (!steps) return std::move(steps).err();
-  if (auto s = steps->bind_all(now_ms, run_id).run(); !s) return std::move(s).err();
+  if (auto s = c.run("DELETE FROM outbox WHERE run_id = ?", run_id); !s) return std::move(s).err();
+  if (auto s = c.run("DELETE FROM jobs WHERE run_id = ? AND state IN ('ready', 'dead')", run_id); !s) return std::move(s).err();
+  if (auto s = c.run("UPDATE run_steps SET status = 'cancelled', finished_at = ?, next_attempt_at = NULL "
+                     "WHERE run_id = ? AND status IN ('queued', 'running')",
+                     now_ms, run_id);
+      !s)
+    return std::move(s).err();
   return get(c, user_id, run_id);
 }
 
@@ -202,26 +194,18 @@ result<run_record> retry(store::connection& c, const std::string& user_id, const
   if (!row) return std::move(row).err();
   if (!*row) return make_error(errc::conflict, fmt::format("run {} has no failed step to retry", run_id));
   const std::int64_t step = failed->int64(0);
-  {
-    auto st = c.prepare("DELETE FROM jobs WHERE run_id = ? AND step_index = ?");
-    if (!st) return std::move(st).err();
-    if (auto s = st->bind_all(run_id, step).run(); !s) return std::move(s).err();
-  }
-  {
-    auto st = c.prepare(
-        "UPDATE run_steps SET status = 'queued', attempts = 0, error = NULL, finished_at = NULL, next_attempt_at = NULL "
-        "WHERE run_id = ? AND step_index = ?");
-    if (!st) return std::move(st).err();
-    if (auto s = st->bind_all(run_id, step).run(); !s) return std::move(s).err();
-  }
-  {
-    auto st = c.prepare("UPDATE runs SET status = 'running', error = NULL, finished_at = NULL WHERE id = ?");
-    if (!st) return std::move(st).err();
-    if (auto s = st->bind_all(run_id).run(); !s) return std::move(s).err();
-  }
-  auto st = c.prepare("INSERT INTO outbox (run_id, step_index, lane, created_at) VALUES (?, ?, ?, ?)");
-  if (!st) return std::move(st).err();
-  if (auto s = st->bind_all(run_id, step, r->lane, now_ms).run(); !s) return std::move(s).err();
+  if (auto s = c.run("DELETE FROM jobs WHERE run_id = ? AND step_index = ?", run_id, step); !s) return std::move(s).err();
+  if (auto s = c.run("UPDATE run_steps SET status = 'queued', attempts = 0, error = NULL, finished_at = NULL, "
+                     "next_attempt_at = NULL WHERE run_id = ? AND step_index = ?",
+                     run_id, step);
+      !s)
+    return std::move(s).err();
+  if (auto s = c.run("UPDATE runs SET status = 'running', error = NULL, finished_at = NULL WHERE id = ?", run_id); !s)
+    return std::move(s).err();
+  if (auto s = c.run("INSERT INTO outbox (run_id, step_index, lane, created_at) VALUES (?, ?, ?, ?)", run_id, step, r->lane,
+                     now_ms);
+      !s)
+    return std::move(s).err();
   return get(c, user_id, run_id);
 }
 
@@ -260,7 +244,7 @@ result<std::string> replay(store::connection& c, const std::string& user_id, con
   n.zap_version = version;
   n.lane = queue::parse_lane(r->lane).value_or(queue::lane::free);
   n.actions = (*def)["actions"].is_array() ? (*def)["actions"].size() : 0;
-  n.trigger_json = r->trigger.dump(-1, ' ', false, json::error_handler_t::replace);
+  n.trigger_json = dump_safe(r->trigger);
   n.replay_of = run_id;
   n.now_ms = now_ms;
   if (auto s = insert(c, n); !s) return std::move(s).err();
@@ -285,7 +269,7 @@ result<std::int64_t> prune(store::connection& c, std::int64_t before_ms, int bat
   for (const auto& id : old) {
     for (const char* sql : {"DELETE FROM run_steps WHERE run_id = ?", "DELETE FROM outbox WHERE run_id = ?",
                             "DELETE FROM jobs WHERE run_id = ?", "DELETE FROM runs WHERE id = ?"}) {
-      if (auto s = exec(c, sql, id); !s) return std::move(s).err();
+      if (auto s = c.run(sql, id); !s) return std::move(s).err();
     }
   }
   return static_cast<std::int64_t>(old.size());

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "zapd/actions/spec.hpp"
+#include "zapd/core/json.hpp"
 #include "zapd/core/log.hpp"
 #include "zapd/runs/runs.hpp"
 #include "zapd/secrets/secrets.hpp"
@@ -97,13 +98,7 @@ result<std::optional<run_data>> load_run(store::connection& c, version_cache& de
   return std::optional<run_data>(std::move(d));
 }
 
-std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-status exec(store::connection& c, const char* sql, auto&&... args) {
-  auto st = c.prepare(sql);
-  if (!st) return std::move(st).err();
-  return st->bind_all(args...).run();
-}
 
 }  // namespace
 
@@ -359,8 +354,8 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
           "warnings = excluded.warnings, started_at = COALESCE(run_steps.started_at, excluded.started_at), "
           "finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, next_attempt_at = excluded.next_attempt_at");
       if (!st) return std::move(st).err();
-      st->bind_all(j.run_id, j.step_index, a->action_id, step_status, j.attempts, dump(a->input), dump(r.output),
-                   r.error.empty() ? std::optional<std::string>{} : std::optional<std::string>(r.error), dump(a->warnings),
+      st->bind_all(j.run_id, j.step_index, a->action_id, step_status, j.attempts, dump_safe(a->input), dump_safe(r.output),
+                   r.error.empty() ? std::optional<std::string>{} : std::optional<std::string>(r.error), dump_safe(a->warnings),
                    a->started_ms);
       if (final_step) st->bind(11, now);
       else st->bind(11, nullptr);
@@ -376,17 +371,17 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
     if (ok) {
       if (auto s = queue_.ack_in(c, j); !s) return std::move(s).err();
       if (static_cast<std::size_t>(j.step_index) < a->steps) {
-        if (auto s = exec(c, "INSERT INTO outbox (run_id, step_index, lane, created_at) VALUES (?, ?, ?, ?)", j.run_id,
+        if (auto s = c.run("INSERT INTO outbox (run_id, step_index, lane, created_at) VALUES (?, ?, ?, ?)", j.run_id,
                           j.step_index + 1, queue::lane_name(j.lane), now);
             !s)
           return std::move(s).err();
-        if (auto s = exec(c, "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ? AND status IN ('queued', 'running')",
+        if (auto s = c.run("UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ? AND status IN ('queued', 'running')",
                           a->started_ms, j.run_id);
             !s)
           return std::move(s).err();
         return true;
       }
-      if (auto s = exec(c,
+      if (auto s = c.run(
                         "UPDATE runs SET status = 'succeeded', started_at = COALESCE(started_at, ?), finished_at = ? "
                         "WHERE id = ? AND status IN ('queued', 'running')",
                         a->started_ms, now, j.run_id);
@@ -396,14 +391,14 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
     }
     if (!give_up) {
       if (auto s = queue_.retry_in(c, j, at); !s) return std::move(s).err();
-      if (auto s = exec(c, "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ? AND status IN ('queued', 'running')",
+      if (auto s = c.run("UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ? AND status IN ('queued', 'running')",
                         a->started_ms, j.run_id);
           !s)
         return std::move(s).err();
       return false;
     }
     if (auto s = queue_.dead_in(c, j, r.error); !s) return std::move(s).err();
-    if (auto s = exec(c,
+    if (auto s = c.run(
                       "UPDATE runs SET status = 'failed', error = ?, started_at = COALESCE(started_at, ?), finished_at = ? "
                       "WHERE id = ? AND status IN ('queued', 'running')",
                       fmt::format("step {}: {}", j.step_index, r.error), a->started_ms, now, j.run_id);

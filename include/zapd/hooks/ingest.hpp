@@ -13,6 +13,7 @@
 #include "zapd/core/result.hpp"
 #include "zapd/hooks/signature.hpp"
 #include "zapd/queue/job.hpp"
+#include "zapd/runs/runs.hpp"
 #include "zapd/store/connection.hpp"
 
 namespace zapd::secrets {
@@ -41,19 +42,6 @@ struct zap_info {
 /// Reads a zap's ingestion settings (and decrypts its signing secret). Nullopt: no such zap.
 result<std::optional<zap_info>> load_zap(store::connection& c, const secrets::box& box, const std::string& zap_id);
 
-/// A run to record, built by the webhook handler from a verified request.
-struct new_run {
-  std::string run_id;
-  std::string zap_id;
-  std::string user_id;
-  std::int64_t zap_version = 0;  // the version the request was verified against
-  queue::lane lane = queue::lane::free;
-  std::size_t actions = 0;
-  std::string trigger_json;           // hooks::trigger_payload, serialised
-  std::optional<std::string> dedup_key;
-  std::int64_t now_ms = 0;
-};
-
 struct recorded {
   std::string run_id;      // the new run, or for a duplicate the first run's id
   bool duplicate = false;  // nothing was written
@@ -65,7 +53,9 @@ struct recorded {
 /// answers a live dedup key with its first run, else inserts the run, its first step's
 /// outbox row (none when the zap has no actions: the run is then already succeeded) and the
 /// dedup key. All or nothing with the surrounding transaction.
-result<recorded> record(store::connection& c, const new_run& r, std::int64_t dedup_window_ms);
+/// `r` is the run the webhook handler built from a verified request; `r.zap_version` is the
+/// version it verified against.
+result<recorded> record(store::connection& c, const runs::new_run& r, std::int64_t dedup_window_ms);
 
 /// Deletes up to `batch` dedup keys created before `before_ms`; the number deleted.
 result<std::int64_t> prune_dedup(store::connection& c, std::int64_t before_ms, int batch);

@@ -90,6 +90,14 @@ class connection {
   status exec(std::string_view sql);
   /// Prepares (or reuses) a statement.
   result<statement> prepare(std::string_view sql);
+  /// Prepares (or reuses) `sql`, binds `args` to ?1..?N and steps it to completion
+  /// (INSERT/UPDATE/DELETE in one call).
+  template <class... A>
+  status run(std::string_view sql, const A&... args) {
+    auto st = prepare(sql);
+    if (!st) return std::move(st).err();
+    return st->bind_all(args...).run();
+  }
 
   std::int64_t changes() const;
   std::int64_t last_insert_rowid() const;

@@ -1,0 +1,26 @@
+#include "zapd/core/json.hpp"
+
+#include <cctype>
+
+namespace zapd {
+
+std::string to_lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string dump_safe(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+nlohmann::json json_string(std::string_view bytes) {
+  // Round-trip through a replacing dump: the stored string is then valid UTF-8.
+  return nlohmann::json::parse(dump_safe(nlohmann::json(std::string(bytes))));
+}
+
+std::string string_field(const nlohmann::json& obj, const char* key, std::string fallback) {
+  if (!obj.is_object()) return fallback;
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
+}  // namespace zapd
