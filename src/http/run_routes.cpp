@@ -49,24 +49,21 @@ void add_run_routes(router& r, const run_routes_deps& d) {
     co_return response::json(200, {{"run", runs::to_json(*run, true)}});
   }));
 
-  r.add(verb::post, "/api/v1/runs/{id}/cancel", authed(d.auth, [&d](request& req, const principal& who) -> asio::awaitable<response> {
-    auto job = [user = who.user_id, id = req.params["id"], now = d.clk.now_ms()](store::connection& c) {
-      return runs::cancel(c, user, id, now);
-    };
-    auto run = co_await write<runs::run_record>(d.db.writes(), std::move(job));
-    if (!run) co_return error_response(run.err());
-    co_return response::json(200, {{"run", runs::to_json(*run, true)}});
-  }));
-
-  r.add(verb::post, "/api/v1/runs/{id}/retry", authed(d.auth, [&d](request& req, const principal& who) -> asio::awaitable<response> {
-    auto job = [user = who.user_id, id = req.params["id"], now = d.clk.now_ms()](store::connection& c) {
-      return runs::retry(c, user, id, now);
-    };
-    auto run = co_await write<runs::run_record>(d.db.writes(), std::move(job));
-    if (!run) co_return error_response(run.err());
-    if (d.enqueued) d.enqueued();
-    co_return response::json(200, {{"run", runs::to_json(*run, true)}});
-  }));
+  // cancel and retry: one write that changes the run, then the run with its steps.
+  using run_op = result<runs::run_record> (*)(store::connection&, const std::string&, const std::string&, std::int64_t);
+  auto operation = [&d](run_op op, bool enqueues) {
+    return authed(d.auth, [&d, op, enqueues](request& req, const principal& who) -> asio::awaitable<response> {
+      auto job = [op, user = who.user_id, id = req.params["id"], now = d.clk.now_ms()](store::connection& c) {
+        return op(c, user, id, now);
+      };
+      auto run = co_await write<runs::run_record>(d.db.writes(), std::move(job));
+      if (!run) co_return error_response(run.err());
+      if (enqueues && d.enqueued) d.enqueued();
+      co_return response::json(200, {{"run", runs::to_json(*run, true)}});
+    });
+  };
+  r.add(verb::post, "/api/v1/runs/{id}/cancel", operation(&runs::cancel, false));
+  r.add(verb::post, "/api/v1/runs/{id}/retry", operation(&runs::retry, true));
 
   r.add(verb::post, "/api/v1/runs/{id}/replay", authed(d.auth, [&d](request& req, const principal& who) -> asio::awaitable<response> {
     auto q = req.query_params();

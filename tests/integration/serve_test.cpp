@@ -216,3 +216,10 @@ TEST_CASE("serve: a second zapd on a data dir in use is refused with a clear err
   zapd_process again({}, {}, dir + "/data");
   CHECK(again.request("GET", "/readyz").status == 200);
 }
+
+TEST_CASE("serve: a bad actions.http.allow list stops start-up naming the key") {
+  auto r = run_zapd({"--listen", "127.0.0.1:0", "--data-dir", temp_dir("zapd-allow") + "/data", "--set",
+                     "actions.http.allow=10.0.0.0/33", "serve"});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("actions.http.allow"));
+}

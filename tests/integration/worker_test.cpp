@@ -387,3 +387,27 @@ TEST_CASE("worker: results the writer refuses while full are handed over again, 
   REQUIRE(at != std::string::npos);
   CHECK(std::stol(m.substr(at + series.size())) > 0);
 }
+
+TEST_CASE("runs: a deleted zap's queued run fails at once and cannot be replayed") {
+  http_sink sink;
+  const std::string data = temp_dir("zapd-deleted-zap") + "/data";
+  account a;
+  std::string run_id;
+  {
+    zapd_process z(args({"--set", "worker.enabled=off"}), {}, data);
+    a = sign_up(z, "gone@example.com");
+    auto zap = make_zap(z, a, json::array({http_step(sink.url("/never"))}));
+    run_id = fire(z, a, zap);
+    REQUIRE(z.request("DELETE", "/api/v1/zap/" + zap, "", bearer(a.token)).status == 200);
+    REQUIRE(z.terminate(SIGTERM) == 0);
+  }
+  zapd_process z(args(), {}, data);
+  auto run = wait_final(z, a, run_id, 10s);
+  CHECK(run["status"] == "failed");
+  CHECK(run["steps"][0]["attempts"] == 1);  // no retries for a zap that is gone
+  CHECK_THAT(run["error"].get<std::string>(), Catch::Contains("no version"));
+  CHECK(sink.count() == 0);
+  auto replay = z.request("POST", "/api/v1/runs/" + run_id + "/replay", "", bearer(a.token));
+  CHECK(replay.status == 404);
+  CHECK_THAT(replay.json()["error"]["message"].get<std::string>(), Catch::Contains("no longer exists"));
+}
