@@ -107,12 +107,6 @@ result<checked_body> check_body(std::string_view content_type, std::string_view 
   return out;
 }
 
-result<nlohmann::json> parse_body(std::string_view content_type, std::string_view body, std::size_t max_depth) {
-  auto b = check_body(content_type, body, max_depth, true);
-  if (!b) return std::move(b).err();
-  return std::move(b->value);
-}
-
 bool kept_header(std::string_view n) {
   static constexpr std::string_view dropped[] = {"authorization", "proxy-authorization", "cookie",  "set-cookie",
                                                  "x-api-key",     "connection",          "keep-alive", "transfer-encoding",

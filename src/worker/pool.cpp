@@ -155,7 +155,6 @@ void pool::start() {
 void pool::notify() noexcept {
   {
     std::lock_guard lk(mu_);
-    woken_ = true;
     for (auto& ls : lanes_) ls.woken = true;
   }
   cv_.notify_all();

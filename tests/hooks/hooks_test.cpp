@@ -27,6 +27,13 @@ header_fn headers(std::map<std::string, std::string> h) {
   };
 }
 
+// The body as a document (what dedupPath and the trigger payload see).
+result<json> parse_body(std::string_view content_type, std::string_view body, std::size_t max_depth) {
+  auto b = check_body(content_type, body, max_depth, true);
+  if (!b) return std::move(b).err();
+  return std::move(b->value);
+}
+
 }  // namespace
 
 TEST_CASE("signature: Standard Webhooks matches the specification's example") {

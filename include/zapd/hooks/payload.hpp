@@ -18,21 +18,18 @@ namespace zapd::hooks {
 /// them do not count). Stops counting past `stop_at` (cheap rejection of hostile input).
 std::size_t nesting_depth(std::string_view json_text, std::size_t stop_at);
 
-/// A webhook body as the run's trigger sees it:
-/// - JSON content types (application/json, anything +json) parse to their value; invalid
-///   JSON or nesting deeper than `max_depth` is `invalid_argument`. An empty body is null.
+/// A webhook body as the run's trigger sees it (no JSON document is built unless asked):
+/// - JSON content types (application/json, anything +json) are validated (syntax, UTF-8,
+///   nesting up to `max_depth`); failures are `invalid_argument`. An empty body is null.
 /// - application/x-www-form-urlencoded becomes an object of strings (last value wins).
 /// - anything else is kept as its text (invalid UTF-8 replaced).
-result<nlohmann::json> parse_body(std::string_view content_type, std::string_view body, std::size_t max_depth);
-
-/// A webhook body checked for the run (the hot path: no JSON document is built unless asked).
 struct checked_body {
   /// For JSON content types: the request's own bytes, validated (syntax, UTF-8, depth).
   std::optional<std::string_view> json_text;
   /// Form -> object, other types -> text, empty -> null; for JSON only when `parse_json`.
   nlohmann::json value;
 };
-/// Same rules and errors as parse_body; `raw` must outlive the result.
+/// `raw` must outlive the result.
 result<checked_body> check_body(std::string_view content_type, std::string_view raw, std::size_t max_depth, bool parse_json);
 
 /// trigger_payload, serialised, with a JSON body copied as its text (no document round trip).

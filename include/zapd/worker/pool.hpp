@@ -123,7 +123,6 @@ class pool {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  bool woken_ = false;
   bool stopping_ = false;
   std::atomic<std::int64_t> next_due_ms_{0};  // earliest scheduled retry (Unix ms), 0 = none
   std::array<lane_state, 2> lanes_;
