@@ -1,0 +1,183 @@
+// Thin client for zapd's JSON API. Every error the server sends is {"error":{code,message,details?}};
+// ApiError carries those fields so pages can show the server's own message (and field details).
+
+export interface ErrorDetail {
+  path: string;
+  message: string;
+}
+
+export class ApiError extends Error {
+  constructor(
+    public status: number,
+    public code: string,
+    message: string,
+    public details: ErrorDetail[] = [],
+  ) {
+    super(message);
+  }
+}
+
+const TOKEN_KEY = 'token';
+type Listener = (token: string | null) => void;
+const listeners = new Set<Listener>();
+
+export function getToken(): string | null {
+  try {
+    return localStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+export function setToken(token: string | null): void {
+  try {
+    if (token) localStorage.setItem(TOKEN_KEY, token);
+    else localStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* storage unavailable: the session lasts as long as the page */
+  }
+  listeners.forEach((l) => l(token));
+}
+
+export function onTokenChange(l: Listener): () => void {
+  listeners.add(l);
+  return () => listeners.delete(l);
+}
+
+// Signin answers 401 for a wrong password; that must not be treated as "session over".
+const NO_SESSION_PATHS = ['/api/v1/user/signin', '/api/v1/user/signup'];
+
+export async function api<T = any>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  const token = getToken();
+  if (token && !NO_SESSION_PATHS.includes(path)) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res: Response;
+  try {
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new ApiError(0, 'network', `Network error: ${(e as Error).message || 'the server could not be reached'}`);
+  }
+  const text = await res.text();
+  let data: any = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!res.ok) {
+    const err = data && typeof data === 'object' ? data.error : null;
+    let message: string = err?.message || `${res.status} ${res.statusText || 'request failed'}`;
+    if (res.status === 429) {
+      const after = res.headers.get('Retry-After');
+      if (after) message += ` (try again in ${after} s)`;
+    }
+    if (res.status === 401 && !NO_SESSION_PATHS.includes(path)) setToken(null);
+    throw new ApiError(res.status, err?.code || 'http_error', message, Array.isArray(err?.details) ? err.details : []);
+  }
+  return data as T;
+}
+
+export function errorMessage(e: unknown): string {
+  if (e instanceof ApiError) return e.message;
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+// ---- shapes ----
+
+export interface Field {
+  name: string;
+  type: 'string' | 'text' | 'integer' | 'boolean' | 'choice' | 'string_map' | 'string_list' | string;
+  required: boolean;
+  default: unknown;
+  help?: string;
+  templates?: boolean;
+  choices?: string[];
+  format?: string;
+}
+
+export interface CatalogItem {
+  id: string;
+  name: string;
+  image?: string;
+  description?: string;
+  configSchema: { fields: Field[] };
+}
+
+export interface RunSummary {
+  id: string;
+  status: string;
+  createdAt: string;
+}
+
+export interface Zap {
+  id: string;
+  name: string;
+  enabled: boolean;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+  userId: string;
+  webhookUrl: string;
+  retry: { attempts?: number; baseDelayMs?: number } | null;
+  trigger: { id: string; triggerId: string; metadata: Record<string, unknown>; type?: { id: string; name: string } };
+  actions: {
+    id: string;
+    actionId: string;
+    metadata: Record<string, unknown>;
+    sortingOrder: number;
+    type?: { id: string; name: string };
+  }[];
+  lastRun?: RunSummary | null;
+}
+
+export interface Step {
+  index: number;
+  actionId: string;
+  status: string;
+  attempts: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  durationMs: number | null;
+  nextAttemptAt: string | null;
+  input: unknown;
+  output: unknown;
+  error: string | null;
+  warnings: unknown[];
+}
+
+export interface Run {
+  id: string;
+  zapId: string;
+  zapVersion: number;
+  status: string;
+  lane?: string;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  durationMs: number | null;
+  error: string | null;
+  replayOf: string | null;
+  trigger: { method?: string; body?: unknown; query?: Record<string, unknown>; headers?: Record<string, string>; contentType?: string; receivedAt?: string };
+  steps?: Step[];
+}
+
+export const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+export const isActive = (status: string) => status === 'queued' || status === 'running';
+
+let catalog: Promise<{ triggers: CatalogItem[]; actions: CatalogItem[] }> | null = null;
+
+// The catalog never changes while the server runs; fetch it once per page load.
+export function loadCatalog() {
+  if (!catalog) {
+    catalog = Promise.all([
+      api<{ availableTriggers: CatalogItem[] }>('GET', '/api/v1/trigger/available'),
+      api<{ availableActions: CatalogItem[] }>('GET', '/api/v1/action/available'),
+    ]).then(([t, a]) => ({ triggers: t.availableTriggers, actions: a.availableActions }));
+    catalog.catch(() => (catalog = null));
+  }
+  return catalog;
+}

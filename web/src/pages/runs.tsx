@@ -1,0 +1,348 @@
+import { useEffect, useState } from 'preact/hooks';
+import { useLocation, useRoute } from 'preact-iso/router';
+import { api, type CatalogItem, errorMessage, isActive, loadCatalog, type Run, RUN_STATUSES, type Zap } from '../api';
+import { ErrorBox, fmtDuration, Icon, Json, Loading, Page, Status, Time, useApi, useInterval, useTitle } from '../ui';
+
+const PAGE = 25;
+
+export function RunsList() {
+  const { params } = useRoute();
+  const zapId = params.id;
+  const zap = useApi<{ zap: Zap }>(`/api/v1/zap/${zapId}`);
+  const [status, setStatus] = useState('');
+  const [runs, setRuns] = useState<Run[] | null>(null);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [more, setMore] = useState(false);
+  useTitle(zap.data ? `Runs of ${zap.data.zap.name}` : 'Runs');
+
+  const query = (limit: number, cur?: string | null) => {
+    const q = new URLSearchParams({ zapId, limit: String(limit) });
+    if (status) q.set('status', status);
+    if (cur) q.set('cursor', cur);
+    return `/api/v1/runs?${q}`;
+  };
+
+  // (Re)load the first page; with `keep` it reloads as many rows as are shown (auto-refresh).
+  const load = async (keep = 0) => {
+    try {
+      const r = await api<{ runs: Run[]; nextCursor: string | null }>('GET', query(Math.min(200, Math.max(PAGE, keep))));
+      setRuns(r.runs);
+      setCursor(r.nextCursor);
+      setError(null);
+    } catch (e) {
+      setError(errorMessage(e));
+    }
+  };
+  useEffect(() => {
+    setRuns(null);
+    load();
+  }, [zapId, status]);
+
+  const loadMore = async () => {
+    setMore(true);
+    try {
+      const r = await api<{ runs: Run[]; nextCursor: string | null }>('GET', query(PAGE, cursor));
+      setRuns((rs) => [...(rs ?? []), ...r.runs]);
+      setCursor(r.nextCursor);
+    } catch (e) {
+      setError(errorMessage(e));
+    } finally {
+      setMore(false);
+    }
+  };
+
+  const active = !!runs?.some((r) => isActive(r.status));
+  useInterval(() => load(runs?.length ?? 0), 2000, active);
+
+  return (
+    <Page
+      title={
+        <>
+          Runs{' '}
+          {zap.data && (
+            <>
+              of <a href={`/zaps/${zapId}`}>{zap.data.zap.name}</a>
+            </>
+          )}
+        </>
+      }
+      actions={
+        <a class="btn" href={`/zaps/${zapId}`}>
+          Edit zap
+        </a>
+      }
+    >
+      <div class="toolbar">
+        <div class="field inline">
+          <label for="run-status">Status</label>
+          <select id="run-status" value={status} onChange={(e) => setStatus(e.currentTarget.value)}>
+            <option value="">All</option>
+            {RUN_STATUSES.map((s) => (
+              <option value={s}>{s}</option>
+            ))}
+          </select>
+        </div>
+        {active && (
+          <span class="muted small" role="status">
+            Refreshing while runs are in progress…
+          </span>
+        )}
+      </div>
+      <ErrorBox error={error || zap.error} />
+      {!runs && !error && <Loading what="Loading runs" />}
+      {runs && runs.length === 0 && <p class="empty card">{status ? `No ${status} runs.` : 'No runs yet. Send a request to the webhook URL to start one.'}</p>}
+      {runs && runs.length > 0 && (
+        <div class="table-wrap">
+          <table class="runs">
+            <thead>
+              <tr>
+                <th scope="col">Status</th>
+                <th scope="col">Created</th>
+                <th scope="col">Duration</th>
+                <th scope="col">Run</th>
+              </tr>
+            </thead>
+            <tbody>
+              {runs.map((r) => (
+                <tr key={r.id} data-run-id={r.id}>
+                  <td>
+                    <Status status={r.status} />
+                  </td>
+                  <td>
+                    <Time at={r.createdAt} />
+                  </td>
+                  <td>{fmtDuration(r.durationMs)}</td>
+                  <td>
+                    <a href={`/runs/${r.id}`} aria-label={`Run ${r.id}`}>
+                      <code>{r.id.slice(0, 8)}</code>
+                    </a>
+                    {r.replayOf && <span class="tag">replay</span>}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {cursor && (
+        <button type="button" class="btn" onClick={loadMore} disabled={more}>
+          Load more
+        </button>
+      )}
+    </Page>
+  );
+}
+
+export function RunPage() {
+  const { params } = useRoute();
+  const { route } = useLocation();
+  const run = useApi<{ run: Run }>(`/api/v1/runs/${params.id}`);
+  const r = run.data?.run;
+  const zap = useApi<{ zap: Zap }>(r ? `/api/v1/zap/${r.zapId}` : null);
+  const [catalog, setCatalog] = useState<CatalogItem[]>([]);
+  const [busy, setBusy] = useState(false);
+  const [actionError, setActionError] = useState<string | null>(null);
+  const [note, setNote] = useState('');
+  useTitle(r ? `Run ${r.status}` : 'Run');
+  useEffect(() => {
+    loadCatalog()
+      .then((c) => setCatalog(c.actions))
+      .catch(() => {});
+  }, []);
+  useInterval(() => run.reload(true), 1500, !!r && isActive(r.status));
+
+  const act = async (what: 'replay' | 'retry' | 'cancel') => {
+    setBusy(true);
+    setActionError(null);
+    setNote('');
+    try {
+      const res = await api<{ runId?: string }>('POST', `/api/v1/runs/${r!.id}/${what}`);
+      if (what === 'replay' && res?.runId) {
+        route(`/runs/${res.runId}`);
+      } else {
+        setNote(what === 'retry' ? 'Retrying from the failed step…' : 'Cancel requested.');
+        await run.reload(true);
+      }
+    } catch (e) {
+      setActionError(errorMessage(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (run.error && !r)
+    return (
+      <Page title="Run">
+        <ErrorBox error={run.error} />
+      </Page>
+    );
+  if (!r) return <Loading what="Loading run" />;
+  const actionName = (id: string) => catalog.find((a) => a.id === id)?.name ?? id;
+
+  return (
+    <Page
+      title={
+        <>
+          Run <Status status={r.status} />
+        </>
+      }
+      actions={
+        <>
+          <button type="button" class="btn" disabled={busy} onClick={() => act('replay')}>
+            Replay
+          </button>
+          {r.status === 'failed' && (
+            <button type="button" class="btn primary" disabled={busy} onClick={() => act('retry')}>
+              Retry
+            </button>
+          )}
+          {isActive(r.status) && (
+            <button type="button" class="btn danger" disabled={busy} onClick={() => act('cancel')}>
+              Cancel run
+            </button>
+          )}
+        </>
+      }
+    >
+      <ErrorBox error={actionError || run.error} />
+      <p role="status" class="muted">
+        {note}
+      </p>
+      <dl class="card facts">
+        <div>
+          <dt>Zap</dt>
+          <dd>
+            <a href={`/zaps/${r.zapId}`}>{zap.data?.zap.name ?? r.zapId}</a> (version {r.zapVersion}) · <a href={`/zaps/${r.zapId}/runs`}>all runs</a>
+          </dd>
+        </div>
+        <div>
+          <dt>Run ID</dt>
+          <dd>
+            <code>{r.id}</code>
+          </dd>
+        </div>
+        {r.replayOf && (
+          <div>
+            <dt>Replay of</dt>
+            <dd>
+              <a href={`/runs/${r.replayOf}`}>
+                <code>{r.replayOf}</code>
+              </a>
+            </dd>
+          </div>
+        )}
+        <div>
+          <dt>Created</dt>
+          <dd>
+            <Time at={r.createdAt} />
+          </dd>
+        </div>
+        <div>
+          <dt>Started</dt>
+          <dd>
+            <Time at={r.startedAt} />
+          </dd>
+        </div>
+        <div>
+          <dt>Finished</dt>
+          <dd>
+            <Time at={r.finishedAt} />
+          </dd>
+        </div>
+        <div>
+          <dt>Duration</dt>
+          <dd>{fmtDuration(r.durationMs)}</dd>
+        </div>
+      </dl>
+      {r.error && (
+        <div class="error-box run-error">
+          <strong>Error:</strong> {r.error}
+        </div>
+      )}
+
+      <details class="card trigger">
+        <summary>
+          Trigger payload{r.trigger?.method ? ` (${r.trigger.method}${r.trigger.contentType ? `, ${r.trigger.contentType}` : ''})` : ''}
+        </summary>
+        <h3>Body</h3>
+        <Json value={r.trigger?.body} label="Trigger body" />
+        {r.trigger?.query && Object.keys(r.trigger.query).length > 0 && (
+          <>
+            <h3>Query</h3>
+            <Json value={r.trigger.query} label="Trigger query" />
+          </>
+        )}
+        <h3>Headers</h3>
+        <Json value={r.trigger?.headers} label="Trigger headers" />
+        <p class="muted small">
+          Received <Time at={r.trigger?.receivedAt} />
+        </p>
+      </details>
+
+      <h2>Steps</h2>
+      {(r.steps ?? []).length === 0 && <p class="muted">No step has started yet.</p>}
+      <ol class="timeline">
+        {(r.steps ?? []).map((s) => (
+          <li class={`card step-result step-${s.status}`} data-step={s.index}>
+            <header class="step-head">
+              <h3>
+                <Icon id={s.actionId} /> Step {s.index}: {actionName(s.actionId)}
+              </h3>
+              <Status status={s.status} />
+            </header>
+            <dl class="facts inline">
+              <div>
+                <dt>Attempts</dt>
+                <dd>{s.attempts}</dd>
+              </div>
+              <div>
+                <dt>Duration</dt>
+                <dd>{fmtDuration(s.durationMs)}</dd>
+              </div>
+              <div>
+                <dt>Started</dt>
+                <dd>
+                  <Time at={s.startedAt} />
+                </dd>
+              </div>
+              {s.nextAttemptAt && (
+                <div>
+                  <dt>Next attempt</dt>
+                  <dd>
+                    <Time at={s.nextAttemptAt} />
+                  </dd>
+                </div>
+              )}
+            </dl>
+            {s.error && (
+              <div class="error-box step-error">
+                <strong>Error:</strong> {s.error}
+              </div>
+            )}
+            {s.warnings && s.warnings.length > 0 && (
+              <div class="warn-box">
+                <strong>Warnings</strong>
+                <ul>
+                  {s.warnings.map((w) => (
+                    <li>{typeof w === 'string' ? w : JSON.stringify(w)}</li>
+                  ))}
+                </ul>
+              </div>
+            )}
+            <div class="io">
+              <div>
+                <h4>Input</h4>
+                <Json value={s.input} label={`Step ${s.index} input`} />
+              </div>
+              <div>
+                <h4>Output</h4>
+                {s.output == null ? <p class="muted">—</p> : <Json value={s.output} label={`Step ${s.index} output`} />}
+              </div>
+            </div>
+          </li>
+        ))}
+      </ol>
+    </Page>
+  );
+}
