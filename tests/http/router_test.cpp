@@ -103,3 +103,19 @@ TEST_CASE("every errc maps to the documented status") {
   CHECK(r.status == 503);
   CHECK(nlohmann::json::parse(r.body) == nlohmann::json{{"error", {{"code", "overloaded"}, {"message", "busy"}}}});
 }
+
+TEST_CASE("router: the fallback answers paths no route matches, never a known path's other method") {
+  router r;
+  r.add(bhttp::verb::get, "/healthz", echo_params());
+  r.fallback([](request& req) -> asio::awaitable<response> {
+    co_return response::json(299, {{"fallback", req.path}, {"params", req.params.size()}});
+  });
+  auto miss = run(r, bhttp::verb::get, "/zaps/1");
+  CHECK(miss.status == 299);
+  CHECK(miss.body == R"({"fallback":"/zaps/1","params":0})");
+  CHECK(run(r, bhttp::verb::post, "/anything").status == 299);
+  CHECK(run(r, bhttp::verb::get, "/healthz").status == 200);
+  auto other_method = run(r, bhttp::verb::delete_, "/healthz");
+  CHECK(other_method.status == 405);
+  CHECK(other_method.body.find("method_not_allowed") != std::string::npos);
+}
