@@ -4,10 +4,13 @@ PRESET ?= default
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: deps build run test clean
+.PHONY: deps test-deps build run test web-deps ui ui-check clean
 
 deps:
 	@./packaging/install-deps.sh
+
+test-deps:
+	@./packaging/install-deps.sh --test
 
 build: deps
 	@cmake --preset $(PRESET) >/dev/null
@@ -16,8 +19,27 @@ build: deps
 run: build
 	./$(BUILD_DIR)/zapd serve
 
-test: build
+# The web UI's npm packages (Vite, TypeScript, Preact, playwright-core for the browser
+# tests) at the versions in web/package-lock.json, when it changed. `npm install`, not
+# `npm ci`: the lock lists Rollup's native binary for the platforms the registry served
+# (linux x64/arm64), and `npm ci` refuses a lock without every platform's optional binary.
+# ui-check fails if this changed the lock.
+web-deps: test-deps
+	@if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then \
+	  echo "web: npm install (from package-lock.json)" >&2; cd web && npm install --no-audit --no-fund --loglevel=error; fi
+
+test: test-deps web-deps build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# Rebuilds web/dist from web/src (then `make build` embeds it).
+ui: web-deps
+	cd web && npm run build
+
+# CI: the committed bundle must be exactly what web/src builds.
+ui-check: ui
+	@if [ -n "$$(git status --porcelain -- web/dist web/package-lock.json)" ]; then \
+	  git status --short -- web/dist web/package-lock.json; \
+	  echo "web/dist (or the lock) differs from what web/src builds: run 'make ui' and commit both" >&2; exit 1; fi
 
 clean:
 	rm -rf $(BUILD_DIR)

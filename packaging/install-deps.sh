@@ -3,12 +3,19 @@
 # A no-op (no apt-get call at all) when everything is already present.
 set -euo pipefail
 
+# Building and running zapd (the web UI's bundle is committed: no Node.js needed).
 PACKAGES=(
-  build-essential cmake ninja-build pkg-config
+  build-essential cmake ninja-build pkg-config gzip
   libboost1.81-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libfmt-dev catch2
   libsodium-dev libcurl4-openssl-dev libtomlplusplus-dev libssl-dev
-  python3 python3-aiosmtpd curl
+  python3 curl
 )
+# `--test`: what the test suites add: a real SMTP server, and for the web UI's build and
+# browser tests Chromium and (unless a Node.js is already installed) Debian's Node.js + npm.
+if [ "${1:-}" = "--test" ]; then
+  PACKAGES+=(python3-aiosmtpd chromium)
+  if ! command -v node >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

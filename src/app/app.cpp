@@ -27,6 +27,7 @@
 #include "zapd/http/health_routes.hpp"
 #include "zapd/http/hook_routes.hpp"
 #include "zapd/http/run_routes.hpp"
+#include "zapd/http/ui_routes.hpp"
 #include "zapd/http/zap_routes.hpp"
 #include "zapd/secrets/secrets.hpp"
 #include "zapd/http/server.hpp"
@@ -271,6 +272,7 @@ int serve(const config::loaded& cfg) {
   http::add_metrics_route(routes, registry);
   const http::run_routes_deps run_deps{**db, accounts.authenticate(), real_clock(), [&relay] { relay.notify(); }};
   http::add_run_routes(routes, run_deps);
+  http::add_ui_routes(routes);
 
   std::size_t threads = s.server_threads > 0 ? static_cast<std::size_t>(s.server_threads)
                                              : std::max(1u, std::thread::hardware_concurrency());

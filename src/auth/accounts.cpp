@@ -176,6 +176,15 @@ result<std::int64_t> set_password_hash(store::connection& c, std::string_view us
   return v;
 }
 
+result<user> set_name(store::connection& c, std::string_view user_id, std::string_view name) {
+  if (auto st = c.run("UPDATE users SET name = ? WHERE id = ?", name, user_id); !st) return std::move(st).err();
+  if (c.changes() == 0) return make_error(errc::not_found, "no such user");
+  auto u = find_user_by_id(c, user_id);
+  if (!u) return std::move(u).err();
+  if (!*u) return make_error(errc::not_found, "no such user");
+  return std::move(**u);
+}
+
 result<api_token_info> insert_api_token(store::connection& c, std::string_view user_id, std::string_view name,
                                         std::string_view token_hash) {
   auto q = c.prepare(

@@ -1,6 +1,7 @@
 #include "zapd/core/ids.hpp"
 
 #include <array>
+#include <atomic>
 
 #include <fmt/format.h>
 #include <sodium.h>
@@ -47,9 +48,20 @@ std::string new_uuid_v7(std::int64_t unix_ms) {
   ensure_sodium();
   std::array<unsigned char, 16> b{};
   randombytes_buf(b.data(), b.size());
-  const auto ms = static_cast<std::uint64_t>(unix_ms);
+  // (ms << 12 | counter), shared by every thread: each id takes the next value at or after
+  // the start of its millisecond.
+  static std::atomic<std::uint64_t> last{0};
+  const std::uint64_t start = (static_cast<std::uint64_t>(unix_ms) & 0xffff'ffff'ffffULL) << 12;
+  std::uint64_t prev = last.load(std::memory_order_relaxed);
+  std::uint64_t next = 0;
+  do {
+    next = start > prev ? start : prev + 1;
+  } while (!last.compare_exchange_weak(prev, next, std::memory_order_relaxed));
+  const std::uint64_t ms = next >> 12;
+  const auto counter = static_cast<unsigned>(next & 0xfff);
   for (int i = 0; i < 6; ++i) b[static_cast<std::size_t>(i)] = static_cast<unsigned char>(ms >> (40 - 8 * i));
-  b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x70);  // version 7
+  b[6] = static_cast<unsigned char>(0x70 | (counter >> 8));  // version 7, counter high bits
+  b[7] = static_cast<unsigned char>(counter & 0xff);
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 9562 variant
   return format_uuid(b);
 }

@@ -226,6 +226,20 @@ void auth_api::add_routes(router& r) const {
           co_return response::json(200, {{"user", user_json(**found)}});
         }));
 
+  r.add(verb::patch, "/api/v1/user", authed(auth, [this](request& req, const principal& p) -> asio::awaitable<response> {
+          auto body = object_body(req);
+          if (!body) co_return fail(body.err());
+          for (const auto& [k, v] : body->items())
+            if (k != "name") co_return fail(make_error(errc::invalid_argument, k + ": unknown field; PATCH /api/v1/user changes name"));
+          auto name = string_field(*body, "name");
+          if (!name) co_return fail(name.err());
+          if (auto st = auth::validate_name(*name); !st) co_return fail(st.err());
+          auto rename = [id = p.user_id, n = std::move(*name)](store::connection& c) { return auth::set_name(c, id, n); };
+          auto u = co_await write<auth::user>(db_.writes(), std::move(rename));
+          if (!u) co_return fail(u.err());
+          co_return response::json(200, {{"user", user_json(*u)}});
+        }));
+
   r.add(verb::post, "/api/v1/user/signout", authed(auth, [this](request&, const principal& p) -> asio::awaitable<response> {
           auto bump = [id = p.user_id](store::connection& c) { return auth::bump_token_version(c, id); };
           auto v = co_await write<std::int64_t>(db_.writes(), std::move(bump));

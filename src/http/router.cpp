@@ -67,7 +67,11 @@ boost::asio::awaitable<response> router::dispatch(request& req) const {
     }
     allowed.emplace_back(bhttp::to_string(r.method));
   }
-  if (!found) {
+  const handler* h = found ? &found->h : nullptr;
+  if (!found && allowed.empty() && fallback_) {
+    h = &fallback_;
+    params.clear();
+  } else if (!found) {
     if (allowed.empty()) co_return error_response(errc::not_found, fmt::format("no route for {}", req.path));
     auto res = error_response(errc::method_not_allowed,
                               fmt::format("{} is not allowed on {}; allowed: {}", std::string(req.msg.method_string()),
@@ -77,7 +81,7 @@ boost::asio::awaitable<response> router::dispatch(request& req) const {
   }
   req.params = std::move(params);
   try {
-    co_return co_await found->h(req);
+    co_return co_await (*h)(req);
   } catch (const std::exception& e) {
     log::error("http.handler_threw", {{"path", req.path}, {"error", e.what()}});
   }

@@ -36,14 +36,16 @@ constexpr std::size_t k_header_limit = 16 * 1024;
 constexpr std::size_t k_drain_limit = 4 * 1024 * 1024;
 constexpr std::chrono::seconds k_drain_time{2};
 
-bhttp::response<bhttp::string_body> to_beast(const response& r, unsigned version, bool keep_alive) {
+/// Moves the body out of `r`. A HEAD answer keeps the Content-Length of the GET, without a body.
+bhttp::response<bhttp::string_body> to_beast(response& r, unsigned version, bool keep_alive, bool head) {
   bhttp::response<bhttp::string_body> m{static_cast<bhttp::status>(r.status), version};
   m.set(bhttp::field::server, "zapd");
   if (!r.content_type.empty()) m.set(bhttp::field::content_type, r.content_type);
   for (const auto& [k, v] : r.headers) m.insert(k, v);
-  m.body() = r.body;
+  m.body() = std::move(r.body);
   m.keep_alive(keep_alive);
   m.prepare_payload();
+  if (head) m.body().clear();
   return m;
 }
 
@@ -173,7 +175,7 @@ asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
       std::string target(parser.get().target());
       if (method.empty()) method = "-";
       if (target.empty()) target = "-";
-      auto msg = to_beast(*early, 11, false);
+      auto msg = to_beast(*early, 11, false, false);
       c->stream.expires_after(opts_.read_timeout);
       co_await bhttp::async_write(c->stream, msg, use_tuple);
       log::info("http.request", {{"method", method}, {"path", target}, {"status", early->status},
@@ -205,7 +207,7 @@ asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
 
     response res = co_await router_.dispatch(req);
     bool keep_alive = req.msg.keep_alive() && !stopping_;
-    auto msg = to_beast(res, req.msg.version(), keep_alive);
+    auto msg = to_beast(res, req.msg.version(), keep_alive, req.msg.method() == bhttp::verb::head);
     c->stream.expires_after(opts_.read_timeout);
     auto [wec, wn] = co_await bhttp::async_write(c->stream, msg, use_tuple);
     const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();

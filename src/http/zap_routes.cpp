@@ -2,13 +2,27 @@
 
 #include <fmt/format.h>
 
+#include "zapd/core/clock.hpp"
 #include "zapd/http/store_await.hpp"
+#include "zapd/runs/runs.hpp"
 
 namespace zapd::http {
 namespace {
 
 namespace asio = boost::asio;
 using json = nlohmann::json;
+
+/// `{id, status, createdAt}` of the zap's newest run, or null (the UI's "last run" column).
+result<json> last_run(store::connection& c, const std::string& user_id, const std::string& zap_id) {
+  runs::filter f;
+  f.zap_id = zap_id;
+  f.limit = 1;
+  auto p = runs::list(c, user_id, f);
+  if (!p) return std::move(p).err();
+  if (p->runs.empty()) return json(nullptr);
+  const auto& r = p->runs.front();
+  return json{{"id", r.id}, {"status", r.status}, {"createdAt", iso_time_ms(r.created_at)}};
+}
 
 // Validates `body` as a zap and hands `apply` the result, all inside one writer request so the
 // user's secret names are read in the same transaction that saves the zap.
@@ -77,17 +91,34 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
   r.add(verb::post, "/api/v1/zap/import", authed(d.auth, notifying(d, create)));
 
   r.add(verb::get, "/api/v1/zap", authed(d.auth, [&d](request&, const principal& who) -> asio::awaitable<response> {
-    auto all = d.db.reads().with([&](store::connection& c) { return zaps::list(c, who.user_id); });
-    if (!all) co_return error_response(all.err());
-    json list = json::array();
-    for (const auto& z : *all) list.push_back(zaps::to_json(z, d.catalog, d.public_url));
-    co_return response::json(200, {{"zaps", list}});
+    auto list = d.db.reads().with([&](store::connection& c) -> result<json> {
+      auto all = zaps::list(c, who.user_id);
+      if (!all) return std::move(all).err();
+      json out = json::array();
+      for (const auto& z : *all) {
+        auto last = last_run(c, who.user_id, z.id);
+        if (!last) return std::move(last).err();
+        out.push_back(zaps::to_json(z, d.catalog, d.public_url));
+        out.back()["lastRun"] = std::move(*last);
+      }
+      return out;
+    });
+    if (!list) co_return error_response(list.err());
+    co_return response::json(200, {{"zaps", std::move(*list)}});
   }));
 
   r.add(verb::get, "/api/v1/zap/{id}", authed(d.auth, [&d](request& req, const principal& who) -> asio::awaitable<response> {
-    auto z = d.db.reads().with([&](store::connection& c) { return zaps::get(c, who.user_id, req.params["id"]); });
-    if (!z) co_return error_response(z.err());
-    co_return response::json(200, {{"zap", zaps::to_json(*z, d.catalog, d.public_url)}});
+    auto zap = d.db.reads().with([&](store::connection& c) -> result<json> {
+      auto z = zaps::get(c, who.user_id, req.params["id"]);
+      if (!z) return std::move(z).err();
+      auto last = last_run(c, who.user_id, z->id);
+      if (!last) return std::move(last).err();
+      json out = zaps::to_json(*z, d.catalog, d.public_url);
+      out["lastRun"] = std::move(*last);
+      return out;
+    });
+    if (!zap) co_return error_response(zap.err());
+    co_return response::json(200, {{"zap", std::move(*zap)}});
   }));
 
   r.add(verb::put, "/api/v1/zap/{id}", authed(d.auth, notifying(d, [&d](request& req, const principal& who) -> asio::awaitable<response> {

@@ -32,6 +32,23 @@ TEST_CASE("result carries a value or an error") {
   CHECK(fine.ok());
 }
 
+TEST_CASE("uuid v7 ids sort in creation order, within a millisecond and when the clock steps back") {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5000; ++i) ids.push_back(zapd::new_uuid_v7(4'000'000'000'000));  // > 4096 in one ms
+  ids.push_back(zapd::new_uuid_v7(1'700'000'000'000));                                 // clock went back
+  ids.push_back(zapd::new_uuid_v7(4'100'000'000'000));
+  for (std::size_t i = 1; i < ids.size(); ++i) {
+    INFO(i << ": " << ids[i - 1] << " then " << ids[i]);
+    REQUIRE(ids[i - 1] < ids[i]);
+  }
+  for (const auto& id : ids) {
+    REQUIRE(id.size() == 36);
+    CHECK(id[14] == '7');
+    CHECK((id[19] == '8' || id[19] == '9' || id[19] == 'a' || id[19] == 'b'));
+  }
+  CHECK(ids.front().substr(0, 18) == "03a35294-4000-7000");  // 4e12 ms in the first 48 bits, counter 0
+}
+
 TEST_CASE("uuids are v4, distinct and well-formed") {
   std::regex v4("^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$");
   std::set<std::string> seen;

@@ -97,6 +97,27 @@ TEST_CASE("auth api: sign up, sign in, and who am I") {
   CHECK(z.log().find("password1") == std::string::npos);
 }
 
+TEST_CASE("auth api: PATCH /api/v1/user renames the account and refuses bad names") {
+  zapd_process z(fast_args());
+  REQUIRE(signup(z, "rename@example.com", "password1", "Old Name").status == 200);
+  std::string token = token_for(z, "rename@example.com");
+  auto h = std::map<std::string, std::string>{{"Authorization", "Bearer " + token}};
+  auto r = z.request("PATCH", "/api/v1/user", R"({"name":"New Name"})", h);
+  INFO(r.body);
+  REQUIRE(r.status == 200);
+  CHECK(r.json()["user"]["name"] == "New Name");
+  CHECK(me(z, "Bearer " + token).json()["user"]["name"] == "New Name");
+
+  for (const char* bad : {R"({"name":""})", R"({"name":42})", R"({})", R"({"email":"x@y.z"})", "[]", "{"}) {
+    INFO(bad);
+    auto e = z.request("PATCH", "/api/v1/user", bad, h);
+    CHECK(e.status == 400);
+    CHECK(e.json()["error"]["message"].is_string());
+  }
+  CHECK(me(z, "Bearer " + token).json()["user"]["name"] == "New Name");
+  check_unauthorized(z.request("PATCH", "/api/v1/user", R"({"name":"X"})"));
+}
+
 TEST_CASE("auth api: sign-up refuses each invalid field by name, and a taken email") {
   zapd_process z(fast_args({"--set", "auth.default_plan=paid"}));
   REQUIRE(signup(z, "taken@example.com").status == 200);

@@ -239,6 +239,21 @@ TEST_CASE("runs API: list newest first, filter, paginate, another user's run is 
   CHECK(z.request("POST", "/api/v1/runs/" + failed + "/retry", "", bearer(b.token)).status == 404);
   CHECK(z.request("GET", "/api/v1/runs", "", bearer(b.token)).json()["runs"].empty());
   CHECK(z.request("GET", "/api/v1/runs").status == 401);
+
+  // The zaps list and a zap show their newest run (the UI's "last run" column).
+  auto zaps = z.request("GET", "/api/v1/zap", "", bearer(a.token)).json()["zaps"];
+  REQUIRE(zaps.size() == 2);
+  for (const auto& zap : zaps) {
+    INFO(zap.dump());
+    const bool is_ok = zap["id"] == ok_zap;
+    CHECK(zap["lastRun"]["id"] == (is_ok ? ids.back() : failed));
+    CHECK(zap["lastRun"]["status"] == (is_ok ? "succeeded" : "failed"));
+    CHECK(zap["lastRun"]["createdAt"].is_string());
+  }
+  auto one = z.request("GET", "/api/v1/zap/" + bad_zap, "", bearer(a.token)).json()["zap"];
+  CHECK(one["lastRun"]["id"] == failed);
+  auto fresh = make_zap(z, a, json::array({http_step(sink.url("/ok"))}));
+  CHECK(z.request("GET", "/api/v1/zap/" + fresh, "", bearer(a.token)).json()["zap"]["lastRun"].is_null());
 }
 
 TEST_CASE("runs API: retry a failed run, replay a run, cancel a run in flight") {

@@ -72,6 +72,8 @@ result<std::vector<user>> list_users(store::connection& c);
 result<std::int64_t> bump_token_version(store::connection& c, std::string_view user_id);
 /// Replaces the password hash and ends every session; returns the new token version.
 result<std::int64_t> set_password_hash(store::connection& c, std::string_view user_id, std::string_view hash);
+/// Renames the user (an already validated name); returns the stored row. `not_found` if no such user.
+result<user> set_name(store::connection& c, std::string_view user_id, std::string_view name);
 
 result<api_token_info> insert_api_token(store::connection& c, std::string_view user_id, std::string_view name,
                                         std::string_view token_hash);

@@ -21,6 +21,8 @@ using handler = std::function<boost::asio::awaitable<response>(request&)>;
 class router {
  public:
   void add(bhttp::verb method, std::string pattern, handler h);
+  /// Runs for a path no route matches (any method); without one that is a 404 JSON.
+  void fallback(handler h) { fallback_ = std::move(h); }
 
   /// Finds the handler and runs it; fills `req.params`.
   boost::asio::awaitable<response> dispatch(request& req) const;
@@ -33,6 +35,7 @@ class router {
   };
   static bool match(const route& r, const std::vector<std::string_view>& parts, std::map<std::string, std::string>& params);
   std::vector<route> routes_;
+  handler fallback_;
 };
 
 }  // namespace zapd::http
