@@ -40,7 +40,7 @@ function Hints({ run, secrets, step, onPick, note }: { run: Run | null; secrets:
     flatten(run.trigger?.body, '', body);
     groups.push({ title: 'Trigger body', paths: body });
     const query: string[] = [];
-    flatten(run.trigger?.query ?? {}, 'trigger.query', query);
+    if (run.trigger?.query && Object.keys(run.trigger.query).length) flatten(run.trigger.query, 'trigger.query', query);
     if (query.length) groups.push({ title: 'Query string', paths: query });
     for (const s of run.steps ?? []) {
       // A step can only read the output of the steps before it.
@@ -253,6 +253,14 @@ export function ZapEditor() {
     target.current = t;
     setFocusStep(t.step);
   };
+
+  // After a rejected save, take keyboard and screen-reader users to the first field at fault.
+  useEffect(() => {
+    if (!Object.keys(errors).length) return;
+    const el = document.querySelector<HTMLElement>('.editor-main [aria-invalid="true"]');
+    el?.focus();
+    el?.scrollIntoView({ block: 'center' });
+  }, [errors]);
 
   const updateAction = (key: number, f: (a: ActionState) => ActionState) => setActions((all) => all.map((a) => (a.key === key ? f(a) : a)));
   const move = (i: number, d: number) =>

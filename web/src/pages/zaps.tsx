@@ -58,16 +58,18 @@ function ZapRow({ zap, onChange, onDelete }: { zap: Zap; onChange: (z: Zap) => v
       </div>
       <CopyField value={zap.webhookUrl} id={`hook-${zap.id}`} />
       <div class="zap-meta">
-        <span>
-          Last run:{' '}
-          {zap.lastRun ? (
-            <a href={`/runs/${zap.lastRun.id}`}>
-              <Status status={zap.lastRun.status} /> <Time at={zap.lastRun.createdAt} relative />
-            </a>
-          ) : (
-            <span class="muted">none yet</span>
-          )}
-        </span>
+        {zap.lastRun !== undefined && (
+          <span>
+            Last run:{' '}
+            {zap.lastRun ? (
+              <a href={`/runs/${zap.lastRun.id}`}>
+                <Status status={zap.lastRun.status} /> <Time at={zap.lastRun.createdAt} relative />
+              </a>
+            ) : (
+              <span class="muted">none yet</span>
+            )}
+          </span>
+        )}
         <span>
           Created <Time at={zap.createdAt} />
         </span>
