@@ -432,17 +432,39 @@ export function ZapEditor() {
               </div>
             )}
             {triggerSpec?.description && <p class="help">{triggerSpec.description}</p>}
-            {(triggerSpec?.configSchema.fields ?? []).map((f) => (
-              <FieldInput
-                field={f}
-                idBase="t"
-                step={0}
-                value={triggerValues[f.name]}
-                error={err(`t.${f.name}`)}
-                onChange={(v) => setTriggerValues((tv) => ({ ...tv, [f.name]: v }))}
-                onTarget={onTarget}
-              />
-            ))}
+            {(() => {
+              // Required trigger settings show; optional ones (signature checks, de-duplication)
+              // fold away unless set or in error, so the common case stays short.
+              const fields = triggerSpec?.configSchema.fields ?? [];
+              const render = (f: (typeof fields)[number]) => (
+                <FieldInput
+                  field={f}
+                  idBase="t"
+                  step={0}
+                  value={triggerValues[f.name]}
+                  error={err(`t.${f.name}`)}
+                  onChange={(v) => setTriggerValues((tv) => ({ ...tv, [f.name]: v }))}
+                  onTarget={onTarget}
+                />
+              );
+              const optional = fields.filter((f) => !f.required);
+              const changed = optional.some((f) => {
+                const v = triggerValues[f.name];
+                const d = f.default == null ? '' : f.default;
+                return err(`t.${f.name}`) || (Array.isArray(v) ? v.length > 0 : typeof v === 'boolean' ? v !== (d === true) : v !== '' && v !== String(d));
+              });
+              return (
+                <>
+                  {fields.filter((f) => f.required).map(render)}
+                  {optional.length > 0 && (
+                    <details class="options" open={!!changed}>
+                      <summary>Options ({optional.map((f) => f.name).join(', ')})</summary>
+                      {optional.map(render)}
+                    </details>
+                  )}
+                </>
+              );
+            })()}
           </fieldset>
 
           {actions.length === 0 && <p class="muted">No actions yet: add one below. Each webhook request runs the actions in order.</p>}
