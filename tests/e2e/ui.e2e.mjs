@@ -168,6 +168,8 @@ async function main() {
     page.on('dialog', (d) => d.accept());
     const consoleErrors = [];
     page.on('pageerror', (e) => consoleErrors.push(String(e)));
+    // zapd serves the UI with a strict CSP (script-src 'self'); a violation shows up on the console.
+    page.on('console', (m) => /Content Security Policy/i.test(m.text()) && consoleErrors.push(m.text()));
     const shot = async (name, p = page) => {
       await p.waitForTimeout(100);
       await p.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
@@ -405,7 +407,7 @@ async function main() {
     const after = await fetch(`${BASE}/api/v1/user`, { headers: { Authorization: `Bearer ${oldToken}` } });
     check(after.status === 401, 'and the old session token no longer works');
 
-    check(consoleErrors.length === 0, `no uncaught page errors (${consoleErrors.join('; ')})`);
+    check(consoleErrors.length === 0, `no uncaught page errors or CSP violations (${consoleErrors.join('; ')})`);
   } finally {
     await browser.close();
   }
