@@ -233,7 +233,20 @@ async function main() {
     check(new URL(page.url()).pathname === '/zaps/new', 'a rejected zap is not saved');
     await shot('editor-errors');
 
+    // -- actions list: add another type, reorder, remove --
+    await page.getByLabel('Action type', { exact: true }).selectOption('email');
+    await button('Add action').click();
+    await page.getByRole('group', { name: 'Step 2: Send email' }).waitFor();
+    check(await page.getByRole('group', { name: 'Step 2: Send email' }).getByLabel('to', { exact: true }).isVisible(), 'the email form is generated from its schema (a "to" field)');
+    await button('Move step 2 up').click();
+    await until(async () => (await page.getByRole('group', { name: 'Step 1: Send email' }).count()) === 1, 'Move up reorders the actions');
+    await button('Remove step 1').click();
+    await until(async () => (await page.getByRole('group', { name: /Send email/ }).count()) === 0 && (await step1.count()) === 1, 'Remove drops the action');
+
     // -- create the zap --
+    await step1.getByRole('button', { name: 'Add entry' }).click();
+    await step1.getByLabel('headers name 1', { exact: true }).fill('X-Source');
+    await step1.getByLabel('headers value 1', { exact: true }).fill('zapd-e2e');
     await page.getByLabel('Zap name', { exact: true }).fill('Comment notifier');
     await step1.getByLabel('method', { exact: true }).selectOption('POST');
     await urlInput.fill(`${SINK}/ok`);
@@ -266,6 +279,7 @@ async function main() {
     const out = (await page.getByLabel('Step 1 output').textContent()) || '';
     check(/"status": 200/.test(out) && /"ok": true/.test(out), 'the step output shows status 200 and the sink\'s {"ok":true}');
     check(/ada@example\.com/.test((await page.getByLabel('Step 1 input').textContent()) || ''), 'the step input shows the rendered body');
+    check(sink.requests.find((r) => r.path === '/ok')?.headers['x-source'] === 'zapd-e2e', 'the header entered as a key/value row was sent');
     const okBodies = sink.requests.filter((r) => r.path === '/ok').map((r) => r.body);
     check(okBodies.length === 1 && okBodies[0] === '{"text":"New comment from ada@example.com"}', `the sink got exactly the rendered body (${JSON.stringify(okBodies)})`);
     await page.getByText('Trigger payload').click();
