@@ -362,6 +362,11 @@ async function main() {
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth);
     check(overflow <= 375, `the zap list fits a 375 px screen (scrollWidth ${overflow})`);
     await shot('zaps-list-375', phone);
+    await phone.goto(`${BASE}/zaps/${zapId}`);
+    await phone.getByRole('group', { name: 'Step 1: HTTP request' }).waitFor();
+    const editorWidth = await phone.evaluate(() => document.documentElement.scrollWidth);
+    check(editorWidth <= 375, `the editor fits a 375 px screen (scrollWidth ${editorWidth})`);
+    await shot('editor-375', phone);
     await phone.close();
 
     // -- secrets --
