@@ -70,6 +70,12 @@ function Nav({ signedIn }: { signedIn: boolean }) {
   );
 }
 
+// A new page starts at the top, and keyboard and screen-reader users start at its content.
+function onRouteChange() {
+  window.scrollTo(0, 0);
+  document.getElementById('main')?.focus({ preventScroll: true });
+}
+
 function Shell() {
   const { path, route } = useLocation();
   const [token, setTok] = useState(getToken());
@@ -90,7 +96,7 @@ function Shell() {
       <Nav signedIn={!!token} />
       <main id="main" tabIndex={-1}>
         {allowed ? (
-          <Router onRouteChange={() => window.scrollTo(0, 0)}>
+          <Router onRouteChange={onRouteChange}>
             <Route path="/signin" component={Signin} />
             <Route path="/signup" component={Signup} />
             <Route path="/" component={ZapsList} />

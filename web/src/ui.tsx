@@ -13,7 +13,7 @@ export interface Loaded<T> {
   error: string | null;
   loading: boolean;
   reload: (silent?: boolean) => Promise<void>;
-  setData: (d: T | null) => void;
+  setData: (d: T | null | ((prev: T | null) => T | null)) => void;
 }
 
 // GET a path; `null` skips the request. reload(true) refreshes without showing the loading state.

@@ -40,7 +40,7 @@ function Hints({ run, secrets, step, onPick, note }: { run: Run | null; secrets:
     flatten(run.trigger?.body, '', body);
     groups.push({ title: 'Trigger body', paths: body });
     const query: string[] = [];
-    flatten(run.trigger?.query ?? {}, 'trigger.query', query);
+    if (run.trigger?.query && Object.keys(run.trigger.query).length) flatten(run.trigger.query, 'trigger.query', query);
     if (query.length) groups.push({ title: 'Query string', paths: query });
     for (const s of run.steps ?? []) {
       // A step can only read the output of the steps before it.
@@ -254,6 +254,14 @@ export function ZapEditor() {
     setFocusStep(t.step);
   };
 
+  // After a rejected save, take keyboard and screen-reader users to the first field at fault.
+  useEffect(() => {
+    if (!Object.keys(errors).length) return;
+    const el = document.querySelector<HTMLElement>('.editor-main [aria-invalid="true"]');
+    el?.focus();
+    el?.scrollIntoView({ block: 'center' });
+  }, [errors]);
+
   const updateAction = (key: number, f: (a: ActionState) => ActionState) => setActions((all) => all.map((a) => (a.key === key ? f(a) : a)));
   const move = (i: number, d: number) =>
     setActions((all) => {
@@ -424,17 +432,39 @@ export function ZapEditor() {
               </div>
             )}
             {triggerSpec?.description && <p class="help">{triggerSpec.description}</p>}
-            {(triggerSpec?.configSchema.fields ?? []).map((f) => (
-              <FieldInput
-                field={f}
-                idBase="t"
-                step={0}
-                value={triggerValues[f.name]}
-                error={err(`t.${f.name}`)}
-                onChange={(v) => setTriggerValues((tv) => ({ ...tv, [f.name]: v }))}
-                onTarget={onTarget}
-              />
-            ))}
+            {(() => {
+              // Required trigger settings show; optional ones (signature checks, de-duplication)
+              // fold away unless set or in error, so the common case stays short.
+              const fields = triggerSpec?.configSchema.fields ?? [];
+              const render = (f: (typeof fields)[number]) => (
+                <FieldInput
+                  field={f}
+                  idBase="t"
+                  step={0}
+                  value={triggerValues[f.name]}
+                  error={err(`t.${f.name}`)}
+                  onChange={(v) => setTriggerValues((tv) => ({ ...tv, [f.name]: v }))}
+                  onTarget={onTarget}
+                />
+              );
+              const optional = fields.filter((f) => !f.required);
+              const changed = optional.some((f) => {
+                const v = triggerValues[f.name];
+                const d = f.default == null ? '' : f.default;
+                return err(`t.${f.name}`) || (Array.isArray(v) ? v.length > 0 : typeof v === 'boolean' ? v !== (d === true) : v !== '' && v !== String(d));
+              });
+              return (
+                <>
+                  {fields.filter((f) => f.required).map(render)}
+                  {optional.length > 0 && (
+                    <details class="options" open={!!changed}>
+                      <summary>Options ({optional.map((f) => f.name).join(', ')})</summary>
+                      {optional.map(render)}
+                    </details>
+                  )}
+                </>
+              );
+            })()}
           </fieldset>
 
           {actions.length === 0 && <p class="muted">No actions yet: add one below. Each webhook request runs the actions in order.</p>}

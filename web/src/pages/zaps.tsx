@@ -9,10 +9,12 @@ function ZapRow({ zap, onChange, onDelete }: { zap: Zap; onChange: (z: Zap) => v
   const toggle = async (enabled: boolean) => {
     setBusy(true);
     setError(null);
+    onChange({ ...zap, enabled }); // optimistic: the switch follows the click at once
     try {
       const r = await api<{ zap?: Zap }>('PATCH', `/api/v1/zap/${zap.id}`, { enabled });
-      onChange(r && r.zap ? { ...zap, ...r.zap } : { ...zap, enabled });
+      onChange(r && r.zap ? { ...zap, ...r.zap, lastRun: r.zap.lastRun ?? zap.lastRun } : { ...zap, enabled });
     } catch (e) {
+      onChange({ ...zap, enabled: !enabled });
       setError(errorMessage(e));
     } finally {
       setBusy(false);
@@ -56,16 +58,18 @@ function ZapRow({ zap, onChange, onDelete }: { zap: Zap; onChange: (z: Zap) => v
       </div>
       <CopyField value={zap.webhookUrl} id={`hook-${zap.id}`} />
       <div class="zap-meta">
-        <span>
-          Last run:{' '}
-          {zap.lastRun ? (
-            <a href={`/runs/${zap.lastRun.id}`}>
-              <Status status={zap.lastRun.status} /> <Time at={zap.lastRun.createdAt} relative />
-            </a>
-          ) : (
-            <span class="muted">none yet</span>
-          )}
-        </span>
+        {zap.lastRun !== undefined && (
+          <span>
+            Last run:{' '}
+            {zap.lastRun ? (
+              <a href={`/runs/${zap.lastRun.id}`}>
+                <Status status={zap.lastRun.status} /> <Time at={zap.lastRun.createdAt} relative />
+              </a>
+            ) : (
+              <span class="muted">none yet</span>
+            )}
+          </span>
+        )}
         <span>
           Created <Time at={zap.createdAt} />
         </span>
@@ -88,7 +92,7 @@ export function ZapsList() {
   const list = useApi<{ zaps: Zap[] }>('/api/v1/zap');
   const zaps = list.data?.zaps ?? null;
   const error = list.error;
-  const setZaps = (f: (all: Zap[]) => Zap[]) => list.setData({ zaps: f(zaps ?? []) });
+  const setZaps = (f: (all: Zap[]) => Zap[]) => list.setData((prev) => ({ zaps: f(prev?.zaps ?? []) }));
 
   return (
     <Page
