@@ -20,13 +20,10 @@ run: build
 	./$(BUILD_DIR)/zapd serve
 
 # The web UI's npm packages (Vite, TypeScript, Preact, playwright-core for the browser
-# tests) at the versions in web/package-lock.json, when it changed. `npm install`, not
-# `npm ci`: the lock lists Rollup's native binary for the platforms the registry served
-# (linux x64/arm64), and `npm ci` refuses a lock without every platform's optional binary.
-# ui-check fails if this changed the lock.
+# tests) exactly as web/package-lock.json lists them, when the lock changed.
 web-deps: test-deps
 	@if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then \
-	  echo "web: npm install (from package-lock.json)" >&2; cd web && npm install --no-audit --no-fund --loglevel=error; fi
+	  echo "web: npm ci" >&2; cd web && npm ci --no-audit --no-fund --loglevel=error; fi
 
 test: test-deps web-deps build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
