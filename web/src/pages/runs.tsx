@@ -115,7 +115,8 @@ export function RunsList() {
                   <td>{fmtDuration(r.durationMs)}</td>
                   <td>
                     <a href={`/runs/${r.id}`} aria-label={`Run ${r.id}`}>
-                      <code>{r.id.slice(0, 8)}</code>
+                      {/* ids are UUIDv7: the head is the timestamp, shared by every run of a minute */}
+                      <code>…{r.id.slice(-12)}</code>
                     </a>
                     {r.replayOf && <span class="tag">replay</span>}
                   </td>
