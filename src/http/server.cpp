@@ -45,6 +45,8 @@ bhttp::response<bhttp::string_body> to_beast(response& r, unsigned version, bool
   m.body() = std::move(r.body);
   m.keep_alive(keep_alive);
   m.prepare_payload();
+  // A 304 has no body, and a Content-Length on it would have to be the 200's (RFC 9110 8.6).
+  if (r.status == 304) m.erase(bhttp::field::content_length);
   if (head) m.body().clear();
   return m;
 }

@@ -14,14 +14,20 @@ using bhttp::verb;
 
 // The page runs only its own bundle: no inline script, nothing from another origin.
 constexpr const char* k_csp =
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// Whether `path` belongs to the API side, decided on its first segment the way the router
+/// sees it (leading slashes skipped) and percent-decoded, so `//api/x` and `/%61pi/x` get the
+/// API's JSON 404 too. Only origin-form targets (`/...`) may reach the UI at all.
 bool reserved(std::string_view path) {
-  for (std::string_view p : {"/api", "/hooks", "/static"})
-    if (path == p || (path.starts_with(p) && path[p.size()] == '/')) return true;
-  for (std::string_view p : {"/metrics", "/healthz", "/readyz"})
-    if (path == p || path == std::string(p) + "/") return true;
+  if (!path.starts_with('/')) return true;
+  while (!path.empty() && path.front() == '/') path.remove_prefix(1);
+  std::string_view raw = path.substr(0, path.find('/'));
+  auto first = percent_decode(raw, false);
+  if (!first) return true;
+  for (std::string_view p : {"api", "hooks", "static", "metrics", "healthz", "readyz"})
+    if (*first == p) return true;
   return false;
 }
 

@@ -82,7 +82,8 @@ TEST_CASE("ui: every file of web/dist is served byte for byte with its type and 
   REQUIRE(index.status == 200);
   CHECK(index.body == slurp(k_dist / "index.html"));
   CHECK(index.header("cache-control") == "no-cache");
-  CHECK(index.header("content-security-policy").find("script-src 'self'") != std::string::npos);
+  CHECK(index.header("content-security-policy").find("script-src 'self';") != std::string::npos);
+  CHECK(index.header("content-security-policy").find("unsafe") == std::string::npos);
   CHECK(index.header("x-frame-options") == "DENY");
 }
 
@@ -148,10 +149,15 @@ TEST_CASE("ui: client routes get index.html, files and API paths never do") {
   }
   for (const char* path : {"/assets/index-missing.js", "/assets/x", "/favicon-missing.ico", "/zaps/logo.png", "/api",
                            "/api/", "/api/v1/nope", "/api/v1/zap/x/nope", "/hooks", "/hooks/catch", "/hooks/catch/a/b/c/d",
-                           "/static/icons/nope.svg", "/static/x"}) {
+                           "/static/icons/nope.svg", "/static/x", "//api/v1/nope", "///hooks/x", "/%61pi/v1/nope",
+                           "/%68ooks/catch", "//metrics/x", "/%zz"}) {
     INFO(path);
     check_json_404(z.request("GET", path));
   }
+  // An absolute-form target is not a client route.
+  auto absolute = zapd::test::raw_exchange(z.port(), "GET http://x/zaps HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  CHECK(absolute.starts_with("HTTP/1.1 404"));
+  CHECK(absolute.find("application/json") != std::string::npos);
   // Other methods on a client route are not the app either.
   check_json_404(z.request("POST", "/zaps", "{}"));
   check_json_404(z.request("DELETE", "/"));
@@ -170,6 +176,22 @@ TEST_CASE("ui: HEAD answers the GET's headers without a body") {
   REQUIRE(raw.starts_with("HTTP/1.1 200"));
   CHECK(raw.find("Content-Length: " + std::to_string(html.size()) + "\r\n") != std::string::npos);
   CHECK(raw.ends_with("\r\n\r\n"));  // headers only
+
+  // On a kept-alive connection the next answers stay framed: HEAD (no body follows), a 304
+  // (no body, no Content-Length), then a plain GET.
+  auto etag = z.request("GET", "/").header("etag");
+  auto three = zapd::test::raw_exchange(z.port(),
+                                        "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+                                        "GET / HTTP/1.1\r\nHost: x\r\nIf-None-Match: " + etag + "\r\n\r\n"
+                                        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  INFO(three);
+  auto second = three.find("HTTP/1.1 304");
+  auto third = three.find("HTTP/1.1 200", second);
+  REQUIRE(three.starts_with("HTTP/1.1 200"));
+  REQUIRE(second != std::string::npos);
+  REQUIRE(third != std::string::npos);
+  CHECK(three.substr(second, third - second).find("Content-Length") == std::string::npos);
+  CHECK(three.ends_with(R"({"status":"ok"})"));
 }
 
 TEST_CASE("ui: the bundle is small and loads nothing from other origins") {

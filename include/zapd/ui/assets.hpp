@@ -11,7 +11,7 @@ struct asset {
   std::string_view content_type;  // from the extension
   std::string_view body;
   std::string_view gzip;          // `gzip -9 -n` of body; empty when it would not pay
-  std::string_view etag;          // hex of the SHA-256 of body, without quotes
+  std::string_view etag;          // first 20 hex digits of the SHA-256 of body, without quotes
 };
 
 /// Every embedded file, sorted by path; empty when built with -DZAPD_WITH_UI=OFF.
