@@ -122,8 +122,8 @@ export function FieldInput({ field: f, idBase, value, error, step, onChange, onT
     case 'choice':
       control = (
         <select {...common} value={String(value)} onChange={(e) => onChange(e.currentTarget.value)}>
-          {/* "—" (nothing: the server's default applies) stays pickable on an optional choice */}
-          {(!f.required || !f.choices?.includes(String(value))) && <option value="">—</option>}
+          {/* "—" (not set) stays pickable on an optional choice without a default */}
+          {((!f.required && f.default == null) || !f.choices?.includes(String(value))) && <option value="">—</option>}
           {(f.choices ?? []).map((c) => (
             <option value={c}>{c}</option>
           ))}
