@@ -326,6 +326,7 @@ async function main() {
     await until(async () => /unknown secret 'NOPE'/.test((await stepError.textContent()) || ''), "an unknown secret is reported in its step's fieldset");
     check((await step1e.getAttribute('aria-describedby')) === (await stepError.getAttribute('id')), 'the step fieldset is aria-describedby that message');
     check(await page.evaluate(() => document.activeElement?.classList.contains('step-level-error')), 'focus moves to the step error');
+    await shot('editor-step-error');
 
     await body.fill('{"text":"From  now"}');
     await body.evaluate((el) => el.setSelectionRange(14, 14));

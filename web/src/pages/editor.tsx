@@ -516,7 +516,6 @@ export function ZapEditor() {
                     <legend>
                       <Icon id={a.actionId} /> Step {i + 1}: {spec?.name ?? a.actionId}
                     </legend>
-                    {stepError(`a${a.key}`)}
                     <div class="step-tools">
                       <button type="button" class="btn small" disabled={i === 0} onClick={() => move(i, -1)} aria-label={`Move step ${i + 1} up`}>
                         ↑ Up
@@ -528,6 +527,7 @@ export function ZapEditor() {
                         Remove
                       </button>
                     </div>
+                    {stepError(`a${a.key}`)}
                     {!spec && <p class="error-box">Unknown action type “{a.actionId}”: this server no longer offers it.</p>}
                     {spec?.description && <p class="help">{spec.description}</p>}
                     {(spec?.configSchema.fields ?? []).map((f) => (
