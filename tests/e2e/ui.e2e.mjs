@@ -9,7 +9,8 @@
 //     e.g. `vite preview` in web/ proxying /api, /hooks and /static to a zapd you started
 //     with ZAPD_ACTIONS_HTTP_ALLOW=127.0.0.1 (and, for speed, cheap auth.hash_* settings).
 // Optional: E2E_SCREENSHOTS=dir (default tests/e2e/screenshots/), CHROMIUM=/path/to/chromium
-// (default /usr/bin/chromium), E2E_HEADFUL=1.
+// (default /usr/bin/chromium), E2E_HEADFUL=1, E2E_DEADLINE_MS (whole run; default 240000: CTest
+// may run this beside another suite on a small, busy CI machine).
 //
 // It also runs an HTTP sink in this process that the zaps' HTTP actions call: /ok answers 200
 // {"ok":true}; /fail answers 404 (a permanent failure: no retries) until the test flips it.
@@ -29,8 +30,10 @@ const { chromium } = require('playwright-core');
 
 const SHOTS = path.resolve(process.env.E2E_SCREENSHOTS || fileURLToPath(new URL('./screenshots/', import.meta.url)));
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const DEADLINE_MS = 85_000;
+const DEADLINE_MS = Number(process.env.E2E_DEADLINE_MS) || 240_000;
 const T = 15_000; // default wait for one UI condition
+const POLL_STEP_MS = 1_000; // longest single wait inside an `until` poll
+const DEV_MODE = !!process.env.E2E_BASE_URL; // no zapd of our own: it may be an older one
 
 let passed = 0;
 let skipped = 0;
@@ -43,10 +46,15 @@ function check(cond, message) {
   passed++;
   log(`ok  ${message}`);
 }
+// The browser context, so `until` can cap the auto-wait of each locator call it makes.
+let uiContext = null;
 async function until(fn, message, timeout = T) {
   const end = Date.now() + timeout;
   let last;
   for (;;) {
+    // A locator call on a missing element would wait the whole default timeout; inside a poll
+    // each try must be short, so a 20 s wait is ~20 s.
+    uiContext?.setDefaultTimeout(POLL_STEP_MS);
     try {
       last = await fn();
       if (last) {
@@ -56,10 +64,21 @@ async function until(fn, message, timeout = T) {
     } catch (e) {
       if (e instanceof CheckFailed) throw e;
       last = e;
+    } finally {
+      uiContext?.setDefaultTimeout(T);
     }
-    if (Date.now() > end) throw new CheckFailed(`${message} (timed out after ${timeout} ms; last: ${last instanceof Error ? last.message : JSON.stringify(last)})`);
+    if (Date.now() > end) throw new CheckFailed(`${message} (timed out after ${timeout} ms; last: ${last instanceof Error ? last.message.split('\n')[0] : JSON.stringify(last)})`);
     await new Promise((r) => setTimeout(r, 150));
   }
+}
+// Waits until the locator is visible; a check that fails with `message` when it never is.
+async function see(locator, message, timeout = T) {
+  try {
+    await locator.waitFor({ state: 'visible', timeout });
+  } catch (e) {
+    throw new CheckFailed(`${message} (not visible after ${timeout} ms: ${String(e.message).split('\n')[0]})`);
+  }
+  check(true, message);
 }
 
 function freePort() {
@@ -162,16 +181,16 @@ async function main() {
   });
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
+    uiContext = context;
+    context.setDefaultTimeout(T); // per context, not per page: `until` lowers it while polling
     await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
     const page = await context.newPage();
-    page.setDefaultTimeout(T);
     page.on('dialog', (d) => d.accept());
     const consoleErrors = [];
     page.on('pageerror', (e) => consoleErrors.push(String(e)));
     // zapd serves the UI with a strict CSP (script-src 'self'); a violation shows up on the console.
     page.on('console', (m) => /Content Security Policy/i.test(m.text()) && consoleErrors.push(m.text()));
     const shot = async (name, p = page) => {
-      await p.waitForTimeout(100);
       await p.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
     };
     const h1 = () => page.locator('h1').first();
@@ -198,8 +217,7 @@ async function main() {
     await button('Sign up').click();
     await until(() => new URL(page.url()).pathname === '/zaps', 'signing up signs in and opens /zaps');
     check(!!(await token()), 'the session token is kept in localStorage "token"');
-    await page.getByText('No zaps yet').waitFor();
-    check(true, 'an empty zap list explains what to do');
+    await see(page.getByText('No zaps yet'), 'an empty zap list explains what to do');
 
     await button('Sign out').click();
     await until(() => new URL(page.url()).pathname === '/signin', 'Sign out goes to /signin');
@@ -216,8 +234,7 @@ async function main() {
     // -- editor: validation error at the field --
     await page.getByRole('link', { name: 'New zap', exact: true }).click();
     await until(() => new URL(page.url()).pathname === '/zaps/new', '"New zap" opens /zaps/new');
-    await page.getByRole('group', { name: 'Trigger: Webhook' }).waitFor();
-    check(true, 'the trigger fieldset is "Trigger: Webhook"');
+    await see(page.getByRole('group', { name: 'Trigger: Webhook' }), 'the trigger fieldset is "Trigger: Webhook"');
     await page.getByLabel('Zap name', { exact: true }).fill('Broken zap');
     await button('Add action').click();
     const step1 = page.getByRole('group', { name: 'Step 1: HTTP request' });
@@ -254,7 +271,6 @@ async function main() {
     await button('Save').click();
     await until(() => /^\/zaps\/[0-9a-f-]{36}$/.test(new URL(page.url()).pathname), 'saving a new zap opens /zaps/{id}');
     const zapId = new URL(page.url()).pathname.split('/')[2];
-    check((await urlInput.getAttribute('aria-invalid')) === null, 'the field error is gone after a good save');
     const zapRes = await apiGet(`/api/v1/zap/${zapId}`);
     check(zapRes.status === 200 && zapRes.body.zap.actions[0].metadata.url === `${SINK}/ok`, 'the zap was stored with the url typed in the form');
     const hookUrl = zapRes.body.zap.webhookUrl;
@@ -289,35 +305,69 @@ async function main() {
     // -- send test event + field hints --
     await page.goto(`${BASE}/zaps/${zapId}`);
     await until(async () => (await page.getByLabel('Test event body').inputValue()).includes('ada@example.com'), 'the test event body is prefilled with a sample');
+    const lastRunNote = page.locator('.editor-side').getByText('Last run:');
+    await see(lastRunNote, "the editor shows the zap's last run");
     await page.getByLabel('Test event body').fill('{"comment":{"email":"grace@example.com","text":"Hi"},"items":[{"id":7}]}');
     await button('Send test event').click();
     const runLink = page.locator('.test-result a');
     await runLink.waitFor();
     const testRunId = (await runLink.textContent()) || '';
     check((await runLink.getAttribute('href')) === `/runs/${testRunId}`, 'Send test event shows the new run\'s id with a link to it');
+    // comment.email was a hint already (the first run); items.0.id comes only from the test run.
+    await see(page.getByRole('button', { name: 'items.0.id', exact: true }), 'the hints reload from the test run and flatten arrays (items.0.id)');
     const hint = page.getByRole('button', { name: 'comment.email', exact: true });
-    await hint.waitFor();
-    check(await page.getByRole('button', { name: 'items.0.id', exact: true }).isVisible(), 'hints flatten arrays (items.0.id)');
-    const body = page.getByRole('group', { name: 'Step 1: HTTP request' }).getByLabel('body', { exact: true });
+    const step1e = page.getByRole('group', { name: 'Step 1: HTTP request' });
+    const body = step1e.getByLabel('body', { exact: true });
+
+    // An error about a whole step (an unknown secret) is shown in that step, not only in the banner.
+    await body.fill('{"k":"{{secrets.NOPE}}"}');
+    await button('Save').click();
+    const stepError = step1e.locator('.step-level-error');
+    await until(async () => /unknown secret 'NOPE'/.test((await stepError.textContent()) || ''), "an unknown secret is reported in its step's fieldset");
+    check((await step1e.getAttribute('aria-describedby')) === (await stepError.getAttribute('id')), 'the step fieldset is aria-describedby that message');
+    check(await page.evaluate(() => document.activeElement?.classList.contains('step-level-error')), 'focus moves to the step error');
+    await shot('editor-step-error');
+
     await body.fill('{"text":"From  now"}');
     await body.evaluate((el) => el.setSelectionRange(14, 14));
     await hint.click();
     check((await body.inputValue()) === '{"text":"From {{comment.email}} now"}', 'clicking a hint inserts {{comment.email}} at the cursor');
+
+    // A hint goes into the header value last focused, without undoing edits made to the rows since.
+    const headerName1 = step1e.getByLabel('headers name 1', { exact: true });
+    const headerValue1 = step1e.getByLabel('headers value 1', { exact: true });
+    await headerValue1.focus();
+    await headerName1.fill('X-Trace');
+    await step1e.getByRole('button', { name: 'Add entry' }).click();
+    await step1e.getByLabel('headers name 2', { exact: true }).waitFor();
+    await headerValue1.evaluate((el) => el.setSelectionRange(el.value.length, el.value.length));
+    await page.getByRole('button', { name: 'run.id', exact: true }).click();
+    check((await headerValue1.inputValue()) === 'zapd-e2e{{run.id}}', 'a hint is inserted into the focused header value');
+    check((await headerName1.inputValue()) === 'X-Trace' && (await step1e.getByLabel('headers name 2', { exact: true }).count()) === 1, 'and the header name typed and the entry added after focusing it are kept');
+    await headerName1.fill('X-Source');
+    await headerValue1.fill('zapd-e2e');
+    await button('Remove headers entry 2', step1e).click();
+
     await until(() => sink.requests.some((r) => r.body.includes('grace@example.com')), 'the test event ran the zap');
     await button('Save').click();
     await until(async () => /Saved \(version 2\)/.test((await page.locator('.saved').textContent()) || ''), 'Save on an existing zap stores a new version');
+    check((await stepError.count()) === 0 && (await page.locator('.editor-main [aria-invalid="true"]').count()) === 0, 'the step error is gone after a good save');
+    check(await lastRunNote.isVisible(), 'the last run is still shown after Save (PUT does not return it)');
     await shot('editor');
 
     // -- a failing zap: the error on the run page, then Retry --
     await page.getByRole('link', { name: 'Zaps', exact: true }).click();
     await button('Delete').first().waitFor();
     await page.getByRole('link', { name: 'New zap', exact: true }).click();
-    await page.getByLabel('Zap name', { exact: true }).fill('Flaky endpoint');
     await button('Add action').click();
     await page.getByRole('group', { name: 'Step 1: HTTP request' }).getByLabel('url', { exact: true }).fill(`${SINK}/fail`);
-    await button('Save').click();
-    await until(() => /^\/zaps\/[0-9a-f-]{36}$/.test(new URL(page.url()).pathname), 'the failing zap is saved');
+    await button('Save').click(); // no name: the server's default
+    await until(() => /^\/zaps\/[0-9a-f-]{36}$/.test(new URL(page.url()).pathname), 'a zap with a blank name is saved');
     const flakyId = new URL(page.url()).pathname.split('/')[2];
+    await until(async () => (await page.getByLabel('Zap name', { exact: true }).inputValue()) === 'Untitled zap', 'and named "Untitled zap" by the server');
+    await page.getByLabel('Zap name', { exact: true }).fill('Flaky endpoint');
+    await button('Save').click();
+    await until(async () => /Saved \(version 2\)/.test((await page.locator('.saved').textContent()) || ''), 'renaming it in the editor saves');
     const flakyHook = (await page.locator('#webhook-url').textContent()) || '';
     const fr = await (await fetch(flakyHook, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"n":1}' })).json();
     await page.goto(`${BASE}/zaps/${flakyId}/runs`);
@@ -327,6 +377,28 @@ async function main() {
     await until(async () => (await page.locator('tbody tr').count()) === 0 && (await page.getByText('No succeeded runs.').isVisible()), 'the status filter "succeeded" hides the failed run');
     await page.getByLabel('Status', { exact: true }).selectOption('failed');
     await until(async () => (await frow.count()) === 1 && (await page.locator('tbody tr').count()) === 1, 'the status filter "failed" shows it');
+    // A late answer for an older filter must not replace the list: hold the "All" request back,
+    // pick "succeeded" meanwhile, then let the "All" answer through (or see it cancelled).
+    const isAllRuns = (u) => u.pathname === '/api/v1/runs' && !u.searchParams.has('status');
+    let held = null;
+    let heldSettled = false;
+    await page.route(isAllRuns, (route, request) => {
+      held = route;
+      const settle = (r) => r === request && (heldSettled = true);
+      page.on('requestfinished', settle);
+      page.on('requestfailed', settle);
+    });
+    await page.getByLabel('Status', { exact: true }).selectOption('');
+    await until(() => held !== null, 'the "All" request is on its way (held back)');
+    await page.getByLabel('Status', { exact: true }).selectOption('succeeded');
+    await see(page.getByText('No succeeded runs.'), 'picking "succeeded" while "All" loads shows no runs');
+    await held.continue().catch(() => {}); // already cancelled by the page: fine too
+    await until(() => heldSettled, 'the held "All" answer arrived or was cancelled');
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r, 50))))); // let it render, if it would
+    check((await page.locator('tbody tr').count()) === 0 && (await page.getByText('No succeeded runs.').isVisible()), 'the late "All" answer does not replace the "succeeded" list');
+    await page.unroute(isAllRuns);
+    await page.getByLabel('Status', { exact: true }).selectOption('failed');
+    await until(async () => (await frow.count()) === 1 && (await page.locator('tbody tr').count()) === 1, 'back to "failed" shows the failed run');
     await frow.getByRole('link').click();
     await until(async () => (await page.locator('h1 .status').textContent()) === 'failed', 'the run page says failed');
     check(/404/.test((await page.locator('.step-error').first().textContent()) || ''), 'the run page shows the step error (404)');
@@ -345,7 +417,8 @@ async function main() {
     await toggle.uncheck();
     await until(async () => (await apiGet(`/api/v1/zap/${flakyId}`)).body?.zap?.enabled === false, 'the enabled switch PATCHes the zap');
     const listed = (await apiGet('/api/v1/zap')).body.zaps.find((z) => z.id === zapId);
-    if (listed && 'lastRun' in listed) {
+    check(DEV_MODE || !!listed?.lastRun, 'GET /api/v1/zap sends each zap\'s lastRun');
+    if (listed?.lastRun) {
       await until(async () => (await page.locator(`li[data-zap-id="${zapId}"] .status`).textContent()) === listed.lastRun.status, `the list shows the last run's status (${listed.lastRun.status})`);
     } else {
       skipped++;
@@ -404,12 +477,38 @@ async function main() {
     await page.locator('tbody tr').first().waitFor();
     check(!(await page.content()).includes(newToken), 'the token is shown only once');
 
+    // -- a 401 (an unknown or expired token) leads to sign-in, and back to where the user was --
+    const signInAgain = async () => {
+      await page.getByLabel('Email', { exact: true }).fill(email);
+      await page.getByLabel('Password', { exact: true }).fill(password);
+      await button('Sign in').click();
+    };
+    await page.evaluate(() => localStorage.setItem('token', 'bogus-token'));
+    await page.goto(`${BASE}/zaps`);
+    await until(() => new URL(page.url()).pathname === '/signin', 'a token the server rejects (401) on /zaps leads to the sign-in page');
+    check((await token()) === null, 'and the rejected token is dropped');
+    await signInAgain();
+    await until(() => new URL(page.url()).pathname === '/zaps', 'signing in then lands back on /zaps');
+    await page.locator('.zap-row').first().waitFor();
+    await page.evaluate(() => localStorage.setItem('token', 'bogus-token'));
+    await page.goto(`${BASE}/zaps/${zapId}/runs`);
+    await until(() => {
+      const u = new URL(page.url());
+      return u.pathname === '/signin' && u.searchParams.get('next') === `/zaps/${zapId}/runs`;
+    }, 'a 401 on a deep link goes to /signin?next=<that path>');
+    await signInAgain();
+    await until(() => new URL(page.url()).pathname === `/zaps/${zapId}/runs`, 'signing in returns to the deep link');
+    await page.goto(`${BASE}/signin?next=${encodeURIComponent('//example.com/zaps')}`);
+    await signInAgain();
+    await until(() => page.url() === `${BASE}/zaps`, 'a ?next= naming another origin (//example.com) is ignored: /zaps instead');
+
     // -- account --
     await page.getByRole('link', { name: 'Account', exact: true }).click();
     const nameInput = page.getByLabel('Name', { exact: true });
     await until(async () => (await nameInput.inputValue()) === 'Ada', 'the account page shows the name');
     check(await page.getByText(email).isVisible(), 'and the email');
     const probe = await fetch(`${BASE}/api/v1/user`, { method: 'PATCH', headers: { Authorization: `Bearer ${await token()}`, 'Content-Type': 'application/json' }, body: '{}' });
+    check(DEV_MODE || probe.status !== 405, 'zapd has PATCH /api/v1/user (rename)');
     if (probe.status === 405) {
       skipped++;
       log('SKIP rename: this zapd has no PATCH /api/v1/user yet');

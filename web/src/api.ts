@@ -47,15 +47,17 @@ export function onTokenChange(l: Listener): () => void {
 // Signin answers 401 for a wrong password; that must not be treated as "session over".
 const NO_SESSION_PATHS = ['/api/v1/user/signin', '/api/v1/user/signup'];
 
-export async function api<T = any>(method: string, path: string, body?: unknown): Promise<T> {
+export async function api<T = any>(method: string, path: string, body?: unknown, opts: { signal?: AbortSignal } = {}): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json' };
-  const token = getToken();
-  if (token && !NO_SESSION_PATHS.includes(path)) headers.Authorization = `Bearer ${token}`;
+  const session = !NO_SESSION_PATHS.includes(path);
+  const token = session ? getToken() : null;
+  if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let res: Response;
   try {
-    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: opts.signal });
   } catch (e) {
+    if (opts.signal?.aborted) throw new ApiError(0, 'aborted', 'Request cancelled');
     throw new ApiError(0, 'network', `Network error: ${(e as Error).message || 'the server could not be reached'}`);
   }
   const text = await res.text();
@@ -74,10 +76,26 @@ export async function api<T = any>(method: string, path: string, body?: unknown)
       const after = res.headers.get('Retry-After');
       if (after) message += ` (try again in ${after} s)`;
     }
-    if (res.status === 401 && !NO_SESSION_PATHS.includes(path)) setToken(null);
+    // The session is over only if the token this request carried is still the current one: a late
+    // 401 for a token replaced since (signed in again, password changed) must not sign the user out.
+    if (res.status === 401 && session && token !== null && getToken() === token) setToken(null);
     throw new ApiError(res.status, err?.code || 'http_error', message, Array.isArray(err?.details) ? err.details : []);
   }
   return data as T;
+}
+
+// A `next` path to return to after sign-in: only a same-origin path (one leading slash; no
+// "//host" or "/\\host", which browsers treat as another origin).
+export function safeNext(next: string | null | undefined): string | null {
+  if (!next || !/^\/(?![/\\])/.test(next)) return null;
+  try {
+    const u = new URL(next, location.origin);
+    if (u.origin !== location.origin) return null;
+    const p = u.pathname + u.search + u.hash;
+    return p === '/signin' || p.startsWith('/signin?') || p === '/signup' || p.startsWith('/signup?') ? null : p;
+  } catch {
+    return null;
+  }
 }
 
 export function errorMessage(e: unknown): string {

@@ -77,15 +77,15 @@ function onRouteChange() {
 }
 
 function Shell() {
-  const { path, route } = useLocation();
+  const { path, url, route } = useLocation();
   const [token, setTok] = useState(getToken());
   useEffect(() => onTokenChange(setTok), []);
   const isPublic = PUBLIC.includes(path);
   const allowed = !!token || isPublic;
 
-  // Unauthenticated (or a 401 dropped the token): go to /signin.
+  // Unauthenticated (or a 401 dropped the token): go to /signin, which returns here afterwards.
   useEffect(() => {
-    if (!allowed) route('/signin', true);
+    if (!allowed) route(path === '/' || path === '/zaps' ? '/signin' : `/signin?next=${encodeURIComponent(url)}`, true);
   }, [allowed, route]);
 
   return (

@@ -17,35 +17,45 @@ export interface Loaded<T> {
 }
 
 // GET a path; `null` skips the request. reload(true) refreshes without showing the loading state.
+// Responses can arrive out of order (an auto-refresh tick beside a reload after an action, or a
+// path change while a request is in flight): a response is applied only if it is for the current
+// path and newer than the last one applied.
 export function useApi<T>(path: string | null): Loaded<T> {
   const [data, setData] = useState<T | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(path !== null);
-  const current = useRef(path);
-  current.current = path;
+  const seq = useRef(0); // numbers each request
+  const applied = useRef(0); // the newest request whose answer is shown; older answers are stale
 
   const reload = useCallback(
     async (silent = false) => {
       if (path === null) return;
+      const mine = ++seq.current;
       if (!silent) setLoading(true);
+      let d: T | undefined;
+      let err: string | null = null;
       try {
-        const d = await api<T>('GET', path);
-        if (current.current !== path) return;
-        setData(d);
-        setError(null);
+        d = await api<T>('GET', path);
       } catch (e) {
-        if (current.current !== path) return;
-        setError(errorMessage(e));
-      } finally {
-        if (current.current === path) setLoading(false);
+        err = errorMessage(e);
       }
+      if (mine <= applied.current) return;
+      applied.current = mine;
+      if (err === null) setData(d as T);
+      setError(err);
+      setLoading(false);
     },
     [path],
   );
 
   useEffect(() => {
+    applied.current = seq.current; // whatever is in flight is for the previous path
     setData(null);
+    setError(null);
     reload();
+    return () => {
+      applied.current = Infinity; // unmounted or path changed: drop every late answer
+    };
   }, [reload]);
 
   return { data, error, loading, reload, setData };

@@ -1,10 +1,13 @@
 import { useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso/router';
-import { api, ApiError, errorMessage, getToken, setToken } from '../api';
+import { api, ApiError, errorMessage, getToken, safeNext, setToken } from '../api';
 import { ErrorBox, useTitle } from '../ui';
 
 function AuthForm({ mode }: { mode: 'signin' | 'signup' }) {
-  const { route } = useLocation();
+  const { route, query } = useLocation();
+  // Where a 401 or a deep link sent the user from; only same-origin paths are honoured.
+  const next = safeNext(query.next);
+  const keepNext = next ? `?next=${encodeURIComponent(next)}` : '';
   const [name, setName] = useState('');
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
@@ -23,7 +26,7 @@ function AuthForm({ mode }: { mode: 'signin' | 'signup' }) {
       if (signup) await api('POST', '/api/v1/user/signup', { username: email, password, name });
       const r = await api<{ token: string }>('POST', '/api/v1/user/signin', { username: email, password });
       setToken(r.token);
-      route('/zaps');
+      route(next ?? '/zaps');
     } catch (err) {
       setError(errorMessage(err));
       if (err instanceof ApiError) {
@@ -76,11 +79,11 @@ function AuthForm({ mode }: { mode: 'signin' | 'signup' }) {
       <p>
         {signup ? (
           <>
-            Already have an account? <a href="/signin">Sign in</a>
+            Already have an account? <a href={`/signin${keepNext}`}>Sign in</a>
           </>
         ) : (
           <>
-            New here? <a href="/signup">Create an account</a>
+            New here? <a href={`/signup${keepNext}`}>Create an account</a>
           </>
         )}
       </p>

@@ -206,12 +206,20 @@ export function ZapEditor() {
   }, [id]);
 
   // Field hints come from the zap's latest run (its trigger body and step outputs).
-  const loadHints = async (zapId: string) => {
+  // preact-iso keeps this component mounted across /zaps/:id, so every hint request and the
+  // polling after a test event belong to a "hint session" that ends when the id changes or the
+  // editor unmounts; answers from an ended session are dropped.
+  const hintSession = useRef(0);
+  const shownId = useRef(id);
+  shownId.current = id;
+  const current = (zapId: string, session: number) => session === hintSession.current && zapId === shownId.current;
+  const loadHints = async (zapId: string, session: number) => {
     try {
       const list = await api<{ runs: Run[] }>('GET', `/api/v1/runs?zapId=${encodeURIComponent(zapId)}&limit=1`);
       const latest = list.runs[0];
-      if (!latest) return null;
+      if (!latest || !current(zapId, session)) return null;
       const full = (await api<{ run: Run }>('GET', `/api/v1/runs/${latest.id}`)).run;
+      if (!current(zapId, session) || full.zapId !== zapId) return null;
       setHintRun(full);
       return full;
     } catch {
@@ -219,14 +227,21 @@ export function ZapEditor() {
     }
   };
   useEffect(() => {
+    const session = ++hintSession.current;
     setHintRun(null);
-    if (id) loadHints(id);
+    if (id) loadHints(id, session);
+    return () => {
+      hintSession.current++;
+    };
   }, [id]);
 
   const afterTestEvent = async (runId: string) => {
-    // Refresh now (trigger body) and again as steps finish (their outputs).
-    for (let i = 0; i < 15; i++) {
-      const r = await loadHints(zap!.id);
+    // Refresh now (trigger body) and again as steps finish (their outputs). The event may have
+    // been sent from another zap's editor before a navigation: then there is nothing to do.
+    const session = hintSession.current;
+    const zapId = zap!.id;
+    for (let i = 0; i < 15 && current(zapId, session); i++) {
+      const r = await loadHints(zapId, session);
       if (r && r.id === runId && !isActive(r.status)) break;
       await new Promise((res) => setTimeout(res, 1000));
     }
@@ -257,7 +272,7 @@ export function ZapEditor() {
   // After a rejected save, take keyboard and screen-reader users to the first field at fault.
   useEffect(() => {
     if (!Object.keys(errors).length) return;
-    const el = document.querySelector<HTMLElement>('.editor-main [aria-invalid="true"]');
+    const el = document.querySelector<HTMLElement>('.editor-main [aria-invalid="true"], .editor-main .step-level-error');
     el?.focus();
     el?.scrollIntoView({ block: 'center' });
   }, [errors]);
@@ -290,7 +305,8 @@ export function ZapEditor() {
     ] as const)
       if (v.trim() !== '') retry[k] = /^\d+$/.test(v.trim()) ? parseInt(v.trim(), 10) : v;
     const body = {
-      name,
+      // A blank name is left out: the server names the zap "Untitled zap" (an empty one is a 400).
+      ...(name.trim() ? { name: name.trim() } : {}),
       availableTriggerId: triggerId,
       triggerMetadata: toMetadata(triggerSpec?.configSchema.fields ?? [], triggerValues, triggerExtra),
       actions: actions.map((a) => ({
@@ -305,22 +321,36 @@ export function ZapEditor() {
         flash = 'Zap created. Its webhook URL is ready.';
         route(`/zaps/${r.zapId ?? r.zap?.id}`, true);
       } else {
-        if (r.zap) setZap(r.zap);
+        // PUT answers without lastRun: keep the one we have.
+        if (r.zap) setZap((prev) => ({ ...r.zap!, lastRun: r.zap!.lastRun ?? prev?.lastRun ?? null }));
+        if (r.zap && !body.name) setName(r.zap.name);
         setSaved(`Saved (version ${r.zap?.version ?? zap.version + 1}).`);
       }
     } catch (err) {
       if (err instanceof ApiError && err.details.length) {
         const fe: Record<string, string> = {};
         const rest: string[] = [];
+        // A field's error goes under that field; anything else about a step (an unknown secret
+        // is reported at actions[i].actionMetadata, an unknown key at ….key) under the step's
+        // legend, and only what belongs to no step into the banner.
+        const add = (key: string, msg: string) => (fe[key] = fe[key] ? `${fe[key]} ${msg}` : msg);
+        const sub = (p: string, msg: string) => (p ? `${p.replace(/^\./, '')}: ${msg}` : msg);
         for (const d of err.details) {
           let m: RegExpMatchArray | null;
-          let key: string | null = null;
-          if (d.path === 'name') key = 'name';
-          else if ((m = d.path.match(/^actions\[(\d+)\]\.actionMetadata\.([^.[]+)/)) && actions[+m[1]]) key = `a${actions[+m[1]].key}.${m[2]}`;
-          else if ((m = d.path.match(/^triggerMetadata\.([^.[]+)/))) key = `t.${m[1]}`;
-          else if (d.path === 'retry.attempts' || d.path === 'retry.baseDelayMs') key = d.path;
-          if (key && !fe[key]) fe[key] = d.message;
-          else if (!key) rest.push(`${d.path}: ${d.message}`);
+          if (d.path === 'name' || d.path === 'retry.attempts' || d.path === 'retry.baseDelayMs') {
+            if (!fe[d.path]) fe[d.path] = d.message;
+          } else if ((m = d.path.match(/^actions\[(\d+)\](?:\.actionMetadata(?:\.([^.[]+))?)?(.*)$/)) && actions[+m[1]]) {
+            const a = actions[+m[1]];
+            const field = m[2];
+            if (field && actionSpec(a.actionId)?.configSchema.fields.some((f) => f.name === field)) fe[`a${a.key}.${field}`] ??= sub(m[3], d.message);
+            else add(`a${a.key}`, field ? sub(field + m[3], d.message) : d.message);
+          } else if ((m = d.path.match(/^triggerMetadata(?:\.([^.[]+))?(.*)$/)) || d.path === 'availableTriggerId') {
+            const field = m?.[1];
+            if (field && triggerSpec?.configSchema.fields.some((f) => f.name === field)) fe[`t.${field}`] ??= sub(m![2], d.message);
+            else add('t', field ? sub(field + m![2], d.message) : d.message);
+          } else {
+            rest.push(`${d.path}: ${d.message}`);
+          }
         }
         setErrors(fe);
         setGeneral(rest.length ? rest : ['Some fields need attention; see the messages below them.']);
@@ -341,6 +371,13 @@ export function ZapEditor() {
   if (!ready || !catalog) return <Loading what="Loading editor" />;
 
   const err = (key: string) => errors[key];
+  // An error about a whole step (e.g. an unknown secret in it), shown under its legend.
+  const stepError = (key: string) =>
+    err(key) && (
+      <p class="field-error step-level-error" id={`f-${key}-error`} tabIndex={-1}>
+        {err(key)}
+      </p>
+    );
   const retryField = (key: 'retry.attempts' | 'retry.baseDelayMs', label: string, value: string, set: (v: string) => void, help: string) => (
     <div class="field">
       <label for={`f-${key}`}>{label}</label>
@@ -396,6 +433,7 @@ export function ZapEditor() {
               <input
                 id="f-name"
                 type="text"
+                placeholder="Untitled zap"
                 value={name}
                 onInput={(e) => setName(e.currentTarget.value)}
                 aria-invalid={err('name') ? 'true' : undefined}
@@ -409,10 +447,11 @@ export function ZapEditor() {
             </div>
           </div>
 
-          <fieldset class="card step">
+          <fieldset class="card step" aria-describedby={err('t') ? 'f-t-error' : undefined}>
             <legend>
               <Icon id={triggerId} /> Trigger: {triggerSpec?.name ?? triggerId}
             </legend>
+            {stepError('t')}
             {catalog.triggers.length > 1 && (
               <div class="field">
                 <label for="f-trigger">Trigger type</label>
@@ -443,7 +482,7 @@ export function ZapEditor() {
                   step={0}
                   value={triggerValues[f.name]}
                   error={err(`t.${f.name}`)}
-                  onChange={(v) => setTriggerValues((tv) => ({ ...tv, [f.name]: v }))}
+                  onChange={(v) => setTriggerValues((tv) => ({ ...tv, [f.name]: typeof v === 'function' ? v(tv[f.name]) : v }))}
                   onTarget={onTarget}
                 />
               );
@@ -473,7 +512,7 @@ export function ZapEditor() {
               const spec = actionSpec(a.actionId);
               return (
                 <li key={a.key}>
-                  <fieldset class="card step">
+                  <fieldset class="card step" aria-describedby={err(`a${a.key}`) ? `f-a${a.key}-error` : undefined}>
                     <legend>
                       <Icon id={a.actionId} /> Step {i + 1}: {spec?.name ?? a.actionId}
                     </legend>
@@ -488,6 +527,7 @@ export function ZapEditor() {
                         Remove
                       </button>
                     </div>
+                    {stepError(`a${a.key}`)}
                     {!spec && <p class="error-box">Unknown action type “{a.actionId}”: this server no longer offers it.</p>}
                     {spec?.description && <p class="help">{spec.description}</p>}
                     {(spec?.configSchema.fields ?? []).map((f) => (
@@ -497,7 +537,7 @@ export function ZapEditor() {
                         step={i + 1}
                         value={a.values[f.name]}
                         error={err(`a${a.key}.${f.name}`)}
-                        onChange={(v) => updateAction(a.key, (x) => ({ ...x, values: { ...x.values, [f.name]: v } }))}
+                        onChange={(v) => updateAction(a.key, (x) => ({ ...x, values: { ...x.values, [f.name]: typeof v === 'function' ? v(x.values[f.name]) : v } }))}
                         onTarget={onTarget}
                       />
                     ))}

@@ -32,7 +32,8 @@ export function initValues(fields: Field[], meta: Record<string, unknown> | null
         out[f.name] = Array.isArray(v) ? v.join(', ') : typeof v === 'string' ? v : '';
         break;
       case 'choice':
-        out[f.name] = has && v != null ? String(v) : f.default != null ? String(f.default) : (f.choices?.[0] ?? '');
+        // An optional choice without a default starts at "—" (not sent); a required one at its first choice.
+        out[f.name] = has && v != null ? String(v) : f.default != null ? String(f.default) : f.required ? (f.choices?.[0] ?? '') : '';
         break;
       default:
         out[f.name] = has && v != null ? (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : JSON.stringify(v)) : '';
@@ -50,7 +51,8 @@ export function toMetadata(fields: Field[], values: Values, extra: Record<string
     delete out[f.name];
     switch (f.type) {
       case 'boolean':
-        if (v !== (f.default === true)) out[f.name] = v === true;
+        // A required boolean is always sent (the server wants it present, even at its default).
+        if (f.required || v !== (f.default === true)) out[f.name] = v === true;
         break;
       case 'string_map': {
         const rows = (v as MapRows) || [];
@@ -92,7 +94,8 @@ interface FieldProps {
   value: Value;
   error?: string;
   step: number;
-  onChange: (v: Value) => void;
+  // A function is applied to the value current when the update runs (see string_map below).
+  onChange: (v: Value | ((prev: Value) => Value)) => void;
   onTarget: (t: TemplTarget) => void;
 }
 
@@ -119,7 +122,8 @@ export function FieldInput({ field: f, idBase, value, error, step, onChange, onT
     case 'choice':
       control = (
         <select {...common} value={String(value)} onChange={(e) => onChange(e.currentTarget.value)}>
-          {!f.required && !f.choices?.includes(String(value)) && <option value="">—</option>}
+          {/* "—" (not set) stays pickable on an optional choice without a default */}
+          {((!f.required && f.default == null) || !f.choices?.includes(String(value))) && <option value="">—</option>}
           {(f.choices ?? []).map((c) => (
             <option value={c}>{c}</option>
           ))}
@@ -138,7 +142,11 @@ export function FieldInput({ field: f, idBase, value, error, step, onChange, onT
       break;
     case 'string_map': {
       const rows = (value as MapRows) || [];
-      const setRow = (i: number, col: 0 | 1, v: string) => onChange(rows.map((r, j) => (j === i ? (col === 0 ? [v, r[1]] : [r[0], v]) : r)) as MapRows);
+      // Row edits go through functional updates: a hint click calls the `set` captured when the
+      // value input got focus, and must not write back a copy of the rows from that moment
+      // (undoing a name typed or an entry added since).
+      const update = (f: (rs: MapRows) => MapRows) => onChange((prev) => f((prev as MapRows) || []));
+      const setRow = (i: number, col: 0 | 1, v: string) => update((rs) => rs.map((r, j) => (j === i ? (col === 0 ? [v, r[1]] : [r[0], v]) : r)) as MapRows);
       return (
         <fieldset class="field map" aria-describedby={describedBy}>
           <legend>
@@ -163,12 +171,12 @@ export function FieldInput({ field: f, idBase, value, error, step, onChange, onT
                 onInput={(e) => setRow(i, 1, e.currentTarget.value)}
                 {...templ((v) => setRow(i, 1, v))}
               />
-              <button type="button" class="btn small" aria-label={`Remove ${f.name} entry ${i + 1}`} onClick={() => onChange(rows.filter((_, j) => j !== i))}>
+              <button type="button" class="btn small" aria-label={`Remove ${f.name} entry ${i + 1}`} onClick={() => update((rs) => rs.filter((_, j) => j !== i))}>
                 Remove
               </button>
             </div>
           ))}
-          <button type="button" class="btn small" onClick={() => onChange([...rows, ['', '']])}>
+          <button type="button" class="btn small" onClick={() => update((rs) => [...rs, ['', '']])}>
             Add entry
           </button>
           {error && (

@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation, useRoute } from 'preact-iso/router';
 import { api, type CatalogItem, errorMessage, isActive, loadCatalog, type Run, RUN_STATUSES, type Zap } from '../api';
 import { ErrorBox, fmtDuration, Icon, Json, Loading, Page, Status, Time, useApi, useInterval, useTitle } from '../ui';
@@ -23,37 +23,69 @@ export function RunsList() {
     return `/api/v1/runs?${q}`;
   };
 
-  // (Re)load the first page; with `keep` it reloads as many rows as are shown (auto-refresh).
-  const load = async (keep = 0) => {
+  // Answers can come back out of order: a slow "All" request or an auto-refresh tick may finish
+  // after the user picked another status or zap. Every request is numbered; an answer is shown
+  // only if nothing newer has been shown, and a filter change drops (and aborts) all in flight.
+  const seq = useRef(0);
+  const applied = useRef(0);
+  const inflight = useRef(new Set<AbortController>());
+  const request = async (q: string, apply: (r: { runs: Run[]; nextCursor: string | null }) => void, base?: number) => {
+    const mine = ++seq.current;
+    const ctl = new AbortController();
+    inflight.current.add(ctl);
     try {
-      const r = await api<{ runs: Run[]; nextCursor: string | null }>('GET', query(Math.min(200, Math.max(PAGE, keep))));
-      setRuns(r.runs);
-      setCursor(r.nextCursor);
+      const r = await api<{ runs: Run[]; nextCursor: string | null }>('GET', q, undefined, { signal: ctl.signal });
+      // `base`: Load more appends to the rows shown when it was clicked, so any answer shown since voids it.
+      if (mine <= applied.current || (base !== undefined && applied.current !== base)) return;
+      applied.current = mine;
+      apply(r);
       setError(null);
     } catch (e) {
+      if (mine <= applied.current) return;
+      applied.current = mine;
       setError(errorMessage(e));
+    } finally {
+      inflight.current.delete(ctl);
     }
   };
+
+  // (Re)load the first page; with `keep` it reloads as many rows as are shown (auto-refresh).
+  const load = (keep = 0) =>
+    request(query(Math.min(200, Math.max(PAGE, keep))), (r) => {
+      setRuns(r.runs);
+      setCursor(r.nextCursor);
+    });
   useEffect(() => {
     setRuns(null);
+    setCursor(null);
+    setError(null);
     load();
+    return () => {
+      applied.current = seq.current; // answers for the old filter are stale
+      inflight.current.forEach((c) => c.abort());
+      inflight.current.clear();
+    };
   }, [zapId, status]);
 
   const loadMore = async () => {
     setMore(true);
     try {
-      const r = await api<{ runs: Run[]; nextCursor: string | null }>('GET', query(PAGE, cursor));
-      setRuns((rs) => [...(rs ?? []), ...r.runs]);
-      setCursor(r.nextCursor);
-    } catch (e) {
-      setError(errorMessage(e));
+      await request(
+        query(PAGE, cursor),
+        (r) => {
+          setRuns((rs) => [...(rs ?? []), ...r.runs]);
+          setCursor(r.nextCursor);
+        },
+        applied.current,
+      );
     } finally {
       setMore(false);
     }
   };
 
   const active = !!runs?.some((r) => isActive(r.status));
-  useInterval(() => load(runs?.length ?? 0), 2000, active);
+  // A tick while a request is still out waits for the next one, so a slow server is not piled on.
+  useInterval(() => inflight.current.size === 0 && load(runs?.length ?? 0), 2000, active);
 
   return (
     <Page

@@ -1,3 +1,4 @@
+import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso/router';
 import { api, ApiError, errorMessage, setToken } from '../api';
@@ -20,6 +21,31 @@ interface User {
   email: string;
   plan: string;
   createdAt: string;
+}
+
+// The secrets and tokens pages list their items the same way: loading, empty, or a table whose
+// last column holds the row's buttons.
+function ListTable<T>({ items, loading, loadingWhat, empty, columns, row }: { items: T[] | undefined; loading: boolean; loadingWhat: string; empty: string; columns: string[]; row: (item: T) => ComponentChildren }) {
+  if (loading) return <Loading what={loadingWhat} />;
+  if (!items) return null;
+  if (items.length === 0) return <p class="empty card">{empty}</p>;
+  return (
+    <div class="table-wrap">
+      <table>
+        <thead>
+          <tr>
+            {columns.map((c) => (
+              <th scope="col">{c}</th>
+            ))}
+            <th scope="col">
+              <span class="sr-only">Actions</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>{items.map(row)}</tbody>
+      </table>
+    </div>
+  );
 }
 
 function useAction() {
@@ -91,40 +117,28 @@ export function Secrets() {
         </p>
       </form>
       <ErrorBox error={list.error || del.error} />
-      {list.loading && <Loading what="Loading secrets" />}
-      {list.data && list.data.secrets.length === 0 && <p class="empty card">No secrets yet.</p>}
-      {list.data && list.data.secrets.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Updated</th>
-                <th scope="col">
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.secrets.map((s) => (
-                <tr key={s.name} data-secret={s.name}>
-                  <td>
-                    <code>{s.name}</code>
-                  </td>
-                  <td>
-                    <Time at={s.updatedAt ?? s.createdAt} relative />
-                  </td>
-                  <td class="right">
-                    <button type="button" class="btn small danger" disabled={del.busy} onClick={() => remove(s.name)}>
-                      Delete
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <ListTable
+        items={list.data?.secrets}
+        loading={list.loading}
+        loadingWhat="Loading secrets"
+        empty="No secrets yet."
+        columns={['Name', 'Updated']}
+        row={(s) => (
+          <tr key={s.name} data-secret={s.name}>
+            <td>
+              <code>{s.name}</code>
+            </td>
+            <td>
+              <Time at={s.updatedAt ?? s.createdAt} relative />
+            </td>
+            <td class="right">
+              <button type="button" class="btn small danger" disabled={del.busy} onClick={() => remove(s.name)}>
+                Delete
+              </button>
+            </td>
+          </tr>
+        )}
+      />
     </Page>
   );
 }
@@ -181,40 +195,27 @@ export function Tokens() {
         </div>
       )}
       <ErrorBox error={list.error || del.error} />
-      {list.loading && <Loading what="Loading tokens" />}
-      {list.data && list.data.tokens.length === 0 && <p class="empty card">No API tokens.</p>}
-      {list.data && list.data.tokens.length > 0 && (
-        <div class="table-wrap">
-          <table>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col">
-                  <span class="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {list.data.tokens.map((t) => (
-                <tr key={t.id} data-token={t.id}>
-                  <td>{t.name}</td>
-                  <td>
-                    <Time at={t.createdAt} relative />
-                  </td>
-                  <td>{t.lastUsedAt ? <Time at={t.lastUsedAt} relative /> : <span class="muted">never</span>}</td>
-                  <td class="right">
-                    <button type="button" class="btn small danger" disabled={del.busy} onClick={() => revoke(t)}>
-                      Revoke
-                    </button>
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
-      )}
+      <ListTable
+        items={list.data?.tokens}
+        loading={list.loading}
+        loadingWhat="Loading tokens"
+        empty="No API tokens."
+        columns={['Name', 'Created', 'Last used']}
+        row={(t) => (
+          <tr key={t.id} data-token={t.id}>
+            <td>{t.name}</td>
+            <td>
+              <Time at={t.createdAt} relative />
+            </td>
+            <td>{t.lastUsedAt ? <Time at={t.lastUsedAt} relative /> : <span class="muted">never</span>}</td>
+            <td class="right">
+              <button type="button" class="btn small danger" disabled={del.busy} onClick={() => revoke(t)}>
+                Revoke
+              </button>
+            </td>
+          </tr>
+        )}
+      />
     </Page>
   );
 }
