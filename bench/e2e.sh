@@ -15,20 +15,14 @@ cd "$(dirname "$0")/.."
 SECONDS_LATENCY="${1:-20}"
 ZAPD="${ZAPD:-./build/zapd}"
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-[ -x /usr/sbin/nginx ] || need+=(nginx-light)
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
-fi
+. bench/common.sh
+bench_need wrk nginx
 [ -x "$ZAPD" ] || { echo "bench: $ZAPD not found; build first" >&2; exit 1; }
 
 WORK="$(mktemp -d /tmp/zapd-e2e.XXXXXX)"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start_zapd() {  # name, extra --set args...
   local name=$1; shift
@@ -65,14 +59,8 @@ python3 bench/e2e_tool.py latency "$HOOK" "$SINK" 1000 "$SECONDS_LATENCY" || ech
 stop_zapd
 
 echo "== 2. actions/s to a fast sink (nginx, constant 200)"
-NPORT=$(free_port); mkdir -p "$WORK/nginx"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $WORK/nginx/nginx.pid; error_log $WORK/nginx/error.log warn;
-events { worker_connections 4096; }
-http { access_log off; client_body_temp_path $WORK/nginx;
-  server { listen 127.0.0.1:$NPORT; location / { return 200 '{}'; } } }
-CONF
-/usr/sbin/nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" & PIDS+=($!)
+start_nginx 1 "location / { return 200 '{}'; }"
+PIDS+=("$NPID")
 # Queue a backlog with the worker off, then time a worker-only process draining it.
 start_zapd throughput --set worker.enabled=off
 make_zap "http://127.0.0.1:$NPORT/hook"

@@ -18,15 +18,8 @@ SYNC="${SYNC:-full}"
 CONNECTIONS="${CONNECTIONS:-64}"
 THREADS="${THREADS:-2}"
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-[ -x /usr/sbin/nginx ] || need+=(nginx-light)
-command -v sqlite3 >/dev/null || need+=(sqlite3)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "bench: installing ${need[*]}" >&2
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
-fi
+. bench/common.sh
+bench_need wrk nginx sqlite3
 [ -x "$ZAPD" ] || { echo "bench: $ZAPD not found; build first (cmake --preset default && cmake --build build)" >&2; exit 1; }
 
 WORK="$(mktemp -d /tmp/zapd-bench.XXXXXX)"
@@ -37,8 +30,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # The webhook body: ~200 bytes of JSON, like a typical event.
 BODY='{"event":"comment.created","id":"evt_000000000000000001","comment":{"id":12345,"email":"ada@example.com","name":"Ada Lovelace","text":"The engine might compose elaborate pieces of music."},"sentAt":"2026-11-23T10:00:00Z"}'
@@ -86,27 +77,7 @@ RUNS=$(sqlite3 "$WORK/data/zapd.db" 'SELECT count(*) FROM runs')
 JOBS=$(sqlite3 "$WORK/data/zapd.db" 'SELECT (SELECT count(*) FROM jobs) + (SELECT count(*) FROM outbox)')
 
 # --- nginx, constant 200 --------------------------------------------------------------------
-NPORT=$(free_port)
-mkdir -p "$WORK/nginx"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes 2;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx;
-  proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx; uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
-  server {
-    listen 127.0.0.1:$NPORT;
-    location / { default_type application/json; return 200 '{"message":"webhook received"}'; }
-  }
-}
-CONF
-/usr/sbin/nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
-NPID=$!
-for _ in $(seq 50); do curl -sf -XPOST "http://127.0.0.1:$NPORT/" >/dev/null && break; sleep 0.1; done
+start_nginx 2 "location / { default_type application/json; return 200 '{\"message\":\"webhook received\"}'; }"
 echo "nginx: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s POST http://127.0.0.1:$NPORT/ (constant 200)"
 N=$(run_wrk "http://127.0.0.1:$NPORT/")
 echo "  $N"

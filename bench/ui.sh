@@ -16,14 +16,8 @@ ZAPD="${ZAPD:-./build/zapd}"
 CONNECTIONS="${CONNECTIONS:-64}"
 LOADS="${LOADS:-20}"
 
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-[ -x /usr/sbin/nginx ] || need+=(nginx-light)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "bench: installing ${need[*]}" >&2
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
-fi
+. bench/common.sh
+bench_need wrk nginx
 [ -x "$ZAPD" ] || { echo "bench: $ZAPD not found; build first (make build)" >&2; exit 1; }
 [ -d web/node_modules/playwright-core ] || { echo "bench: web/node_modules missing; run make web-deps" >&2; exit 1; }
 
@@ -35,7 +29,6 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 run_wrk() {  # url -> "requests/s"
   wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -H 'Accept-Encoding: gzip' "$1" | awk '/^Requests\/sec/ {print $2}'
 }
@@ -52,32 +45,12 @@ ZURL="http://127.0.0.1:$ZPORT/$JS"
 [ "$(curl -s -H 'Accept-Encoding: gzip' -o /dev/null -w '%{size_download}' "$ZURL")" = "$(stat -c %s "$WORK/asset.js.gz")" ] ||
   { echo "bench: zapd did not serve the gzip twin of $JS" >&2; exit 1; }
 
-NPORT=$(free_port)
-mkdir -p "$WORK/nginx"
-cat > "$WORK/nginx/nginx.conf" <<CONF
-worker_processes 2;
-daemon off;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx;
-  proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx; uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
-  server {
-    listen 127.0.0.1:$NPORT;
-    location = /asset.js {
+start_nginx 2 "location = /asset.js {
       default_type text/javascript;
       add_header Content-Encoding gzip;
-      add_header Cache-Control "public, max-age=31536000, immutable";
+      add_header Cache-Control \"public, max-age=31536000, immutable\";
       alias $WORK/asset.js.gz;
-    }
-  }
-}
-CONF
-/usr/sbin/nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" &
-NPID=$!
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$NPORT/asset.js" >/dev/null && break; sleep 0.1; done
+    }"
 
 echo "asset: $JS, $(stat -c %s "web/dist/$JS") bytes, $(stat -c %s "$WORK/asset.js.gz") gzipped"
 Z=$(run_wrk "$ZURL")
