@@ -278,8 +278,10 @@ int serve(const config::loaded& cfg) {
                                              : std::max(1u, std::thread::hardware_concurrency());
   // One io_context per HTTP thread: the first also runs the acceptor, signals and timers;
   // connections are spread over all of them, each served by its thread alone.
-  asio::io_context ioc(1);
+  // Declared first, destroyed last: an accept pending on `ioc` at shutdown holds a socket of
+  // one of these contexts, so `ioc` must go first.
   std::vector<std::unique_ptr<asio::io_context>> extra_contexts;
+  asio::io_context ioc(1);
   std::vector<asio::io_context*> conn_contexts = {&ioc};
   for (std::size_t i = 1; i < threads; ++i) {
     extra_contexts.push_back(std::make_unique<asio::io_context>(1));
