@@ -61,6 +61,7 @@ const std::vector<key_def>& defs() {
       int_key("server.body_limit", "largest request body in bytes", &settings::server_body_limit, 1, 1LL << 30),
       int_key("server.read_timeout_ms", "time allowed to receive one request", &settings::server_read_timeout_ms, 100, 3'600'000),
       int_key("server.shutdown_grace_ms", "on SIGTERM, time in-flight requests get to finish", &settings::server_shutdown_grace_ms, 0, 600'000),
+      str_key("server.trusted_proxies", "CIDRs of reverse proxies whose X-Forwarded-For names the client (comma-separated); empty = the connecting address is the client", &settings::server_trusted_proxies),
       str_key("data_dir", "directory holding zapd.db and the generated secrets", &settings::data_dir),
       str_key("store.synchronous", "SQLite synchronous mode: full (a 200 survives power loss) or normal", &settings::store_synchronous, {"full", "normal"}),
       int_key("store.readers", "read-only SQLite connections in the pool", &settings::store_readers, 1, 64),

@@ -127,6 +127,26 @@ asio::awaitable<void> server::accept_loop() {
   }
 }
 
+std::string client_address(const std::string& peer, std::string_view forwarded_for,
+                           const std::function<bool(std::string_view)>& trusted) {
+  if (!trusted || !trusted(peer)) return peer;
+  std::string client = peer;
+  while (!forwarded_for.empty()) {
+    auto comma = forwarded_for.rfind(',');
+    std::string_view hop = forwarded_for.substr(comma == std::string_view::npos ? 0 : comma + 1);
+    forwarded_for = comma == std::string_view::npos ? std::string_view{} : forwarded_for.substr(0, comma);
+    while (!hop.empty() && (hop.front() == ' ' || hop.front() == '\t')) hop.remove_prefix(1);
+    while (!hop.empty() && (hop.back() == ' ' || hop.back() == '\t')) hop.remove_suffix(1);
+    if (hop.size() > 2 && hop.front() == '[' && hop.back() == ']') hop = hop.substr(1, hop.size() - 2);
+    beast::error_code ec;
+    auto addr = asio::ip::make_address(std::string(hop), ec);
+    if (ec) return peer;
+    client = addr.to_string();
+    if (!trusted(client)) return client;
+  }
+  return client;
+}
+
 asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
   beast::flat_buffer buf;
   std::string remote;
@@ -205,6 +225,15 @@ asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
     req.path = std::string(target.substr(0, qpos));
     if (qpos != std::string_view::npos) req.query = std::string(target.substr(qpos + 1));
     req.remote = remote;
+    if (opts_.trusted_proxy) {
+      // Several X-Forwarded-For lines are one list, in order (RFC 9110 5.3).
+      std::string forwarded;
+      for (auto [it, end] = req.msg.equal_range("X-Forwarded-For"); it != end; ++it) {
+        if (!forwarded.empty()) forwarded += ',';
+        forwarded += it->value();
+      }
+      req.remote = client_address(remote, forwarded, opts_.trusted_proxy);
+    }
     req.started = started;
 
     response res = co_await router_.dispatch(req);
@@ -215,7 +244,7 @@ asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
     const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     if (log::enabled(log::level::info))
       log::info("http.request", {{"method", std::string(req.msg.method_string())}, {"path", req.path},
-                                 {"status", res.status}, {"ms", fmt::format("{:.2f}", ms)}, {"remote", remote}});
+                                 {"status", res.status}, {"ms", fmt::format("{:.2f}", ms)}, {"remote", req.remote}});
     if (wec || !keep_alive) break;
   }
   beast::error_code ec;

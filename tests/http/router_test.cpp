@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "zapd/http/router.hpp"
+#include "zapd/http/server.hpp"
 
 using namespace zapd::http;
 namespace asio = boost::asio;
@@ -118,4 +119,18 @@ TEST_CASE("router: the fallback answers paths no route matches, never a known pa
   auto other_method = run(r, bhttp::verb::delete_, "/healthz");
   CHECK(other_method.status == 405);
   CHECK(other_method.body.find("method_not_allowed") != std::string::npos);
+}
+
+TEST_CASE("client_address: the peer unless it is a trusted proxy, then the rightmost untrusted hop") {
+  auto trusted = [](std::string_view ip) { return ip == "10.0.0.1" || ip == "10.0.0.2"; };
+  CHECK(client_address("192.0.2.1", "203.0.113.9", trusted) == "192.0.2.1");  // not a proxy: header ignored
+  CHECK(client_address("10.0.0.1", "", trusted) == "10.0.0.1");
+  CHECK(client_address("10.0.0.1", "203.0.113.9", trusted) == "203.0.113.9");
+  CHECK(client_address("10.0.0.1", "6.6.6.6, 203.0.113.9", trusted) == "203.0.113.9");
+  CHECK(client_address("10.0.0.1", "203.0.113.9 ,10.0.0.2", trusted) == "203.0.113.9");
+  CHECK(client_address("10.0.0.1", "10.0.0.2", trusted) == "10.0.0.2");  // every hop trusted: the leftmost
+  CHECK(client_address("10.0.0.1", "[2001:db8::7]", trusted) == "2001:db8::7");
+  CHECK(client_address("10.0.0.1", "203.0.113.9, bogus", trusted) == "10.0.0.1");  // malformed: the peer
+  CHECK(client_address("10.0.0.1", "1.2.3.4:80", trusted) == "10.0.0.1");
+  CHECK(client_address("10.0.0.1", "203.0.113.9", {}) == "10.0.0.1");
 }

@@ -372,6 +372,44 @@ TEST_CASE("auth api: repeated failures for one account get 429 with Retry-After"
   CHECK(z.log().find("auth.signin_throttled by=account") != std::string::npos);
 }
 
+TEST_CASE("auth api: behind a trusted proxy the per-IP sign-in limit counts X-Forwarded-For clients") {
+  auto attempt = [](const zapd_process& z, const std::string& xff) {
+    return z.request("POST", "/api/v1/user/signin", R"({"username":"nobody@example.com","password":"wrong-password"})",
+                     {{"X-Forwarded-For", xff}});
+  };
+  const std::vector<std::string> limits = {"--set", "auth.signin_ip_attempts=2", "--set", "auth.signin_account_attempts=1000",
+                                           "--set", "auth.signin_window_seconds=600"};
+  SECTION("trusted: each forwarded client has its own bucket, and a forged prefix does not help") {
+    auto args = limits;
+    args.insert(args.end(), {"--set", "server.trusted_proxies=10.9.9.0/24, 127.0.0.1"});
+    zapd_process z(fast_args(args));
+    CHECK(attempt(z, "203.0.113.5").status == 401);
+    CHECK(attempt(z, "203.0.113.5").status == 401);
+    CHECK(attempt(z, "203.0.113.5").status == 429);
+    // The proxy appends what it saw; what the client wrote left of it is not trusted.
+    CHECK(attempt(z, "198.51.100.77, 203.0.113.5").status == 429);
+    // Trusted hops right of the client are skipped.
+    CHECK(attempt(z, "203.0.113.5, 10.9.9.3").status == 429);
+    CHECK(attempt(z, "203.0.113.6").status == 401);
+    CHECK(attempt(z, "[2001:db8::1]").status == 401);
+    CHECK(z.log().find("remote=203.0.113.5") != std::string::npos);
+    CHECK(z.log().find("remote=2001:db8::1") != std::string::npos);
+  }
+  SECTION("untrusted (the default): X-Forwarded-For is ignored") {
+    zapd_process z(fast_args(limits));
+    CHECK(attempt(z, "203.0.113.5").status == 401);
+    CHECK(attempt(z, "203.0.113.6").status == 401);
+    CHECK(attempt(z, "203.0.113.7").status == 429);  // all one peer: 127.0.0.1
+    CHECK(z.log().find("remote=203.0.113") == std::string::npos);
+  }
+  SECTION("a bad block stops zapd at start with exit 2, naming the key") {
+    auto bad = run_zapd({"--data-dir", temp_dir("zapd-proxy") + "/data", "--set", "server.listen=127.0.0.1:0", "--set",
+                         "server.trusted_proxies=10.0.0.0/8, not-an-ip", "serve"});
+    CHECK(bad.exit_code == 2);
+    CHECK(bad.err.find("server.trusted_proxies") != std::string::npos);
+  }
+}
+
 TEST_CASE("auth api: a sign-in flood gets 429s, memory stays bounded, the server stays up") {
   // One hashing thread with two queue slots, and hashes costly enough (2 x 16 MiB) to pile up.
   zapd_process z({"--set", "auth.hash_threads=1", "--set", "auth.hash_queue=2", "--set", "auth.hash_opslimit=2", "--set",

@@ -20,6 +20,7 @@ struct settings {
   std::int64_t server_body_limit = 1024 * 1024;
   std::int64_t server_read_timeout_ms = 30'000;
   std::int64_t server_shutdown_grace_ms = 10'000;
+  std::string server_trusted_proxies;  // comma-separated CIDRs; empty = the peer is the client
   // top level
   std::string data_dir = "./data";
   // [store]

@@ -3,10 +3,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include <vector>
 
@@ -28,6 +30,13 @@ namespace zapd::http {
 /// Lifecycle: `start` binds and accepts; `stop` closes the acceptor and idle connections and
 /// lets busy ones finish their current request, then close. `active()` reaches 0 once all
 /// connections are gone. Thread-safe: `stop` and `active` may be called from any thread.
+/// The client behind a request from `peer`: `peer` itself unless `trusted(peer)`; then the
+/// rightmost X-Forwarded-For address that is not trusted (proxies append the address they
+/// saw, so entries left of the last untrusted one may be forged), or the leftmost when every
+/// hop is trusted. A malformed entry on that walk ends it at `peer`.
+std::string client_address(const std::string& peer, std::string_view forwarded_for,
+                           const std::function<bool(std::string_view)>& trusted);
+
 class server {
  public:
   struct options {
@@ -35,6 +44,9 @@ class server {
     std::uint16_t port = 8080;
     std::size_t body_limit = 1024 * 1024;
     std::chrono::milliseconds read_timeout{30'000};
+    /// Whether a peer address (text, as Asio prints it) is a trusted reverse proxy; unset =
+    /// none is. A trusted peer's X-Forwarded-For names the client (`client_address`).
+    std::function<bool(std::string_view)> trusted_proxy;
   };
 
   server(boost::asio::io_context& ioc, const router& r, options opts);
