@@ -193,22 +193,19 @@ status sqlite_queue::dead(const job& j, std::string_view reason) {
   return st;
 }
 
-status sqlite_queue::ack_in(store::connection& c, const job& j) {
-  auto st = settle_in(c, j, k_ack_sql);
-  if (st) m_[index_of(j.lane)].acked->inc();
-  return st;
-}
+status sqlite_queue::ack_in(store::connection& c, const job& j) { return settle_in(c, j, k_ack_sql); }
 
 status sqlite_queue::retry_in(store::connection& c, const job& j, std::chrono::system_clock::time_point at) {
-  auto st = settle_in(c, j, k_retry_sql, to_ms(at));
-  if (st) m_[index_of(j.lane)].retried->inc();
-  return st;
+  return settle_in(c, j, k_retry_sql, to_ms(at));
 }
 
 status sqlite_queue::dead_in(store::connection& c, const job& j, std::string_view reason) {
-  auto st = settle_in(c, j, k_dead_sql, reason);
-  if (st) m_[index_of(j.lane)].dead->inc();
-  return st;
+  return settle_in(c, j, k_dead_sql, reason);
+}
+
+void sqlite_queue::settled(const job& j, settlement s) {
+  auto& lm = m_[index_of(j.lane)];
+  (s == settlement::acked ? lm.acked : s == settlement::retried ? lm.retried : lm.dead)->inc();
 }
 
 result<std::int64_t> sqlite_queue::release_all_leases() {

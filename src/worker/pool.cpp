@@ -329,7 +329,10 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
   if (give_up && r.v == actions::verdict::retry)
     r.error = fmt::format("{} (gave up after {} attempts)", r.error, j.attempts);
 
-  auto work = [this, a, r, give_up, at, at_ms, now](store::connection& c) -> result<bool> {
+  // What the job's settlement was, set by `work` on the writer thread and counted by
+  // `committed` (same thread) only once the transaction holding it committed.
+  auto settled_as = std::make_shared<queue::store_publisher::settlement>(queue::store_publisher::settlement::acked);
+  auto work = [this, a, r, give_up, at, at_ms, now, settled_as](store::connection& c) -> result<bool> {
     const queue::job& j = a->job;
     std::string run_status;
     {
@@ -363,6 +366,9 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
       else st->bind(13, at_ms);
       if (auto s = st->run(); !s) return std::move(s).err();
     }
+    if (cancelled || ok) *settled_as = queue::store_publisher::settlement::acked;
+    else if (!give_up) *settled_as = queue::store_publisher::settlement::retried;
+    else *settled_as = queue::store_publisher::settlement::dead;
     if (cancelled) {
       if (auto s = queue_.ack_in(c, j); !s) return std::move(s).err();
       return false;
@@ -406,7 +412,7 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
     return false;
   };
   const bool schedules_retry = !give_up && r.v == actions::verdict::retry;
-  auto committed = [this, a, schedules_retry, at_ms](result<bool> res) {
+  auto committed = [this, a, schedules_retry, at_ms, settled_as](result<bool> res) {
     if (!res) {
       if (res.err().code == errc::conflict) {
         lost_.inc();
@@ -415,6 +421,7 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
         log::warn("worker.record_failed", {{"run", a->job.run_id}, {"step", a->job.step_index}, {"error", res.err().message}});
       }
     } else {
+      queue_.settled(a->job, *settled_as);
       if (*res && opts_.enqueued) opts_.enqueued();
       if (schedules_retry) {
         // Wake a claim loop when the retry falls due rather than at the next poll.
@@ -475,7 +482,10 @@ void pool::settle_skip(const queue::job& j, const std::string& why) {
     if (auto s = queue_.ack_in(c, j); !s) return std::move(s).err();
     return true;
   };
-  auto st = db_.writes().submit_for<bool>(std::move(work), [this, j](result<bool>) { done(j); });
+  auto st = db_.writes().submit_for<bool>(std::move(work), [this, j](result<bool> r) {
+    if (r) queue_.settled(j, queue::store_publisher::settlement::acked);
+    done(j);
+  });
   if (!st) done(j);
 }
 

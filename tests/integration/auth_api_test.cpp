@@ -183,12 +183,14 @@ TEST_CASE("auth api: unknown user and wrong password get the same answer in the 
     unknown.push_back(ums);
   }
   // Minimums: a busy machine only ever adds time, so the fastest run of each is its cost.
-  // Skipping the hash for unknown users would make theirs ~100x cheaper.
+  // Skipping the hash for unknown users would make theirs ~100x cheaper. The bounds are 5x
+  // either way: on a shared 2-core VM the fastest of 7 hashes still varies 2x (4 vs 8 ms
+  // seen while the browser test ran beside it), and the 100x gap stays far outside them.
   double mw = *std::min_element(wrong.begin(), wrong.end());
   double mu = *std::min_element(unknown.begin(), unknown.end());
   INFO("fastest ms: wrong password " << mw << ", unknown user " << mu);
-  CHECK(mu > mw * 0.5);
-  CHECK(mu < mw * 2.0);
+  CHECK(mu > mw * 0.2);
+  CHECK(mu < mw * 5.0);
 }
 
 TEST_CASE("auth api: forged, damaged and expired session tokens get 401") {

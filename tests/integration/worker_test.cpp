@@ -86,6 +86,10 @@ TEST_CASE("worker: a two-step zap where step 2 reads step 1's output and a secre
   CHECK(run["startedAt"].is_string());
   CHECK(run["finishedAt"].is_string());
   CHECK(job_state(z, run_id) == "none");  // acked jobs leave the queue
+  // The queue counts the two settlements once their transactions committed.
+  auto metrics = z.request("GET", "/metrics").body;
+  CHECK(metrics.find("zapd_queue_acked_total{lane=\"free\"} 2\n") != std::string::npos);
+  CHECK(metrics.find("zapd_queue_dead_total{lane=\"free\"} 0\n") != std::string::npos);
 }
 
 TEST_CASE("worker: a missing template path renders empty and warns on the step") {

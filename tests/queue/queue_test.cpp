@@ -307,6 +307,15 @@ TEST_CASE("sqlite_queue: settling inside a write transaction, fenced like the bl
   REQUIRE_FALSE(late.ok());
   CHECK(late.err().code == errc::conflict);
   CHECK(f.scalar("SELECT count(*) FROM kv WHERE key = 'marker'") == 0);
+  // Counters move only when the caller reports a committed settlement.
+  auto counter = [&](const char* name) { return f.reg.add_counter(name, "", {{"lane", "free"}}).value(); };
+  CHECK(counter("zapd_queue_acked_total") == 0);
+  CHECK(counter("zapd_queue_dead_total") == 0);
+  f.q->settled(jobs[0], queue::store_publisher::settlement::acked);
+  f.q->settled(jobs[2], queue::store_publisher::settlement::dead);
+  CHECK(counter("zapd_queue_acked_total") == 1);
+  CHECK(counter("zapd_queue_dead_total") == 1);
+  CHECK(counter("zapd_queue_retried_total") == 0);
   f.clk.advance(5s);
   CHECK(f.claim(lane::free).size() == 1);  // the retried job is due
 }

@@ -63,10 +63,15 @@ class store_publisher {
   /// ack / retry / dead inside the caller's write transaction, so a worker records a step's
   /// result, enqueues the next step and settles the job atomically. `conflict` when the
   /// lease was lost (the caller's request must then fail so the transaction undoes it).
-  /// The queue's counters move when the call succeeds, before the commit.
+  /// Nothing is counted here: the transaction may still roll back. Once it has committed,
+  /// the caller reports what it did with `settled`.
   virtual status ack_in(store::connection& c, const job& j) = 0;
   virtual status retry_in(store::connection& c, const job& j, std::chrono::system_clock::time_point at) = 0;
   virtual status dead_in(store::connection& c, const job& j, std::string_view reason) = 0;
+
+  enum class settlement { acked, retried, dead };
+  /// Counts a settlement made by ack_in / retry_in / dead_in whose transaction committed.
+  virtual void settled(const job& j, settlement s) = 0;
 };
 
 }  // namespace zapd::queue

@@ -48,6 +48,7 @@ class sqlite_queue final : public queue, public store_publisher {
   status ack_in(store::connection& c, const job& j) override;
   status retry_in(store::connection& c, const job& j, std::chrono::system_clock::time_point at) override;
   status dead_in(store::connection& c, const job& j, std::string_view reason) override;
+  void settled(const job& j, settlement s) override;
 
   /// Start-up recovery for the embedded queue: every leased job belonged to a previous
   /// process (the data dir lock guarantees one process per database), so its lease is
