@@ -12,6 +12,7 @@
 #include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
 
+#include "zapd/store/connection.hpp"
 #include "zapd_process.hpp"
 
 using namespace zapd::test;
@@ -50,6 +51,26 @@ TEST_CASE("serve: health, readiness and JSON errors") {
   auto log = z.log();
   CHECK(log.find("http.request method=GET path=/api/v1/no/such/path status=404 ms=") != std::string::npos);
   CHECK(fs::exists(z.data_dir() + "/zapd.db"));
+}
+
+TEST_CASE("serve: /readyz answers 503 while the database refuses writes, 200 again after") {
+  zapd_process z;
+  REQUIRE(z.request("GET", "/readyz").status == 200);
+  {
+    // Another process holds SQLite's write lock: zapd's writer waits its busy timeout (5 s)
+    // and gives up, as it would on a locked or broken database file.
+    auto other = zapd::store::connection::open(z.data_dir() + "/zapd.db", zapd::store::open_mode::read_write_create);
+    REQUIRE(other.ok());
+    REQUIRE(other->exec("BEGIN IMMEDIATE").ok());
+    auto r = z.request("GET", "/readyz");
+    INFO(r.body);
+    CHECK(r.status == 503);
+    CHECK(r.json()["error"]["code"] == "unavailable");
+    CHECK(r.json()["error"]["message"].get<std::string>().starts_with("database is not writable"));
+    CHECK(z.request("GET", "/healthz").status == 200);  // the process itself is fine
+    REQUIRE(other->exec("ROLLBACK").ok());
+  }
+  CHECK(z.request("GET", "/readyz").status == 200);
 }
 
 TEST_CASE("serve: an oversized body gets 413 and the server keeps serving") {
