@@ -5,6 +5,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -214,6 +215,32 @@ int serve(const config::loaded& cfg) {
     log::error("zapd.config_error", {{"error", "actions.http.allow: " + allow.err().message}});
     return k_exit_usage;
   }
+  // Reverse proxies whose X-Forwarded-For names the client (checked before anything starts).
+  std::function<bool(std::string_view)> trusted_proxy;
+  if (!s.server_trusted_proxies.empty()) {
+    std::vector<outbound::cidr> proxies;
+    std::string_view list = s.server_trusted_proxies;
+    while (!list.empty()) {
+      auto comma = list.find(',');
+      std::string_view item = list.substr(0, comma);
+      list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+      if (item.empty()) continue;
+      auto block = outbound::cidr::parse(item);
+      if (!block) {
+        log::error("zapd.config_error", {{"error", fmt::format("server.trusted_proxies: '{}': {}", item, block.err().message)}});
+        return k_exit_usage;
+      }
+      proxies.push_back(*block);
+    }
+    trusted_proxy = [proxies = std::move(proxies)](std::string_view ip) {
+      auto a = outbound::ip_address::parse(ip);
+      if (!a) return false;
+      auto plain = a->unmapped();
+      return std::any_of(proxies.begin(), proxies.end(), [&](const outbound::cidr& c) { return c.contains(plain); });
+    };
+  }
   outbound::driver outbound_io;
   outbound::http_client http_out(outbound_io, std::move(*allow));
   actions::executors executors;
@@ -296,30 +323,7 @@ int serve(const config::loaded& cfg) {
   so.port = s.listen_port;
   so.body_limit = static_cast<std::size_t>(s.server_body_limit);
   so.read_timeout = std::chrono::milliseconds(s.server_read_timeout_ms);
-  if (!s.server_trusted_proxies.empty()) {
-    std::vector<outbound::cidr> proxies;
-    std::string_view list = s.server_trusted_proxies;
-    while (!list.empty()) {
-      auto comma = list.find(',');
-      std::string_view item = list.substr(0, comma);
-      list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-      if (item.empty()) continue;
-      auto block = outbound::cidr::parse(item);
-      if (!block) {
-        log::error("zapd.config_error", {{"error", fmt::format("server.trusted_proxies: '{}': {}", item, block.err().message)}});
-        return k_exit_usage;
-      }
-      proxies.push_back(*block);
-    }
-    so.trusted_proxy = [proxies = std::move(proxies)](std::string_view ip) {
-      auto a = outbound::ip_address::parse(ip);
-      if (!a) return false;
-      auto plain = a->unmapped();
-      return std::any_of(proxies.begin(), proxies.end(), [&](const outbound::cidr& c) { return c.contains(plain); });
-    };
-  }
+  so.trusted_proxy = trusted_proxy;
   http::server srv(ioc, conn_contexts, routes, so);
   auto port = srv.start();
   if (!port) {

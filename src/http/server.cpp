@@ -127,24 +127,42 @@ asio::awaitable<void> server::accept_loop() {
   }
 }
 
+namespace {
+
+/// `text` as an address in canonical form, IPv4-mapped IPv6 (::ffff:a.b.c.d, what a dual-stack
+/// listener reports for IPv4 peers) as plain IPv4, so one client is one key; empty if malformed.
+std::string canonical_ip(std::string_view text) {
+  if (text.size() > 2 && text.front() == '[' && text.back() == ']') text = text.substr(1, text.size() - 2);
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(std::string(text), ec);
+  if (ec) return {};
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6()).to_string();
+  return addr.to_string();
+}
+
+}  // namespace
+
 std::string client_address(const std::string& peer, std::string_view forwarded_for,
                            const std::function<bool(std::string_view)>& trusted) {
-  if (!trusted || !trusted(peer)) return peer;
-  std::string client = peer;
+  std::string self = canonical_ip(peer);
+  if (self.empty()) self = peer;
+  if (!trusted || !trusted(self)) return self;
+  // Walk from the right: each hop was appended by the proxy to its right, so the first
+  // untrusted one is the client. If every hop is trusted, keep the rightmost (what the
+  // nearest proxy saw): entries further left may have been written by the client itself.
+  std::string rightmost;
   while (!forwarded_for.empty()) {
     auto comma = forwarded_for.rfind(',');
     std::string_view hop = forwarded_for.substr(comma == std::string_view::npos ? 0 : comma + 1);
     forwarded_for = comma == std::string_view::npos ? std::string_view{} : forwarded_for.substr(0, comma);
     while (!hop.empty() && (hop.front() == ' ' || hop.front() == '\t')) hop.remove_prefix(1);
     while (!hop.empty() && (hop.back() == ' ' || hop.back() == '\t')) hop.remove_suffix(1);
-    if (hop.size() > 2 && hop.front() == '[' && hop.back() == ']') hop = hop.substr(1, hop.size() - 2);
-    beast::error_code ec;
-    auto addr = asio::ip::make_address(std::string(hop), ec);
-    if (ec) return peer;
-    client = addr.to_string();
-    if (!trusted(client)) return client;
+    std::string ip = canonical_ip(hop);
+    if (ip.empty()) return rightmost.empty() ? self : rightmost;
+    if (!trusted(ip)) return ip;
+    if (rightmost.empty()) rightmost = ip;
   }
-  return client;
+  return rightmost.empty() ? self : rightmost;
 }
 
 asio::awaitable<void> server::session(std::shared_ptr<connection> c) {

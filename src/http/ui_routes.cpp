@@ -24,10 +24,12 @@ bool reserved(std::string_view path) {
   if (!path.starts_with('/')) return true;
   while (!path.empty() && path.front() == '/') path.remove_prefix(1);
   std::string_view raw = path.substr(0, path.find('/'));
-  auto first = percent_decode(raw, false);
-  if (!first) return true;
+  auto decoded = percent_decode(raw, false);
+  if (!decoded) return true;
+  std::string_view first = *decoded;
+  first = first.substr(0, first.find('/'));  // an encoded slash: /api%2Fv1 is still /api
   for (std::string_view p : {"api", "hooks", "static", "metrics", "healthz", "readyz"})
-    if (*first == p) return true;
+    if (first == p) return true;
   return false;
 }
 

@@ -128,7 +128,11 @@ TEST_CASE("client_address: the peer unless it is a trusted proxy, then the right
   CHECK(client_address("10.0.0.1", "203.0.113.9", trusted) == "203.0.113.9");
   CHECK(client_address("10.0.0.1", "6.6.6.6, 203.0.113.9", trusted) == "203.0.113.9");
   CHECK(client_address("10.0.0.1", "203.0.113.9 ,10.0.0.2", trusted) == "203.0.113.9");
-  CHECK(client_address("10.0.0.1", "10.0.0.2", trusted) == "10.0.0.2");  // every hop trusted: the leftmost
+  CHECK(client_address("10.0.0.1", "10.0.0.2", trusted) == "10.0.0.2");  // every hop trusted: the rightmost
+  CHECK(client_address("10.0.0.1", "10.0.0.1, 10.0.0.2", trusted) == "10.0.0.2");
+  // IPv4-mapped IPv6 (a dual-stack listener's view of an IPv4 peer) is the IPv4 address.
+  CHECK(client_address("::ffff:10.0.0.1", "::ffff:203.0.113.9", trusted) == "203.0.113.9");
+  CHECK(client_address("::ffff:192.0.2.1", "", {}) == "192.0.2.1");
   CHECK(client_address("10.0.0.1", "[2001:db8::7]", trusted) == "2001:db8::7");
   CHECK(client_address("10.0.0.1", "203.0.113.9, bogus", trusted) == "10.0.0.1");  // malformed: the peer
   CHECK(client_address("10.0.0.1", "1.2.3.4:80", trusted) == "10.0.0.1");

@@ -392,6 +392,12 @@ TEST_CASE("auth api: behind a trusted proxy the per-IP sign-in limit counts X-Fo
     CHECK(attempt(z, "198.51.100.77, 203.0.113.5").status == 429);
     // Trusted hops right of the client are skipped.
     CHECK(attempt(z, "203.0.113.5, 10.9.9.3").status == 429);
+    // Two X-Forwarded-For lines are one list: the client's own line first, the proxy's last.
+    const std::string body = R"({"username":"nobody@example.com","password":"wrong-password"})";
+    auto two_lines = zapd::test::raw_exchange(
+        z.port(), "POST /api/v1/user/signin HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Forwarded-For: 198.51.100.1\r\n"
+                  "X-Forwarded-For: 203.0.113.5\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    CHECK(two_lines.starts_with("HTTP/1.1 429"));
     CHECK(attempt(z, "203.0.113.6").status == 401);
     CHECK(attempt(z, "[2001:db8::1]").status == 401);
     CHECK(z.log().find("remote=203.0.113.5") != std::string::npos);

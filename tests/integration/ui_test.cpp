@@ -150,7 +150,7 @@ TEST_CASE("ui: client routes get index.html, files and API paths never do") {
   for (const char* path : {"/assets/index-missing.js", "/assets/x", "/favicon-missing.ico", "/zaps/logo.png", "/api",
                            "/api/", "/api/v1/nope", "/api/v1/zap/x/nope", "/hooks", "/hooks/catch", "/hooks/catch/a/b/c/d",
                            "/static/icons/nope.svg", "/static/x", "//api/v1/nope", "///hooks/x", "/%61pi/v1/nope",
-                           "/%68ooks/catch", "//metrics/x", "/%zz"}) {
+                           "/%68ooks/catch", "//metrics/x", "/%zz", "/api%2Fv1/x", "/%61pi%2f"}) {
     INFO(path);
     check_json_404(z.request("GET", path));
   }

@@ -30,10 +30,11 @@ namespace zapd::http {
 /// Lifecycle: `start` binds and accepts; `stop` closes the acceptor and idle connections and
 /// lets busy ones finish their current request, then close. `active()` reaches 0 once all
 /// connections are gone. Thread-safe: `stop` and `active` may be called from any thread.
-/// The client behind a request from `peer`: `peer` itself unless `trusted(peer)`; then the
-/// rightmost X-Forwarded-For address that is not trusted (proxies append the address they
-/// saw, so entries left of the last untrusted one may be forged), or the leftmost when every
-/// hop is trusted. A malformed entry on that walk ends it at `peer`.
+/// The client behind a request from `peer` (addresses in canonical form, IPv4-mapped IPv6 as
+/// IPv4): `peer` itself unless `trusted(peer)`; then the rightmost X-Forwarded-For address
+/// that is not trusted (proxies append the address they saw, so entries left of the last
+/// untrusted one may be forged), or the rightmost hop when every hop is trusted. A malformed
+/// entry ends the walk at the last good hop (or `peer`).
 std::string client_address(const std::string& peer, std::string_view forwarded_for,
                            const std::function<bool(std::string_view)>& trusted);
 
