@@ -117,6 +117,7 @@ struct driver::impl {
         asio::post(self->io, [self] {
           self->timeout_posted = false;
           self->socket_action(CURL_SOCKET_TIMEOUT, 0);
+          self->ensure_timer();
         });
       }
       return 0;
@@ -129,8 +130,19 @@ struct driver::impl {
       if (ec == asio::error::operation_aborted) return;
       self->timer_armed = false;
       self->socket_action(CURL_SOCKET_TIMEOUT, 0);
+      self->ensure_timer();
     });
     return 0;
+  }
+
+  // After a timeout-driven action, a wake-up must be pending whenever curl has a deadline.
+  // libcurl reports its deadline again after CURL_SOCKET_TIMEOUT today; this asks it
+  // directly instead of relying on that.
+  void ensure_timer() {
+    if (multi == nullptr || timer_armed || timeout_posted) return;
+    long ms = -1;
+    if (curl_multi_timeout(multi, &ms) != CURLM_OK || ms < 0) return;
+    on_timer(multi, ms, this);
   }
 
   static int on_close_socket(void* clientp, curl_socket_t s) {
