@@ -44,3 +44,16 @@ CONF
   NPID=$!
   for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$NPORT/" && break; sleep 0.1; done
 }
+
+# bench_scratch NAME: WORK = a fresh /tmp/NAME.XXXXXX, removed on exit together with the zapd
+# (ZPID) and nginx (NPID) the script started, if any.
+bench_scratch() {
+  WORK="$(mktemp -d "/tmp/$1.XXXXXX")"
+  ZPID=""; NPID=""
+  trap bench_cleanup EXIT
+}
+bench_cleanup() {
+  [ -n "$ZPID" ] && kill "$ZPID" 2>/dev/null && wait "$ZPID" 2>/dev/null || true
+  [ -n "$NPID" ] && kill "$NPID" 2>/dev/null && wait "$NPID" 2>/dev/null || true
+  rm -rf "$WORK"
+}

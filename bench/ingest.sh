@@ -22,14 +22,7 @@ THREADS="${THREADS:-2}"
 bench_need wrk nginx sqlite3
 [ -x "$ZAPD" ] || { echo "bench: $ZAPD not found; build first (cmake --preset default && cmake --build build)" >&2; exit 1; }
 
-WORK="$(mktemp -d /tmp/zapd-bench.XXXXXX)"
-ZPID=""; NPID=""
-cleanup() {
-  [ -n "$ZPID" ] && kill "$ZPID" 2>/dev/null && wait "$ZPID" 2>/dev/null || true
-  [ -n "$NPID" ] && kill "$NPID" 2>/dev/null && wait "$NPID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_scratch zapd-bench
 
 # The webhook body: ~200 bytes of JSON, like a typical event.
 BODY='{"event":"comment.created","id":"evt_000000000000000001","comment":{"id":12345,"email":"ada@example.com","name":"Ada Lovelace","text":"The engine might compose elaborate pieces of music."},"sentAt":"2026-11-23T10:00:00Z"}'

@@ -21,14 +21,7 @@ bench_need wrk nginx
 [ -x "$ZAPD" ] || { echo "bench: $ZAPD not found; build first (make build)" >&2; exit 1; }
 [ -d web/node_modules/playwright-core ] || { echo "bench: web/node_modules missing; run make web-deps" >&2; exit 1; }
 
-WORK="$(mktemp -d /tmp/zapd-bench-ui.XXXXXX)"
-ZPID=""; NPID=""
-cleanup() {
-  [ -n "$ZPID" ] && kill "$ZPID" 2>/dev/null && wait "$ZPID" 2>/dev/null || true
-  [ -n "$NPID" ] && kill "$NPID" 2>/dev/null && wait "$NPID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+bench_scratch zapd-bench-ui
 run_wrk() {  # url -> "requests/s"
   wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -H 'Accept-Encoding: gzip' "$1" | awk '/^Requests\/sec/ {print $2}'
 }
