@@ -4,6 +4,8 @@
 #include <charconv>
 #include <ctime>
 
+#include "zapd/core/json.hpp"
+
 namespace zapd::actions {
 
 executor::~executor() = default;
@@ -19,12 +21,7 @@ executor* executors::find(const std::string& id) const {
 
 bool status_matches(long status, std::string_view spec) {
   if (spec.empty()) spec = "2xx";
-  while (!spec.empty()) {
-    auto comma = spec.find(',');
-    auto item = spec.substr(0, comma);
-    spec = comma == std::string_view::npos ? std::string_view{} : spec.substr(comma + 1);
-    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+  for (auto item : split(spec, ',')) {
     if (item.size() == 3 && (item.substr(1) == "xx" || item.substr(1) == "XX")) {
       if (item[0] >= '1' && item[0] <= '5' && status / 100 == item[0] - '0') return true;
       continue;
@@ -38,8 +35,7 @@ bool status_matches(long status, std::string_view spec) {
 
 std::optional<std::chrono::milliseconds> parse_retry_after(std::string_view value, std::int64_t now_ms) {
   constexpr std::int64_t k_cap_ms = 24LL * 3600 * 1000;
-  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-  while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+  value = trim(value);
   if (value.empty()) return std::nullopt;
   std::int64_t secs = 0;
   auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), secs);

@@ -24,6 +24,7 @@
 #include "zapd/auth/jwt.hpp"
 #include "zapd/auth/options.hpp"
 #include "zapd/core/files.hpp"
+#include "zapd/core/json.hpp"
 #include "zapd/core/log.hpp"
 #include "zapd/http/auth_routes.hpp"
 #include "zapd/http/health_routes.hpp"
@@ -219,13 +220,7 @@ int serve(const config::loaded& cfg) {
   std::function<bool(std::string_view)> trusted_proxy;
   if (!s.server_trusted_proxies.empty()) {
     std::vector<outbound::cidr> proxies;
-    std::string_view list = s.server_trusted_proxies;
-    while (!list.empty()) {
-      auto comma = list.find(',');
-      std::string_view item = list.substr(0, comma);
-      list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
-      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    for (auto item : split(s.server_trusted_proxies, ',')) {
       if (item.empty()) continue;
       auto block = outbound::cidr::parse(item);
       if (!block) {

@@ -7,28 +7,12 @@
 #include <fmt/format.h>
 
 #include "zapd/core/crypto.hpp"
+#include "zapd/core/json.hpp"
 
 namespace zapd::hooks {
 namespace {
 
 error refuse(std::string why) { return make_error(errc::unauthorized, std::move(why)); }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  while (true) {
-    auto p = s.find(sep);
-    out.push_back(trim(s.substr(0, p)));
-    if (p == std::string_view::npos) break;
-    s.remove_prefix(p + 1);
-  }
-  return out;
-}
 
 std::optional<std::int64_t> parse_int(std::string_view s) {
   std::int64_t v = 0;

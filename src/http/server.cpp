@@ -13,6 +13,7 @@
 #include <boost/beast/http/write.hpp>
 #include <fmt/format.h>
 
+#include "zapd/core/json.hpp"
 #include "zapd/core/log.hpp"
 
 namespace zapd::http {
@@ -151,13 +152,9 @@ std::string client_address(const std::string& peer, std::string_view forwarded_f
   // untrusted one is the client. If every hop is trusted, keep the rightmost (what the
   // nearest proxy saw): entries further left may have been written by the client itself.
   std::string rightmost;
-  while (!forwarded_for.empty()) {
-    auto comma = forwarded_for.rfind(',');
-    std::string_view hop = forwarded_for.substr(comma == std::string_view::npos ? 0 : comma + 1);
-    forwarded_for = comma == std::string_view::npos ? std::string_view{} : forwarded_for.substr(0, comma);
-    while (!hop.empty() && (hop.front() == ' ' || hop.front() == '\t')) hop.remove_prefix(1);
-    while (!hop.empty() && (hop.back() == ' ' || hop.back() == '\t')) hop.remove_suffix(1);
-    std::string ip = canonical_ip(hop);
+  auto hops = forwarded_for.empty() ? std::vector<std::string_view>{} : split(forwarded_for, ',');
+  for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
+    std::string ip = canonical_ip(*it);
     if (ip.empty()) return rightmost.empty() ? self : rightmost;
     if (!trusted(ip)) return ip;
     if (rightmost.empty()) rightmost = ip;

@@ -1,9 +1,8 @@
 #include "zapd/http/ui_routes.hpp"
 
-#include <array>
-
 #include <fmt/format.h>
 
+#include "zapd/core/json.hpp"
 #include "zapd/ui/assets.hpp"
 
 namespace zapd::http {
@@ -33,21 +32,12 @@ bool reserved(std::string_view path) {
   return false;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 /// Whether an Accept-Encoding value allows gzip (`gzip` or `*`, without q=0).
 bool accepts_gzip(std::string_view header) {
   bool star = false, gzip = false, gzip_refused = false, star_refused = false;
-  while (!header.empty()) {
-    auto comma = header.find(',');
-    std::string_view item = trim(header.substr(0, comma));
-    header = comma == std::string_view::npos ? std::string_view{} : header.substr(comma + 1);
+  for (auto item : split(header, ',')) {
     auto semi = item.find(';');
-    std::string_view coding = trim(item.substr(0, semi));
+    const std::string coding = to_lower(trim(item.substr(0, semi)));
     bool refused = false;
     if (semi != std::string_view::npos) {
       std::string_view param = trim(item.substr(semi + 1));
@@ -56,8 +46,7 @@ bool accepts_gzip(std::string_view header) {
         refused = !q.empty() && q.find_first_not_of("0.") == std::string_view::npos;
       }
     }
-    if (coding.size() == 4 && (coding[0] | 0x20) == 'g' && (coding[1] | 0x20) == 'z' && (coding[2] | 0x20) == 'i' &&
-        (coding[3] | 0x20) == 'p')
+    if (coding == "gzip")
       (refused ? gzip_refused : gzip) = true;
     else if (coding == "*")
       (refused ? star_refused : star) = true;
@@ -67,10 +56,7 @@ bool accepts_gzip(std::string_view header) {
 
 /// Whether If-None-Match lists `etag` (quoted, optionally weak) or is `*`.
 bool matches(std::string_view if_none_match, std::string_view etag) {
-  while (!if_none_match.empty()) {
-    auto comma = if_none_match.find(',');
-    std::string_view tag = trim(if_none_match.substr(0, comma));
-    if_none_match = comma == std::string_view::npos ? std::string_view{} : if_none_match.substr(comma + 1);
+  for (auto tag : split(if_none_match, ',')) {
     if (tag == "*") return true;
     if (tag.starts_with("W/")) tag.remove_prefix(2);
     if (tag == etag) return true;

@@ -21,13 +21,6 @@ constexpr int v6_bits = 128;
 constexpr std::size_t max_host_name = 253;
 constexpr std::size_t max_label = 63;
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-
 /// Host as written in a URL or the allow list -> the form names are compared in.
 std::string normal_host(std::string_view host) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
@@ -259,12 +252,7 @@ std::string cidr::to_string() const { return fmt::format("{}/{}", network.to_str
 
 result<policy> policy::parse(std::string_view allow) {
   policy out;
-  std::size_t start = 0;
-  while (start <= allow.size()) {
-    auto end = allow.find(',', start);
-    if (end == std::string_view::npos) end = allow.size();
-    auto entry = trim(allow.substr(start, end - start));
-    start = end + 1;
+  for (auto entry : split(allow, ',')) {
     if (entry.empty()) continue;
     auto fail = [&](std::string_view why) {
       return make_error(errc::invalid_argument,

@@ -9,6 +9,7 @@
 
 #include "zapd/core/files.hpp"
 #include "zapd/core/ids.hpp"
+#include "zapd/core/json.hpp"
 #include "zapd/core/result.hpp"
 
 namespace fs = std::filesystem;
@@ -106,4 +107,14 @@ TEST_CASE("signing secret: created once with mode 0600, then reused") {
     std::ofstream(path, std::ios::trunc) << "short\n";
     CHECK_FALSE(zapd::load_or_create_secret(path).ok());
   }
+}
+
+TEST_CASE("trim and split: spaces and tabs go, empty pieces stay") {
+  CHECK(zapd::trim(" \t a b \t") == "a b");
+  CHECK(zapd::trim("   ").empty());
+  using v = std::vector<std::string_view>;
+  CHECK(zapd::split("a, b ,c", ',') == v{"a", "b", "c"});
+  CHECK(zapd::split("a,,b,", ',') == v{"a", "", "b", ""});
+  CHECK(zapd::split("", ',') == v{""});
+  CHECK(zapd::split("v1,x v1,y", ' ') == v{"v1,x", "v1,y"});
 }

@@ -2,6 +2,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -12,6 +13,13 @@ namespace zapd {
 
 /// ASCII lower-case (header names, media types, host names).
 std::string to_lower(std::string_view s);
+
+/// `s` without leading and trailing spaces and tabs.
+std::string_view trim(std::string_view s);
+
+/// The pieces of `s` between `sep`s, each trimmed; empty pieces kept ("a,,b" -> a, "", b;
+/// "" -> one empty piece). Views into `s`.
+std::vector<std::string_view> split(std::string_view s, char sep);
 
 /// Serialises `j` compactly; invalid UTF-8 in strings is replaced, so it never throws.
 std::string dump_safe(const nlohmann::json& j);
