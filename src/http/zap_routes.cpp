@@ -14,14 +14,10 @@ using json = nlohmann::json;
 
 /// `{id, status, createdAt}` of the zap's newest run, or null (the UI's "last run" column).
 result<json> last_run(store::connection& c, const std::string& user_id, const std::string& zap_id) {
-  runs::filter f;
-  f.zap_id = zap_id;
-  f.limit = 1;
-  auto p = runs::list(c, user_id, f);
-  if (!p) return std::move(p).err();
-  if (p->runs.empty()) return json(nullptr);
-  const auto& r = p->runs.front();
-  return json{{"id", r.id}, {"status", r.status}, {"createdAt", iso_time_ms(r.created_at)}};
+  auto r = runs::latest(c, user_id, zap_id);
+  if (!r) return std::move(r).err();
+  if (!*r) return json(nullptr);
+  return json{{"id", (*r)->id}, {"status", (*r)->status}, {"createdAt", iso_time_ms((*r)->created_at)}};
 }
 
 // Validates `body` as a zap and hands `apply` the result, all inside one writer request so the

@@ -155,6 +155,21 @@ result<page> list(store::connection& c, const std::string& user_id, const filter
   return p;
 }
 
+result<std::optional<run_record>> latest(store::connection& c, const std::string& user_id, const std::string& zap_id) {
+  auto st = c.prepare(
+      "SELECT id, status, created_at FROM runs WHERE zap_id = ? AND user_id = ? ORDER BY created_at DESC, id DESC LIMIT 1");
+  if (!st) return std::move(st).err();
+  st->bind_all(zap_id, user_id);
+  auto row = st->step();
+  if (!row) return std::move(row).err();
+  if (!*row) return std::optional<run_record>{};
+  run_record r;
+  r.id = st->text(0);
+  r.status = st->text(1);
+  r.created_at = st->int64(2);
+  return std::optional<run_record>(std::move(r));
+}
+
 result<run_record> get(store::connection& c, const std::string& user_id, const std::string& run_id) {
   auto r = load(c, user_id, run_id);
   if (!r) return r;

@@ -71,6 +71,9 @@ struct page {
 
 /// A user's runs, newest first. Bad filter values are `invalid_argument` naming the field.
 result<page> list(store::connection& c, const std::string& user_id, const filter& f);
+/// The zap's newest run with only id, status and created_at filled (the zaps list shows
+/// them; the trigger payload is not read), or nullopt when it has none.
+result<std::optional<run_record>> latest(store::connection& c, const std::string& user_id, const std::string& zap_id);
 /// One run with its steps. Another user's run is `not_found`, like a missing one.
 result<run_record> get(store::connection& c, const std::string& user_id, const std::string& run_id);
 
