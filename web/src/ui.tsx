@@ -97,6 +97,16 @@ export function Icon({ id }: { id: string }) {
   return <img class="icon" src={`/static/icons/${encodeURIComponent(id)}.svg`} alt="" width={20} height={20} />;
 }
 
+/** One labelled fact of a `<dl class="facts">`: `<div><dt>label</dt><dd>children</dd></div>`. */
+export function Fact({ label, children }: { label: string; children: ComponentChildren }) {
+  return (
+    <div>
+      <dt>{label}</dt>
+      <dd>{children}</dd>
+    </div>
+  );
+}
+
 export function fmtTime(s: string | null | undefined): string {
   if (!s) return '—';
   const d = new Date(s);

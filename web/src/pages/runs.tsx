@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation, useRoute } from 'preact-iso/router';
 import { api, type CatalogItem, errorMessage, isActive, loadCatalog, type Run, RUN_STATUSES, type Zap } from '../api';
-import { ErrorBox, fmtDuration, Icon, Json, Loading, Page, Status, Time, useApi, useInterval, useTitle } from '../ui';
+import { ErrorBox, Fact, fmtDuration, Icon, Json, Loading, Page, Status, Time, useApi, useInterval, useTitle } from '../ui';
 
 const PAGE = 25;
 
@@ -243,50 +243,29 @@ export function RunPage() {
         {note}
       </p>
       <dl class="card facts">
-        <div>
-          <dt>Zap</dt>
-          <dd>
-            <a href={`/zaps/${r.zapId}`}>{zap.data?.zap.name ?? r.zapId}</a> (version {r.zapVersion}) · <a href={`/zaps/${r.zapId}/runs`}>all runs</a>
-          </dd>
-        </div>
-        <div>
-          <dt>Run ID</dt>
-          <dd>
-            <code>{r.id}</code>
-          </dd>
-        </div>
+        <Fact label="Zap">
+          <a href={`/zaps/${r.zapId}`}>{zap.data?.zap.name ?? r.zapId}</a> (version {r.zapVersion}) · <a href={`/zaps/${r.zapId}/runs`}>all runs</a>
+        </Fact>
+        <Fact label="Run ID">
+          <code>{r.id}</code>
+        </Fact>
         {r.replayOf && (
-          <div>
-            <dt>Replay of</dt>
-            <dd>
-              <a href={`/runs/${r.replayOf}`}>
-                <code>{r.replayOf}</code>
-              </a>
-            </dd>
-          </div>
+          <Fact label="Replay of">
+            <a href={`/runs/${r.replayOf}`}>
+              <code>{r.replayOf}</code>
+            </a>
+          </Fact>
         )}
-        <div>
-          <dt>Created</dt>
-          <dd>
-            <Time at={r.createdAt} />
-          </dd>
-        </div>
-        <div>
-          <dt>Started</dt>
-          <dd>
-            <Time at={r.startedAt} />
-          </dd>
-        </div>
-        <div>
-          <dt>Finished</dt>
-          <dd>
-            <Time at={r.finishedAt} />
-          </dd>
-        </div>
-        <div>
-          <dt>Duration</dt>
-          <dd>{fmtDuration(r.durationMs)}</dd>
-        </div>
+        <Fact label="Created">
+          <Time at={r.createdAt} />
+        </Fact>
+        <Fact label="Started">
+          <Time at={r.startedAt} />
+        </Fact>
+        <Fact label="Finished">
+          <Time at={r.finishedAt} />
+        </Fact>
+        <Fact label="Duration">{fmtDuration(r.durationMs)}</Fact>
       </dl>
       {r.error && (
         <div class="error-box run-error">
@@ -325,27 +304,15 @@ export function RunPage() {
               <Status status={s.status} />
             </header>
             <dl class="facts inline">
-              <div>
-                <dt>Attempts</dt>
-                <dd>{s.attempts}</dd>
-              </div>
-              <div>
-                <dt>Duration</dt>
-                <dd>{fmtDuration(s.durationMs)}</dd>
-              </div>
-              <div>
-                <dt>Started</dt>
-                <dd>
-                  <Time at={s.startedAt} />
-                </dd>
-              </div>
+              <Fact label="Attempts">{s.attempts}</Fact>
+              <Fact label="Duration">{fmtDuration(s.durationMs)}</Fact>
+              <Fact label="Started">
+                <Time at={s.startedAt} />
+              </Fact>
               {s.nextAttemptAt && (
-                <div>
-                  <dt>Next attempt</dt>
-                  <dd>
-                    <Time at={s.nextAttemptAt} />
-                  </dd>
-                </div>
+                <Fact label="Next attempt">
+                  <Time at={s.nextAttemptAt} />
+                </Fact>
               )}
             </dl>
             {s.error && (

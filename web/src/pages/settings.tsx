@@ -2,7 +2,7 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { useLocation } from 'preact-iso/router';
 import { api, ApiError, errorMessage, setToken } from '../api';
-import { CopyField, ErrorBox, Loading, Page, Time, useApi, useTitle } from '../ui';
+import { CopyField, ErrorBox, Fact, Loading, Page, Time, useApi, useTitle } from '../ui';
 
 interface SecretMeta {
   name: string;
@@ -285,20 +285,11 @@ export function Account() {
               <input id="account-name" type="text" autocomplete="name" value={name} onInput={(e) => setName(e.currentTarget.value)} />
             </div>
             <dl class="facts">
-              <div>
-                <dt>Email</dt>
-                <dd>{u.email}</dd>
-              </div>
-              <div>
-                <dt>Plan</dt>
-                <dd>{u.plan}</dd>
-              </div>
-              <div>
-                <dt>Member since</dt>
-                <dd>
-                  <Time at={u.createdAt} />
-                </dd>
-              </div>
+              <Fact label="Email">{u.email}</Fact>
+              <Fact label="Plan">{u.plan}</Fact>
+              <Fact label="Member since">
+                <Time at={u.createdAt} />
+              </Fact>
             </dl>
             <button type="submit" class="btn primary" disabled={rename.busy}>
               Save
