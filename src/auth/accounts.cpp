@@ -60,11 +60,7 @@ api_token_info read_token(const store::statement& q) {
 result<std::optional<user>> find_user(store::connection& c, std::string_view sql, std::string_view key) {
   auto q = c.prepare(sql);
   if (!q) return std::move(q).err();
-  q->bind_all(key);
-  auto row = q->step();
-  if (!row) return std::move(row).err();
-  if (!*row) return std::optional<user>{};
-  return std::optional<user>(read_user(*q));
+  return q->bind_all(key).first<user>([](const store::statement& row) { return read_user(row); });
 }
 
 }  // namespace
@@ -226,15 +222,13 @@ result<std::optional<token_owner>> find_token_owner(store::connection& c, std::s
       "t.id, t.last_used_at FROM api_tokens t JOIN users u ON u.id = t.user_id "
       "WHERE t.token_hash = ? AND t.revoked = 0");
   if (!q) return std::move(q).err();
-  q->bind_all(token_hash);
-  auto row = q->step();
-  if (!row) return std::move(row).err();
-  if (!*row) return std::optional<token_owner>{};
-  token_owner o;
-  o.owner = read_user(*q);
-  o.token_id = q->text(8);
-  if (!q->is_null(9)) o.last_used_at = q->text(9);
-  return std::optional<token_owner>(std::move(o));
+  return q->bind_all(token_hash).first<token_owner>([](const store::statement& row) {
+    token_owner o;
+    o.owner = read_user(row);
+    o.token_id = row.text(8);
+    if (!row.is_null(9)) o.last_used_at = row.text(9);
+    return o;
+  });
 }
 
 status touch_api_token(store::connection& c, std::string_view token_id) {

@@ -159,15 +159,13 @@ result<std::optional<run_record>> latest(store::connection& c, const std::string
   auto st = c.prepare(
       "SELECT id, status, created_at FROM runs WHERE zap_id = ? AND user_id = ? ORDER BY created_at DESC, id DESC LIMIT 1");
   if (!st) return std::move(st).err();
-  st->bind_all(zap_id, user_id);
-  auto row = st->step();
-  if (!row) return std::move(row).err();
-  if (!*row) return std::optional<run_record>{};
-  run_record r;
-  r.id = st->text(0);
-  r.status = st->text(1);
-  r.created_at = st->int64(2);
-  return std::optional<run_record>(std::move(r));
+  return st->bind_all(zap_id, user_id).first<run_record>([](const store::statement& row) {
+    run_record r;
+    r.id = row.text(0);
+    r.status = row.text(1);
+    r.created_at = row.int64(2);
+    return r;
+  });
 }
 
 result<run_record> get(store::connection& c, const std::string& user_id, const std::string& run_id) {

@@ -60,6 +60,15 @@ class statement {
     }
   }
 
+  /// The first row as a T (`read(*this)`), or nullopt when there is none.
+  template <class T, class Read>
+  result<std::optional<T>> first(Read&& read) {
+    auto row = step();
+    if (!row) return std::move(row).err();
+    if (!*row) return std::optional<T>{};
+    return std::optional<T>(read(*this));
+  }
+
   std::int64_t int64(int col) const;
   double real(int col) const;
   std::string text(int col) const;
