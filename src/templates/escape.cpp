@@ -1,5 +1,7 @@
 #include "escape.hpp"
 
+#include "zapd/core/json.hpp"
+
 namespace zapd::templates::detail {
 
 namespace {
@@ -18,8 +20,6 @@ bool unreserved(unsigned char c) {
 }
 
 }  // namespace
-
-std::string dump(const nlohmann::json& v) { return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 
 bool valid_utf8(std::string_view s) {
   auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
@@ -51,7 +51,7 @@ bool valid_utf8(std::string_view s) {
 }
 
 std::string json_string_content(std::string_view s) {
-  auto quoted = dump(nlohmann::json(std::string(s)));
+  auto quoted = dump_safe(nlohmann::json(std::string(s)));
   return quoted.substr(1, quoted.size() - 2);
 }
 

@@ -7,8 +7,6 @@
 
 namespace zapd::templates::detail {
 
-/// JSON text of `v`; invalid UTF-8 in strings becomes U+FFFD instead of throwing.
-std::string dump(const nlohmann::json& v);
 
 /// True when `s` is well-formed UTF-8 as nlohmann::json checks it (RFC 3629: no overlong
 /// forms, no surrogates, nothing above U+10FFFF).

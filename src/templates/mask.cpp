@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "zapd/core/json.hpp"
 #include "escape.hpp"
 
 namespace zapd::templates::detail {
@@ -11,7 +12,7 @@ masker::masker(const nlohmann::json& ctx) {
   auto it = ctx.find("secrets");
   if (it == ctx.end() || !it->is_object()) return;
   for (const auto& v : *it) {
-    std::string s = v.is_string() ? v.get<std::string>() : v.is_null() ? std::string{} : dump(v);
+    std::string s = v.is_string() ? v.get<std::string>() : v.is_null() ? std::string{} : dump_safe(v);
     if (s.empty()) continue;
     first_[static_cast<unsigned char>(s.front())] = true;
     secrets_.push_back(std::move(s));

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "zapd/core/json.hpp"
 #include "escape.hpp"
 
 namespace zapd::templates::detail {
@@ -39,9 +40,7 @@ void warning_list::add(std::string w) {
   }
   // Warnings end up in JSON records: make them valid UTF-8 (a path may hold any byte).
   if (!valid_utf8(w)) {
-    auto quoted = dump(nlohmann::json(w));  // invalid sequences -> U+FFFD
-    auto j = nlohmann::json::parse(quoted, nullptr, /*allow_exceptions=*/false);
-    if (j.is_string()) w = j.get<std::string>();
+    w = json_string(w).get<std::string>();  // invalid sequences -> U+FFFD
   }
   if (std::find(out_.begin(), out_.end(), w) != out_.end()) return;
   if (out_.size() >= max_kept) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "zapd/core/json.hpp"
 #include "escape.hpp"
 #include "mask.hpp"
 #include "scan.hpp"
@@ -94,12 +95,12 @@ bool deeper_than(const json& v, std::size_t limit) {
 std::string plain(const json& v) {
   if (v.is_string()) return v.get_ref<const std::string&>();
   if (v.is_null()) return {};
-  return dump(v);
+  return dump_safe(v);
 }
 
 std::string plain_masked(const json& v, const masker& mk) {
   if (v.is_string()) return mk.str(v.get_ref<const std::string&>());
-  if (v.is_structured()) return dump(mk.value(v));
+  if (v.is_structured()) return dump_safe(mk.value(v));
   return plain(v);
 }
 
@@ -113,7 +114,7 @@ piece render_value(const token& t, const json* v, bool secret, const masker& mk,
   if (v == nullptr) return json_value ? piece{"null", "null"} : piece{};
   if (json_value) {
     // A JSON value position: the value's own JSON, so the document stays valid.
-    return {dump(*v), secret ? fmt::format("\"{}\"", mask_text) : mk.empty() ? dump(*v) : dump(mk.value(*v))};
+    return {dump_safe(*v), secret ? fmt::format("\"{}\"", mask_text) : mk.empty() ? dump_safe(*v) : dump_safe(mk.value(*v))};
   }
   piece p{plain(*v), secret ? std::string(mask_text) : mk.empty() ? std::string{} : plain_masked(*v, mk)};
   if (!secret && mk.empty()) p.masked = p.text;
