@@ -152,10 +152,7 @@ constexpr const char* k_dead_sql =
 // Runs `sql` (bound: id, attempts, run, step, then `extra`) through `c`; conflict when no row matched.
 template <class... Extra>
 status settle_in(store::connection& c, const job& j, const char* sql, const Extra&... extra) {
-  auto q = c.prepare(sql);
-  if (!q) return std::move(q).err();
-  auto st = q->bind_all(j.id, j.attempts, j.run_id, j.step_index, extra...).run();
-  if (!st) return st;
+  if (auto st = c.run(sql, j.id, j.attempts, j.run_id, j.step_index, extra...); !st) return st;
   if (c.changes() == 0)
     return make_error(errc::conflict, fmt::format("job {} (run {} step {}, attempt {}): the lease was lost", j.id,
                                                   j.run_id, j.step_index, j.attempts));
@@ -210,9 +207,8 @@ void sqlite_queue::settled(const job& j, settlement s) {
 
 result<std::int64_t> sqlite_queue::release_all_leases() {
   return db_.writes().execute<std::int64_t>([](store::connection& c) -> result<std::int64_t> {
-    auto st = c.prepare("UPDATE jobs SET state = 'ready', lease_until_ms = NULL WHERE state = 'leased'");
-    if (!st) return std::move(st).err();
-    if (auto s = st->run(); !s) return std::move(s).err();
+    if (auto s = c.run("UPDATE jobs SET state = 'ready', lease_until_ms = NULL WHERE state = 'leased'"); !s)
+      return std::move(s).err();
     return c.changes();
   });
 }
