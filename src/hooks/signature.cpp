@@ -114,17 +114,6 @@ std::optional<scheme> parse_scheme(std::string_view s) noexcept {
   return std::nullopt;
 }
 
-std::string_view scheme_name(scheme s) noexcept {
-  switch (s) {
-    case scheme::none: return "none";
-    case scheme::standard: return "standard";
-    case scheme::github: return "github";
-    case scheme::stripe: return "stripe";
-    case scheme::hmac: return "hmac";
-  }
-  return "none";
-}
-
 status verify(scheme s, std::string_view secret, const header_fn& header, std::string_view body, std::int64_t now_s,
               const verify_options& o) {
   if (s == scheme::none) return {};

@@ -160,11 +160,6 @@ void pool::notify() noexcept {
   cv_.notify_all();
 }
 
-std::size_t pool::in_flight() const {
-  std::lock_guard lk(mu_);
-  return running_.size();
-}
-
 void pool::claim_loop(lane_state& ls) {
   std::unique_lock lk(mu_);
   while (!stopping_) {

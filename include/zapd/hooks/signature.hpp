@@ -20,7 +20,6 @@ enum class scheme {
   hmac,      // a configurable header holding the HMAC-SHA256 of the body (hex or base64, optional "sha256=")
 };
 std::optional<scheme> parse_scheme(std::string_view s) noexcept;
-std::string_view scheme_name(scheme s) noexcept;
 
 /// Header lookup (case-insensitive by the caller's convention): the value or empty.
 using header_fn = std::function<std::string(std::string_view name)>;

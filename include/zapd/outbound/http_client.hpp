@@ -96,8 +96,6 @@ class http_client {
   /// stopping): nothing was started and `cb` will not be called.
   status send(request r, callback cb);
 
-  const policy& rules() const noexcept { return *policy_; }
-
  private:
   driver& driver_;
   std::shared_ptr<const policy> policy_;

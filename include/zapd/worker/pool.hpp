@@ -82,8 +82,6 @@ class pool {
   void notify() noexcept;
   void stop();
 
-  std::size_t in_flight() const;
-
  private:
   struct lane_state {
     queue::lane lane;
