@@ -16,16 +16,15 @@ rate_limiter::bucket& rate_limiter::refill(const std::string& key, const rule& r
     b.tokens = std::min(r.burst, b.tokens + r.per_second * static_cast<double>(now_ms - b.at_ms) / 1000.0);
   }
   b.at_ms = std::max(b.at_ms, now_ms);
-  rules_[key] = r;
+  b.last = r;
   return b;
 }
 
 void rate_limiter::prune(std::int64_t now_ms) {
   for (auto it = buckets_.begin(); it != buckets_.end();) {
-    const rule& r = rules_[it->first];
+    const rule& r = it->second.last;
     double tokens = std::min(r.burst, it->second.tokens + r.per_second * static_cast<double>(now_ms - it->second.at_ms) / 1000.0);
     if (tokens >= r.burst) {
-      rules_.erase(it->first);
       it = buckets_.erase(it);
     } else {
       ++it;

@@ -33,6 +33,7 @@ class rate_limiter {
   struct bucket {
     double tokens = 0;
     std::int64_t at_ms = 0;
+    rule last;  // the rule it was last refilled with (pruning needs it)
   };
   bucket& refill(const std::string& key, const rule& r, std::int64_t now_ms);
   void prune(std::int64_t now_ms);
@@ -41,7 +42,6 @@ class rate_limiter {
   std::size_t max_keys_;
   std::mutex mu_;
   std::unordered_map<std::string, bucket> buckets_;
-  std::unordered_map<std::string, rule> rules_;  // last rule seen per key (for pruning)
 };
 
 }  // namespace zapd::hooks
