@@ -313,11 +313,18 @@ std::chrono::system_clock::time_point pool::next_attempt_at(const retry_policy& 
   return clock_.now() + delay;
 }
 
+// A run whose step is being retried or has a next step is running (unless it ended meanwhile).
+constexpr const char* k_mark_running =
+    "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ? AND status IN ('queued', 'running')";
+
 void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
   const queue::job& j = a->job;
   const bool give_up = r.v == actions::verdict::failed ||
                        (r.v == actions::verdict::retry && j.attempts >= a->retry.max_attempts);
-  const auto at = next_attempt_at(a->retry, j.attempts + 1, r.retry_after);
+  const bool schedules_retry = !give_up && r.v == actions::verdict::retry;
+  // Only a retry has a next attempt (drawing its jitter takes the pool's mutex).
+  const auto at = schedules_retry ? next_attempt_at(a->retry, j.attempts + 1, r.retry_after)
+                                  : std::chrono::system_clock::time_point{};
   const std::int64_t at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count();
   const std::int64_t now = clock_.now_ms();
   (r.v == actions::verdict::succeeded ? succeeded_ : give_up ? failed_ : retried_).inc();
@@ -375,10 +382,7 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
                           j.step_index + 1, queue::lane_name(j.lane), now);
             !s)
           return std::move(s).err();
-        if (auto s = c.run("UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ? AND status IN ('queued', 'running')",
-                          a->started_ms, j.run_id);
-            !s)
-          return std::move(s).err();
+        if (auto s = c.run(k_mark_running, a->started_ms, j.run_id); !s) return std::move(s).err();
         return true;
       }
       if (auto s = c.run(
@@ -391,10 +395,7 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
     }
     if (!give_up) {
       if (auto s = queue_.retry_in(c, j, at); !s) return std::move(s).err();
-      if (auto s = c.run("UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ? AND status IN ('queued', 'running')",
-                        a->started_ms, j.run_id);
-          !s)
-        return std::move(s).err();
+      if (auto s = c.run(k_mark_running, a->started_ms, j.run_id); !s) return std::move(s).err();
       return false;
     }
     if (auto s = queue_.dead_in(c, j, r.error); !s) return std::move(s).err();
@@ -406,7 +407,6 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
       return std::move(s).err();
     return false;
   };
-  const bool schedules_retry = !give_up && r.v == actions::verdict::retry;
   auto committed = [this, a, schedules_retry, at_ms, settled_as](result<bool> res) {
     if (!res) {
       if (res.err().code == errc::conflict) {
