@@ -304,6 +304,42 @@ TEST_CASE("email: an address rendered from a template is checked at send time") 
   CHECK(sink.messages().empty());
 }
 
+TEST_CASE("email: a bad sender, reply-to or an empty recipient fails the step at once, naming the field") {
+  smtp_sink sink;
+  struct scenario {
+    const char* name;
+    json fields;
+    const char* error;
+  };
+  const std::vector<scenario> table = {
+      {"from rendered invalid", {{"to", "bob@example.com"}, {"from", "{{comment.email}}"}}, "from: 'not an address' is not an email address"},
+      {"replyTo rendered invalid", {{"to", "bob@example.com"}, {"replyTo", "{{comment.email}}"}}, "replyTo: 'not an address' is not an email address"},
+      {"to rendered empty", {{"to", "{{comment.missing}}"}}, "to: no recipient"},
+  };
+  zapd_process z(args(sink.url()));
+  auto a = sign_up(z, "ada@example.com");
+  for (const auto& sc : table) {
+    INFO(sc.name);
+    json fields = sc.fields;
+    fields["body"] = "x";
+    auto zap = make_zap(z, a, json::array({email_step(fields)}));
+    auto run = wait_final(z, a, fire(z, a, zap, R"({"comment":{"email":"not an address"}})"));
+    INFO(run.dump(2));
+    CHECK(run["status"] == "failed");
+    CHECK(run["steps"][0]["attempts"] == 1);
+    CHECK_THAT(run["steps"][0]["error"].get<std::string>(), Catch::Contains(sc.error));
+  }
+  // No `from` on the action and no email.from: the step says where a sender comes from.
+  zapd_process no_from(args(sink.url(), {"--set", "email.from="}));
+  auto b = sign_up(no_from, "bob@example.com");
+  auto zap = make_zap(no_from, b, json::array({email_step({{"to", "bob@example.com"}, {"body", "x"}})}));
+  auto run = wait_final(no_from, b, fire(no_from, b, zap));
+  INFO(run.dump(2));
+  CHECK(run["status"] == "failed");
+  CHECK_THAT(run["steps"][0]["error"].get<std::string>(), Catch::Contains("no sender: give the action a `from` or set email.from"));
+  CHECK(sink.messages().empty());
+}
+
 TEST_CASE("email: a literal invalid address is refused when the zap is saved") {
   zapd_process z(args(""));
   auto a = sign_up(z, "ada@example.com");

@@ -237,6 +237,9 @@ TEST_CASE("runs API: list newest first, filter, paginate, another user's run is 
   CHECK(paged[0] == failed);
 
   CHECK(z.request("GET", "/api/v1/runs?limit=0", "", bearer(a.token)).status == 400);
+  auto not_number = z.request("GET", "/api/v1/runs?limit=abc", "", bearer(a.token));
+  CHECK(not_number.status == 400);
+  CHECK(not_number.json()["error"]["message"] == "limit 'abc' is not a number");
   CHECK(z.request("GET", "/api/v1/runs?status=weird", "", bearer(a.token)).status == 400);
   CHECK(z.request("GET", "/api/v1/runs?cursor=junk", "", bearer(a.token)).status == 400);
   CHECK(z.request("GET", "/api/v1/runs/" + failed, "", bearer(b.token)).status == 404);
