@@ -28,13 +28,6 @@ namespace {
 using json = nlohmann::json;
 
 
-std::string trim(std::string_view s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string_view::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(b, e - b + 1));
-}
-
 bool has_control(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
 }
@@ -48,7 +41,7 @@ result<std::vector<std::string>> addresses(const json& v, std::string_view field
     while (start <= s.size()) {
       auto end = s.find_first_of(",;", start);
       if (end == std::string::npos) end = s.size();
-      std::string a = trim(std::string_view(s).substr(start, end - start));
+      std::string a(trim(std::string_view(s).substr(start, end - start)));
       if (!a.empty()) {
         if (has_control(a) || !looks_like_email(a))
           return make_error(errc::invalid_argument, fmt::format("{}: '{}' is not an email address", field, a));
@@ -193,7 +186,7 @@ std::size_t read_message(char* buf, std::size_t size, std::size_t n, void* user)
 int on_debug(CURL*, curl_infotype type, char* data, std::size_t size, void* user) {
   if (type != CURLINFO_HEADER_IN) return 0;
   auto* t = static_cast<transfer*>(user);
-  std::string line = trim(std::string_view(data, size));
+  std::string line(trim(std::string_view(data, size)));
   if (!line.empty() && !line.starts_with("221")) t->last_reply = line.substr(0, 512);
   return 0;
 }
@@ -277,7 +270,7 @@ class email_executor final : public executor {
     if (!cc) return done(fail(cc.err().message));
     auto bcc = addresses(cfg.value("bcc", json()), "bcc");
     if (!bcc) return done(fail(bcc.err().message));
-    std::string from = trim(string_field(cfg, "from"));
+    std::string from(trim(string_field(cfg, "from")));
     const char* from_field = "from";
     if (from.empty()) {
       from = opts_.from;
@@ -286,7 +279,7 @@ class email_executor final : public executor {
     if (from.empty()) return done(fail("no sender: give the action a `from` or set email.from (env ZAPD_EMAIL_FROM)"));
     if (has_control(from) || !looks_like_email(from))
       return done(fail(fmt::format("{}: '{}' is not an email address", from_field, from)));
-    std::string reply_to = trim(string_field(cfg, "replyTo"));
+    std::string reply_to(trim(string_field(cfg, "replyTo")));
     if (!reply_to.empty() && (has_control(reply_to) || !looks_like_email(reply_to)))
       return done(fail(fmt::format("replyTo: '{}' is not an email address", reply_to)));
 

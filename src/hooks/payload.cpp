@@ -14,10 +14,7 @@ namespace {
 // The media type without parameters, lower-cased: "application/json; charset=utf-8" -> "application/json".
 std::string media_type(std::string_view content_type) {
   auto semi = content_type.find(';');
-  auto t = content_type.substr(0, semi);
-  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
-  while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
-  return to_lower(t);
+  return to_lower(trim(content_type.substr(0, semi)));
 }
 
 bool is_json_type(const std::string& mt) { return mt == "application/json" || mt.ends_with("+json") || mt == "text/json"; }
@@ -142,10 +139,7 @@ std::string trigger_payload_text(std::string_view method, const checked_body& bo
   rest.erase("body");
   std::string out = "{\"body\":";
   if (body.json_text) {
-    auto t = *body.json_text;
-    while (!t.empty() && (t.back() == ' ' || t.back() == '\n' || t.back() == '\r' || t.back() == '\t')) t.remove_suffix(1);
-    while (!t.empty() && (t.front() == ' ' || t.front() == '\n' || t.front() == '\r' || t.front() == '\t')) t.remove_prefix(1);
-    out.append(t);
+    out.append(trim(*body.json_text));
   } else {
     out += dump_safe(body.value);
   }

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "zapd/core/json.hpp"
 #include "zapd/core/log.hpp"
 
 namespace zapd::outbound {
@@ -35,13 +36,6 @@ bool is_tchar(char c) {
 }
 
 bool is_token(std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), is_tchar); }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
-    s.remove_suffix(1);
-  return s;
-}
 
 bool has_header(const header_list& h, std::string_view name) {
   return std::any_of(h.begin(), h.end(), [&](const auto& kv) { return iequals(kv.first, name); });

@@ -13,12 +13,6 @@ namespace {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
 // A byte of a bare segment. Quotes and backslashes are refused so that, in json mode, a
 // placeholder can never swallow the quote that ends a JSON string.
 bool segment_byte(unsigned char c) {

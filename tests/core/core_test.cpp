@@ -112,6 +112,7 @@ TEST_CASE("signing secret: created once with mode 0600, then reused") {
 TEST_CASE("trim and split: spaces and tabs go, empty pieces stay") {
   CHECK(zapd::trim(" \t a b \t") == "a b");
   CHECK(zapd::trim("   ").empty());
+  CHECK(zapd::trim("\r\n x \r\n") == "x");
   using v = std::vector<std::string_view>;
   CHECK(zapd::split("a, b ,c", ',') == v{"a", "b", "c"});
   CHECK(zapd::split("a,,b,", ',') == v{"a", "", "b", ""});

@@ -14,7 +14,7 @@ namespace zapd {
 /// ASCII lower-case (header names, media types, host names).
 std::string to_lower(std::string_view s);
 
-/// `s` without leading and trailing spaces and tabs.
+/// `s` without leading and trailing spaces, tabs, CRs and LFs.
 std::string_view trim(std::string_view s);
 
 /// The pieces of `s` between `sep`s, each trimmed; empty pieces kept ("a,,b" -> a, "", b;
