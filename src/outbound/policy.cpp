@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -37,62 +39,160 @@ ip_address v4_at(const std::array<std::uint8_t, 16>& b, std::size_t at, bool inv
   return ip_address::v4(x(0), x(1), x(2), x(3));
 }
 
-address_kind classify_v4(const std::array<std::uint8_t, 16>& b) {
-  const auto a = b[0], s = b[1], c = b[2];
-  if (a == 0) return address_kind::unspecified;
-  if (a == 10) return address_kind::private_network;
-  if (a == 100 && (s & 0xC0) == 64) return address_kind::shared;
-  if (a == 127) return address_kind::loopback;
-  if (a == 169 && s == 254) return address_kind::link_local;
-  if (a == 172 && (s & 0xF0) == 16) return address_kind::private_network;
-  if (a == 192 && s == 0 && c == 0) return address_kind::reserved;
-  if (a == 192 && s == 168) return address_kind::private_network;
-  if (a == 198 && (s & 0xFE) == 18) return address_kind::reserved;
-  if (a >= 224 && a < 240) return address_kind::multicast;
-  if (a >= 240) return address_kind::reserved;
-  return address_kind::global;
+using enum address_kind;
+
+// The default deny list. Sources: the IANA IPv4 and IPv6 Special-Purpose Address Registries
+// (RFC 6890; every row, named as the registry names it), the multicast blocks (RFC 5771,
+// RFC 4291), and three deprecated IPv6 forms the registries do not list but hosts may still
+// route (IPv4-compatible, IPv4-translated, site-local).
+//
+// Rows the registries mark "globally reachable" are refused too, except where an embedded
+// IPv4 address decides (IPv4-mapped and NAT64 64:ff9b::/96 of a public address lead to that
+// public address, so they are allowed). Nothing a webhook calls lives in the others:
+//  - 192.0.0.9, 192.0.0.10, 2001:1::1-3 are PCP/TURN/SRP anycast service addresses;
+//    192.31.196.0/24, 192.175.48.0/24, 2001:4:112::/48 and 2620:4f:8000::/48 are AS112 DNS
+//    sinks; 192.52.193.0/24 and 2001:3::/32 are AMT multicast relays.
+//  - 2001::/23 is refused whole (IETF protocol assignments, not generally routable), so
+//    ORCHIDv2, DETs and Teredo are too; 6to4 (2002::/16) likewise: both are transition
+//    mechanisms whose relays are deprecated or gone (RFC 7526), and both can spell internal
+//    IPv4 addresses. Teredo and 6to4 still report an embedded internal address by name.
+// An operator who needs one lists it in actions.http.allow.
+constexpr special_range k_ranges[] = {
+    // IPv4 (iana-ipv4-special-registry)
+    {"0.0.0.0/8", "\"This network\"", unspecified},
+    {"0.0.0.0/32", "\"This host on this network\"", unspecified},
+    {"10.0.0.0/8", "Private-Use", private_network},
+    {"100.64.0.0/10", "Shared Address Space", shared},
+    {"127.0.0.0/8", "Loopback", loopback},
+    {"169.254.0.0/16", "Link Local", link_local},
+    {"172.16.0.0/12", "Private-Use", private_network},
+    {"192.0.0.0/24", "IETF Protocol Assignments", reserved},
+    {"192.0.0.0/29", "IPv4 Service Continuity Prefix", reserved},
+    {"192.0.0.8/32", "IPv4 dummy address", reserved},
+    {"192.0.0.9/32", "Port Control Protocol Anycast", reserved},
+    {"192.0.0.10/32", "Traversal Using Relays around NAT Anycast", reserved},
+    {"192.0.0.170/32", "NAT64/DNS64 Discovery", reserved},
+    {"192.0.0.171/32", "NAT64/DNS64 Discovery", reserved},
+    {"192.0.2.0/24", "Documentation (TEST-NET-1)", reserved},
+    {"192.31.196.0/24", "AS112-v4", reserved},
+    {"192.52.193.0/24", "AMT", reserved},
+    {"192.88.99.0/24", "Deprecated (6to4 Relay Anycast)", reserved},
+    {"192.88.99.2/32", "6a44-relay anycast address", reserved},
+    {"192.168.0.0/16", "Private-Use", private_network},
+    {"192.175.48.0/24", "Direct Delegation AS112 Service", reserved},
+    {"198.18.0.0/15", "Benchmarking", reserved},
+    {"198.51.100.0/24", "Documentation (TEST-NET-2)", reserved},
+    {"203.0.113.0/24", "Documentation (TEST-NET-3)", reserved},
+    {"224.0.0.0/4", "Multicast", multicast},  // IPv4 Multicast Address Space registry
+    {"240.0.0.0/4", "Reserved", reserved},
+    {"255.255.255.255/32", "Limited Broadcast", reserved},
+    // IPv6 (iana-ipv6-special-registry)
+    {"::1/128", "Loopback Address", loopback},
+    {"::/128", "Unspecified Address", unspecified},
+    {"::ffff:0:0/96", "IPv4-mapped Address", global, embedding::low32},  // a dual-stack socket connects to the IPv4 address
+    {"::/96", "IPv4-compatible Address (deprecated, RFC 4291)", reserved, embedding::low32},  // not in the registry
+    {"::ffff:0:0:0/96", "IPv4-translated Address (RFC 2765)", reserved, embedding::low32},   // not in the registry
+    {"64:ff9b::/96", "IPv4-IPv6 Translat.", global, embedding::low32},  // NAT64: a translator connects to the IPv4 address
+    // Local-use NAT64 (RFC 8215) leads to the operator's own translators, and where the IPv4
+    // address sits depends on their prefix length.
+    {"64:ff9b:1::/48", "IPv4-IPv6 Translat. (local use)", private_network},
+    {"100::/64", "Discard-Only Address Block", reserved},
+    {"100:0:0:1::/64", "Dummy IPv6 Prefix", reserved},
+    {"2001::/23", "IETF Protocol Assignments", reserved},
+    {"2001::/32", "TEREDO", reserved, embedding::teredo},
+    {"2001:1::1/128", "Port Control Protocol Anycast", reserved},
+    {"2001:1::2/128", "Traversal Using Relays around NAT Anycast", reserved},
+    {"2001:1::3/128", "DNS-SD Service Registration Protocol Anycast", reserved},
+    {"2001:2::/48", "Benchmarking", reserved},
+    {"2001:3::/32", "AMT", reserved},
+    {"2001:4:112::/48", "AS112-v6", reserved},
+    {"2001:10::/28", "Deprecated (previously ORCHID)", reserved},
+    {"2001:20::/28", "ORCHIDv2", reserved},
+    {"2001:30::/28", "Drone Remote ID Protocol Entity Tags (DETs) Prefix", reserved},
+    {"2001:db8::/32", "Documentation", reserved},
+    {"2002::/16", "6to4", reserved, embedding::six_to_four},
+    {"2620:4f:8000::/48", "Direct Delegation AS112 Service", reserved},
+    {"3fff::/20", "Documentation", reserved},
+    {"5f00::/16", "Segment Routing (SRv6) SIDs", reserved},
+    {"fc00::/7", "Unique-Local", unique_local},
+    {"fe80::/10", "Link-Local Unicast", link_local},
+    {"fec0::/10", "Site-Local (deprecated, RFC 3879)", private_network},  // not in the registry
+    {"ff00::/8", "Multicast", multicast},  // RFC 4291
+};
+
+// A row's block in binary. cidr::parse would turn ::ffff:0:0/96 into 0.0.0.0/0, so the table
+// has its own (host bits are checked by the test that walks every row).
+struct block_bits {
+  std::array<std::uint8_t, 16> bytes{};
+  int prefix = 0;
+  bool v6 = false;
+};
+
+block_bits bits_of(std::string_view block) {
+  auto slash = block.find('/');
+  auto a = ip_address::parse(block.substr(0, slash));
+  block_bits out;
+  if (!a || slash == std::string_view::npos) return out;  // unreachable for the table above (tested)
+  out.bytes = a->bytes;
+  out.v6 = a->v6;
+  out.prefix = std::stoi(std::string(block.substr(slash + 1)));
+  return out;
 }
 
-/// An IPv6 form that carries `embedded`: it leads where the IPv4 address leads. `if_global`
-/// is the kind when the IPv4 address is public (forms that no host routes are `reserved`).
-classification embedding(const ip_address& embedded, address_kind if_global) {
-  auto k = classify_v4(embedded.bytes);
-  return {k == address_kind::global ? if_global : k, embedded};
+bool holds(const block_bits& b, const std::array<std::uint8_t, 16>& x) {
+  const int full = b.prefix / 8;
+  if (!std::equal(x.begin(), x.begin() + full, b.bytes.begin())) return false;
+  const int rest = b.prefix % 8;
+  if (rest == 0) return true;
+  const auto mask = static_cast<std::uint8_t>(0xFF00u >> rest);
+  return (x[full] & mask) == (b.bytes[full] & mask);
+}
+
+/// The row of the longest block holding `x` (of the family `v6`), or null.
+const special_range* row_of(const std::array<std::uint8_t, 16>& x, bool v6) {
+  static const std::vector<block_bits> bits = [] {
+    std::vector<block_bits> out;
+    for (const auto& r : k_ranges) out.push_back(bits_of(r.block));
+    return out;
+  }();
+  const special_range* best = nullptr;
+  int best_prefix = -1;
+  for (std::size_t i = 0; i < bits.size(); ++i) {
+    if (bits[i].v6 != v6 || bits[i].prefix <= best_prefix || !holds(bits[i], x)) continue;
+    best = &k_ranges[i];
+    best_prefix = bits[i].prefix;
+  }
+  return best;
+}
+
+classification classify_v4(const ip_address& a) {
+  const auto* row = row_of(a.bytes, false);
+  if (!row) return {};
+  return {row->kind, {}, row};
+}
+
+/// An IPv6 form carrying `embedded` (row `row`): a non-public embedded address decides.
+classification carrying(const ip_address& embedded, const special_range* row) {
+  auto inner = classify_v4(embedded);
+  if (inner.kind != global) return {inner.kind, embedded, inner.range};
+  return {row->kind, embedded, row->kind == global ? nullptr : row};
 }
 
 classification classify_v6(const std::array<std::uint8_t, 16>& x) {
-  const auto* p = x.data();
-  if (all_zero(p, 16)) return {address_kind::unspecified, {}};
-  if (all_zero(p, 15) && x[15] == 1) return {address_kind::loopback, {}};
-  // ::ffff:a.b.c.d, IPv4-mapped: a dual-stack socket connects to a.b.c.d itself.
-  if (all_zero(p, 10) && x[10] == 0xFF && x[11] == 0xFF) return embedding(v4_at(x, 12), address_kind::global);
-  // ::a.b.c.d, IPv4-compatible (deprecated).
-  if (all_zero(p, 12)) return embedding(v4_at(x, 12), address_kind::reserved);
-  // ::ffff:0:a.b.c.d, IPv4-translated (SIIT).
-  if (all_zero(p, 8) && x[8] == 0xFF && x[9] == 0xFF && x[10] == 0 && x[11] == 0)
-    return embedding(v4_at(x, 12), address_kind::reserved);
-  // 64:ff9b::/96, the well-known NAT64 prefix: a translator connects to the IPv4 address.
-  if (x[0] == 0 && x[1] == 0x64 && x[2] == 0xFF && x[3] == 0x9B && all_zero(p + 4, 8))
-    return embedding(v4_at(x, 12), address_kind::global);
-  // 64:ff9b:1::/48, local-use NAT64 (RFC 8215): leads to the operator's own translators,
-  // and where the IPv4 address sits depends on their prefix length.
-  if (x[0] == 0 && x[1] == 0x64 && x[2] == 0xFF && x[3] == 0x9B && x[4] == 0 && x[5] == 1)
-    return {address_kind::private_network, {}};
-  // 100::/64, discard-only.
-  if (x[0] == 1 && x[1] == 0 && all_zero(p + 2, 6)) return {address_kind::reserved, {}};
-  // 2001::/32, Teredo: server IPv4 in bits 32-63, client IPv4 inverted in the last 32.
-  if (x[0] == 0x20 && x[1] == 0x01 && x[2] == 0 && x[3] == 0) {
-    auto client = embedding(v4_at(x, 12, true), address_kind::global);
-    if (client.kind != address_kind::global) return client;
-    return embedding(v4_at(x, 4), address_kind::global);
+  const auto* row = row_of(x, true);
+  if (!row) return {};
+  switch (row->embeds) {
+    case embedding::none: return {row->kind, {}, row};
+    case embedding::low32: return carrying(v4_at(x, 12), row);
+    case embedding::six_to_four: return carrying(v4_at(x, 2), row);
+    case embedding::teredo: {
+      // The client (inverted) is where the traffic ends up; the server relays it.
+      const auto client = v4_at(x, 12, true);
+      if (classify_v4(client).kind != global) return carrying(client, row);
+      return carrying(v4_at(x, 4), row);
+    }
   }
-  // 2002::/16, 6to4: the IPv4 address is bits 16-47.
-  if (x[0] == 0x20 && x[1] == 0x02) return embedding(v4_at(x, 2), address_kind::global);
-  if ((x[0] & 0xFE) == 0xFC) return {address_kind::unique_local, {}};
-  if (x[0] == 0xFE && (x[1] & 0xC0) == 0x80) return {address_kind::link_local, {}};
-  if (x[0] == 0xFE && (x[1] & 0xC0) == 0xC0) return {address_kind::private_network, {}};
-  if (x[0] == 0xFF) return {address_kind::multicast, {}};
-  return {address_kind::global, {}};
+  return {row->kind, {}, row};
 }
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -193,8 +293,10 @@ std::string_view describe(address_kind k) noexcept {
   return "a reserved address";
 }
 
+std::span<const special_range> special_ranges() noexcept { return k_ranges; }
+
 classification classify(const ip_address& a) {
-  if (!a.v6) return {classify_v4(a.bytes), {}};
+  if (!a.v6) return classify_v4(a);
   return classify_v6(a.bytes);
 }
 
@@ -288,8 +390,12 @@ std::optional<std::string> policy::refusal(const ip_address& addr, std::string_v
   }
   auto c = classify(addr);
   if (c.kind == address_kind::global) return std::nullopt;
-  if (c.embedded && !(*c.embedded == addr)) {
+  if (c.embedded && classify(*c.embedded).kind != address_kind::global) {
     return fmt::format("{} is {} (it embeds {})", addr.to_string(), describe(c.kind), c.embedded->to_string());
+  }
+  // "a reserved address" alone does not say why: name the registry entry.
+  if (c.kind == address_kind::reserved && c.range) {
+    return fmt::format("{} is {} ({}: {})", addr.to_string(), describe(c.kind), c.range->block, c.range->name);
   }
   return fmt::format("{} is {}", addr.to_string(), describe(c.kind));
 }

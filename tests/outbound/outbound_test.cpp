@@ -12,6 +12,7 @@
 #include <fstream>
 #include <future>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -126,7 +127,7 @@ TEST_CASE("IPv4 special-purpose ranges are classified at their boundaries") {
       {"169.254.169.254", address_kind::link_local},  {"169.255.0.0", address_kind::global},
       {"172.15.255.255", address_kind::global},       {"172.16.0.0", address_kind::private_network},
       {"172.31.255.255", address_kind::private_network}, {"172.32.0.0", address_kind::global},
-      {"192.0.0.8", address_kind::reserved},          {"192.0.2.1", address_kind::global},
+      {"192.0.0.8", address_kind::reserved},          {"192.0.2.1", address_kind::reserved},
       {"192.167.255.255", address_kind::global},      {"192.168.0.1", address_kind::private_network},
       {"192.168.255.255", address_kind::private_network}, {"192.169.0.0", address_kind::global},
       {"198.17.255.255", address_kind::global},       {"198.18.0.1", address_kind::reserved},
@@ -171,12 +172,12 @@ TEST_CASE("IPv6 special-purpose ranges and IPv6 forms that embed IPv4 are classi
       {"2002:7f00:1::", address_kind::loopback},
       {"2002:a9fe:a9fe::1", address_kind::link_local},
       {"2002:c0a8:101::1", address_kind::private_network},
-      {"2002:808:808::1", address_kind::global},
+      {"2002:808:808::1", address_kind::reserved},  // 6to4 is refused whole
       // Teredo: client IPv4 inverted in the last 32 bits, server IPv4 in bits 32-63.
       {"2001:0:4136:e378:8000:63bf:80ff:fffe", address_kind::loopback},
       {"2001:0:4136:e378:0:0:f5ff:fffe", address_kind::private_network},
       {"2001:0:a00:1::f7f7:f7f7", address_kind::private_network},
-      {"2001:0:4136:e378:8000:63bf:f7f7:f7f7", address_kind::global},
+      {"2001:0:4136:e378:8000:63bf:f7f7:f7f7", address_kind::reserved},  // Teredo is refused whole
       {"100::1", address_kind::reserved},
       {"fc00::1", address_kind::unique_local},
       {"fd12:3456::1", address_kind::unique_local},
@@ -186,7 +187,7 @@ TEST_CASE("IPv6 special-purpose ranges and IPv6 forms that embed IPv4 are classi
       {"ff02::1", address_kind::multicast},
       {"2001:4860:4860::8888", address_kind::global},
       {"2606:4700:4700::1111", address_kind::global},
-      {"2001:db8::1", address_kind::global},
+      {"2001:db8::1", address_kind::reserved},
   };
   for (const auto& r : table) {
     INFO(r.addr);
@@ -196,6 +197,167 @@ TEST_CASE("IPv6 special-purpose ranges and IPv6 forms that embed IPv4 are classi
   REQUIRE(mapped.embedded.has_value());
   CHECK(*mapped.embedded == ip("127.0.0.1"));
   CHECK_FALSE(ob::classify(ip("::1")).embedded.has_value());
+}
+
+// The default deny list is the IANA special-purpose registries (plus multicast and three
+// deprecated IPv6 forms). Per block: its first and last address are refused with the
+// expected kind, and the address just outside each end is allowed where it is public (blank
+// where it is another special block, or IETF-reserved IPv6 space outside 2000::/3 that the
+// registries do not list).
+TEST_CASE("the default deny list: every IANA special-purpose block, first and last address, and public neighbours") {
+  struct row {
+    const char* block;
+    const char* first;
+    address_kind first_kind;
+    const char* last;
+    address_kind last_kind;
+    const char* before;  // "" = not a public address
+    const char* after;
+  };
+  using enum address_kind;
+  const row table[] = {
+      // IPv4
+      {"0.0.0.0/8", "0.0.0.0", unspecified, "0.255.255.255", unspecified, "", "1.0.0.0"},
+      {"0.0.0.0/32", "0.0.0.0", unspecified, "0.0.0.0", unspecified, "", ""},
+      {"10.0.0.0/8", "10.0.0.0", private_network, "10.255.255.255", private_network, "9.255.255.255", "11.0.0.0"},
+      {"100.64.0.0/10", "100.64.0.0", shared, "100.127.255.255", shared, "100.63.255.255", "100.128.0.0"},
+      {"127.0.0.0/8", "127.0.0.0", loopback, "127.255.255.255", loopback, "126.255.255.255", "128.0.0.0"},
+      {"169.254.0.0/16", "169.254.0.0", link_local, "169.254.255.255", link_local, "169.253.255.255", "169.255.0.0"},
+      {"172.16.0.0/12", "172.16.0.0", private_network, "172.31.255.255", private_network, "172.15.255.255", "172.32.0.0"},
+      {"192.0.0.0/24", "192.0.0.0", reserved, "192.0.0.255", reserved, "191.255.255.255", "192.0.1.0"},
+      {"192.0.0.0/29", "192.0.0.0", reserved, "192.0.0.7", reserved, "191.255.255.255", ""},
+      {"192.0.0.8/32", "192.0.0.8", reserved, "192.0.0.8", reserved, "", ""},
+      {"192.0.0.9/32", "192.0.0.9", reserved, "192.0.0.9", reserved, "", ""},
+      {"192.0.0.10/32", "192.0.0.10", reserved, "192.0.0.10", reserved, "", ""},
+      {"192.0.0.170/32", "192.0.0.170", reserved, "192.0.0.170", reserved, "", ""},
+      {"192.0.0.171/32", "192.0.0.171", reserved, "192.0.0.171", reserved, "", ""},
+      {"192.0.2.0/24", "192.0.2.0", reserved, "192.0.2.255", reserved, "192.0.1.255", "192.0.3.0"},
+      {"192.31.196.0/24", "192.31.196.0", reserved, "192.31.196.255", reserved, "192.31.195.255", "192.31.197.0"},
+      {"192.52.193.0/24", "192.52.193.0", reserved, "192.52.193.255", reserved, "192.52.192.255", "192.52.194.0"},
+      {"192.88.99.0/24", "192.88.99.0", reserved, "192.88.99.255", reserved, "192.88.98.255", "192.88.100.0"},
+      {"192.88.99.2/32", "192.88.99.2", reserved, "192.88.99.2", reserved, "", ""},
+      {"192.168.0.0/16", "192.168.0.0", private_network, "192.168.255.255", private_network, "192.167.255.255", "192.169.0.0"},
+      {"192.175.48.0/24", "192.175.48.0", reserved, "192.175.48.255", reserved, "192.175.47.255", "192.175.49.0"},
+      {"198.18.0.0/15", "198.18.0.0", reserved, "198.19.255.255", reserved, "198.17.255.255", "198.20.0.0"},
+      {"198.51.100.0/24", "198.51.100.0", reserved, "198.51.100.255", reserved, "198.51.99.255", "198.51.101.0"},
+      {"203.0.113.0/24", "203.0.113.0", reserved, "203.0.113.255", reserved, "203.0.112.255", "203.0.114.0"},
+      {"224.0.0.0/4", "224.0.0.0", multicast, "239.255.255.255", multicast, "223.255.255.255", ""},
+      {"240.0.0.0/4", "240.0.0.0", reserved, "255.255.255.255", reserved, "", ""},
+      {"255.255.255.255/32", "255.255.255.255", reserved, "255.255.255.255", reserved, "", ""},
+      // IPv6. Forms that embed IPv4 take the embedded address's kind at their ends
+      // (0.0.0.0 and 255.255.255.255).
+      {"::1/128", "::1", loopback, "::1", loopback, "", ""},
+      {"::/128", "::", unspecified, "::", unspecified, "", ""},
+      {"::ffff:0:0/96", "::ffff:0.0.0.0", unspecified, "::ffff:255.255.255.255", reserved, "", ""},
+      {"::/96", "::", unspecified, "::255.255.255.255", reserved, "", ""},  // :: and ::1 have rows of their own
+      {"::ffff:0:0:0/96", "::ffff:0:0.0.0.0", unspecified, "::ffff:0:255.255.255.255", reserved, "", ""},
+      {"64:ff9b::/96", "64:ff9b::0.0.0.0", unspecified, "64:ff9b::255.255.255.255", reserved, "", ""},
+      {"64:ff9b:1::/48", "64:ff9b:1::", private_network, "64:ff9b:1:ffff:ffff:ffff:ffff:ffff", private_network, "", ""},
+      {"100::/64", "100::", reserved, "100::ffff:ffff:ffff:ffff", reserved, "", ""},
+      {"100:0:0:1::/64", "100:0:0:1::", reserved, "100::1:ffff:ffff:ffff:ffff", reserved, "", ""},
+      // 2001:: is Teredo with client ~0.0.0.0 = 255.255.255.255 (limited broadcast).
+      {"2001::/23", "2001::", reserved, "2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff", reserved,
+       "2000:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "2001:200::"},
+      {"2001::/32", "2001::", reserved, "2001:0:ffff:ffff:ffff:ffff:ffff:ffff", unspecified, "", ""},
+      {"2001:1::1/128", "2001:1::1", reserved, "2001:1::1", reserved, "", ""},
+      {"2001:1::2/128", "2001:1::2", reserved, "2001:1::2", reserved, "", ""},
+      {"2001:1::3/128", "2001:1::3", reserved, "2001:1::3", reserved, "", ""},
+      {"2001:2::/48", "2001:2::", reserved, "2001:2:0:ffff:ffff:ffff:ffff:ffff", reserved, "", ""},
+      {"2001:3::/32", "2001:3::", reserved, "2001:3:ffff:ffff:ffff:ffff:ffff:ffff", reserved, "", ""},
+      {"2001:4:112::/48", "2001:4:112::", reserved, "2001:4:112:ffff:ffff:ffff:ffff:ffff", reserved, "", ""},
+      {"2001:10::/28", "2001:10::", reserved, "2001:1f:ffff:ffff:ffff:ffff:ffff:ffff", reserved, "", ""},
+      {"2001:20::/28", "2001:20::", reserved, "2001:2f:ffff:ffff:ffff:ffff:ffff:ffff", reserved, "", ""},
+      {"2001:30::/28", "2001:30::", reserved, "2001:3f:ffff:ffff:ffff:ffff:ffff:ffff", reserved, "", ""},
+      {"2001:db8::/32", "2001:db8::", reserved, "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", reserved,
+       "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", "2001:db9::"},
+      {"2002::/16", "2002::", unspecified, "2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff", reserved,
+       "2001:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "2003::"},
+      {"2620:4f:8000::/48", "2620:4f:8000::", reserved, "2620:4f:8000:ffff:ffff:ffff:ffff:ffff", reserved,
+       "2620:4f:7fff:ffff:ffff:ffff:ffff:ffff", "2620:4f:8001::"},
+      {"3fff::/20", "3fff::", reserved, "3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff", reserved,
+       "3ffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "3fff:1000::"},
+      {"5f00::/16", "5f00::", reserved, "5f00:ffff:ffff:ffff:ffff:ffff:ffff:ffff", reserved, "", ""},
+      {"fc00::/7", "fc00::", unique_local, "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", unique_local, "", ""},
+      {"fe80::/10", "fe80::", link_local, "febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", link_local, "", ""},
+      {"fec0::/10", "fec0::", private_network, "feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", private_network, "", ""},
+      {"ff00::/8", "ff00::", multicast, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", multicast, "", ""},
+  };
+  ob::policy none;
+  for (const auto& r : table) {
+    DYNAMIC_SECTION(r.block) {
+      // The block really spans first..last: both inside it, nothing wider.
+      auto block = ob::cidr::parse(r.block);
+      REQUIRE(block.ok());
+      if (std::string_view(r.block) != "::ffff:0:0/96") {  // cidr::parse stores that one as 0.0.0.0/0
+        CHECK(block->contains(ip(r.first)));
+        CHECK(block->contains(ip(r.last)));
+      }
+      CHECK(kind_of(r.first) == r.first_kind);
+      CHECK(kind_of(r.last) == r.last_kind);
+      CHECK(none.refusal(ip(r.first), "").has_value());
+      CHECK(none.refusal(ip(r.last), "").has_value());
+      for (const char* out : {r.before, r.after}) {
+        if (*out == 0) continue;
+        INFO("neighbour " << out);
+        CHECK_FALSE(block->contains(ip(out)));
+        CHECK(kind_of(out) == global);
+        CHECK_FALSE(none.refusal(ip(out), "").has_value());
+      }
+    }
+  }
+  // The table above and the policy's table list the same blocks, so a row added to one and
+  // not the other fails here.
+  std::set<std::string> tested, listed;
+  for (const auto& r : table) tested.insert(r.block);
+  for (const auto& r : ob::special_ranges()) {
+    listed.insert(std::string(r.block));
+    INFO(r.block);
+    CHECK_FALSE(r.name.empty());
+    auto parsed = ob::cidr::parse(r.block);  // valid, host bits zero
+    CHECK(parsed.ok());
+  }
+  CHECK(tested == listed);
+  CHECK(ob::special_ranges().size() == std::size(table));
+}
+
+TEST_CASE("the registry's globally reachable entries are refused too; public IPv4 behind mapped and NAT64 forms is not") {
+  ob::policy none;
+  // Anycast service addresses, AS112 sinks, AMT relays, ORCHIDv2, DETs: nothing a webhook calls.
+  for (const char* a : {"192.0.0.9", "192.0.0.10", "192.31.196.1", "192.175.48.1", "192.52.193.1", "2001:1::1",
+                        "2001:4:112::1", "2620:4f:8000::1", "2001:3::1", "2001:20::1", "2001:30::1"}) {
+    INFO(a);
+    CHECK(kind_of(a) == address_kind::reserved);
+    CHECK(none.refusal(ip(a), "").has_value());
+  }
+  // Teredo and 6to4 are refused whole, public embedded addresses included.
+  CHECK(kind_of("2002:808:808::1") == address_kind::reserved);
+  CHECK(kind_of("2001:0:4136:e378:8000:63bf:f7f7:f7f7") == address_kind::reserved);
+  // An IPv4-mapped or NAT64 address of a public host is that host.
+  CHECK_FALSE(none.refusal(ip("::ffff:8.8.8.8"), "").has_value());
+  CHECK_FALSE(none.refusal(ip("64:ff9b::808:808"), "").has_value());
+  // ... and of a documentation address, refused as that address.
+  CHECK(kind_of("::ffff:192.0.2.1") == address_kind::reserved);
+  CHECK(kind_of("64:ff9b::c633:6401") == address_kind::reserved);  // 198.51.100.1
+  CHECK(kind_of("2002:cb00:7101::1") == address_kind::reserved);   // 6to4 of 203.0.113.1
+  // The refusal names the registry entry when "reserved" alone would not say why.
+  CHECK(none.refusal(ip("192.0.2.1"), "") == "192.0.2.1 is a reserved address (192.0.2.0/24: Documentation (TEST-NET-1))");
+  CHECK(none.refusal(ip("192.0.0.9"), "") == "192.0.0.9 is a reserved address (192.0.0.9/32: Port Control Protocol Anycast)");
+  CHECK(none.refusal(ip("2001:db8::1"), "") == "2001:db8::1 is a reserved address (2001:db8::/32: Documentation)");
+  CHECK(none.refusal(ip("2002:808:808::1"), "") == "2002:808:808::1 is a reserved address (2002::/16: 6to4)");
+  CHECK(none.refusal(ip("::ffff:192.0.2.1"), "") == "::ffff:192.0.2.1 is a reserved address (it embeds 192.0.2.1)");
+  CHECK(none.refusal(ip("2002:c000:201::1"), "") == "2002:c000:201::1 is a reserved address (it embeds 192.0.2.1)");
+  auto c = ob::classify(ip("198.51.100.7"));
+  REQUIRE(c.range != nullptr);
+  CHECK(c.range->name == "Documentation (TEST-NET-2)");
+  CHECK(ob::classify(ip("8.8.8.8")).range == nullptr);
+  // actions.http.allow still opens any of them.
+  auto p = allow("192.0.2.0/24,2001:db8::/32,192.88.99.1");
+  CHECK_FALSE(p.refusal(ip("192.0.2.10"), "").has_value());
+  CHECK_FALSE(p.refusal(ip("::ffff:192.0.2.10"), "").has_value());
+  CHECK_FALSE(p.refusal(ip("2001:db8::5"), "").has_value());
+  CHECK_FALSE(p.refusal(ip("192.88.99.1"), "").has_value());
+  CHECK(p.refusal(ip("192.88.99.2"), "").has_value());
+  CHECK(p.refusal(ip("198.51.100.1"), "").has_value());
 }
 
 TEST_CASE("addresses parse strictly and print canonically") {

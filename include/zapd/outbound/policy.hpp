@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,27 +37,53 @@ struct ip_address {
 enum class address_kind {
   global,           // the public Internet
   loopback,         // 127/8, ::1
-  private_network,  // 10/8, 172.16/12, 192.168/16, fec0::/10 (deprecated site-local)
+  private_network,  // 10/8, 172.16/12, 192.168/16, 64:ff9b:1::/48, fec0::/10 (deprecated site-local)
   link_local,       // 169.254/16 (cloud metadata at 169.254.169.254), fe80::/10
   unique_local,     // fc00::/7
   unspecified,      // 0/8, :: (0.0.0.0 connects to this host)
   shared,           // 100.64/10, carrier-grade NAT
   multicast,        // 224/4, ff00::/8
-  reserved,         // 192.0.0/24, 198.18/15, 240/4 (255.255.255.255 too), 100::/64, ::/96
+  reserved,         // every other special-purpose block: documentation, benchmarking, 240/4, 2001::/23, ...
 };
 
 /// "a loopback address", "a private address", ...
 std::string_view describe(address_kind k) noexcept;
 
-/// The kind of an address and, for IPv6 forms that carry an IPv4 address (IPv4-mapped,
-/// IPv4-compatible, IPv4-translated, NAT64 64:ff9b::/96 and 64:ff9b:1::/48, 6to4 2002::/16,
-/// Teredo 2001::/32), the embedded address that decided it.
+/// How an IPv6 form carries an IPv4 address; such a form leads where that address leads.
+enum class embedding {
+  none,
+  low32,        // in the last 32 bits (IPv4-mapped, -compatible, -translated, NAT64 64:ff9b::/96)
+  six_to_four,  // in bits 16-47 (2002::/16)
+  teredo,       // server in bits 32-63, client inverted in the last 32 (2001::/32)
+};
+
+/// One row of the default deny list: a special-purpose block as the IANA registries name it
+/// (iana-ipv4-special-registry, iana-ipv6-special-registry), plus multicast and a few
+/// deprecated IPv6 forms the registries no longer list. `kind` is what an address in the
+/// block is; for a row that embeds IPv4, what it is when the embedded address is public
+/// (an embedded address that is not public decides instead).
+struct special_range {
+  std::string_view block;  // "192.0.2.0/24"
+  std::string_view name;   // "Documentation (TEST-NET-1)"
+  address_kind kind = address_kind::reserved;
+  embedding embeds = embedding::none;
+};
+
+/// Every row, IPv4 then IPv6. An address takes the row of the longest block that holds it.
+std::span<const special_range> special_ranges() noexcept;
+
+/// The kind of an address, the registry row that decided it (none for a public address) and,
+/// for IPv6 forms that carry an IPv4 address (IPv4-mapped, IPv4-compatible, IPv4-translated,
+/// NAT64 64:ff9b::/96, 6to4 2002::/16, Teredo 2001::/32), the embedded address. When that
+/// address is not public, it decides: `kind` and `range` are its own.
 struct classification {
   address_kind kind = address_kind::global;
   std::optional<ip_address> embedded;
+  const special_range* range = nullptr;
 };
 
-/// Pure: no DNS, no I/O. The one place that knows the special-purpose ranges.
+/// Pure: no DNS, no I/O. The one place that knows the special-purpose ranges (the table
+/// `special_ranges()` returns).
 classification classify(const ip_address& a);
 
 /// An address block, e.g. 10.0.0.0/8 or fd00::/8. Host bits must be zero.
@@ -73,7 +100,8 @@ struct cidr {
 
 /// The SSRF guard: which connect addresses outbound HTTP may use.
 ///
-/// Refuses every address that `classify` does not call `global`, except those inside an
+/// Refuses every address that `classify` does not call `global` (the IANA special-purpose
+/// registries, multicast, and IPv6 forms embedding such addresses), except those inside an
 /// allowed block or reached through an allowed host name. A host name in the allow list lets
 /// through every address that name resolves to, for requests to that name only (a redirect
 /// to another name is checked again). It is checked on the address each connection actually
