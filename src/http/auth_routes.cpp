@@ -8,6 +8,7 @@
 
 #include "zapd/auth/accounts.hpp"
 #include "zapd/auth/jwt.hpp"
+#include "zapd/core/crypto.hpp"
 #include "zapd/core/log.hpp"
 #include "zapd/http/hash_await.hpp"
 #include "zapd/http/store_await.hpp"
@@ -82,6 +83,13 @@ std::string credential(const request& req) {
     trim(v);
   }
   return v;
+}
+
+// Account attempts are counted per (client, account): a flood of wrong passwords from one
+// address must not lock the owner out from another. The email is hashed so a key's size
+// (and the throttle's memory) does not depend on what the client sent.
+std::string account_key(const std::string& remote, std::string_view email) {
+  return remote + ' ' + sha256(email);
 }
 
 template <class Fn>
@@ -192,9 +200,10 @@ void auth_api::add_routes(router& r) const {
       log::warn("auth.signin_throttled", {{"by", "ip"}, {"remote", req.remote}});
       co_return too_many(wait, "too many sign-in attempts from this address; try again later");
     }
-    if (auto wait = by_account_.acquire(email, mono)) {
+    const std::string account = account_key(req.remote, email);
+    if (auto wait = by_account_.acquire(account, mono)) {
       log::warn("auth.signin_throttled", {{"by", "account"}, {"email", email}, {"remote", req.remote}});
-      co_return too_many(wait, "too many sign-in attempts for this account; try again later");
+      co_return too_many(wait, "too many sign-in attempts for this account from this address; try again later");
     }
 
     auto found = read(db_, [&](store::connection& c) { return auth::find_user_by_email(c, email); });
@@ -210,7 +219,7 @@ void auth_api::add_routes(router& r) const {
       log::info("auth.signin_failed", {{"email", email}, {"remote", req.remote}});
       co_return fail(make_error(errc::unauthorized, "invalid email or password"));
     }
-    by_account_.reset(email);
+    by_account_.reset(account);
     by_ip_.release(req.remote, mono);
     const auth::user& u = **found;
     const std::int64_t now = clk_.now_ms() / 1000;
@@ -257,8 +266,9 @@ void auth_api::add_routes(router& r) const {
           if (!next) co_return fail(next.err());
           if (auto st = auth::validate_password(*next, "newPassword"); !st) co_return fail(st.err());
           // A stolen session must not become an oracle for the current password.
-          if (auto wait = by_account_.acquire(p.email, std::chrono::steady_clock::now()))
-            co_return too_many(wait, "too many password attempts for this account; try again later");
+          const std::string account = account_key(req.remote, p.email);
+          if (auto wait = by_account_.acquire(account, std::chrono::steady_clock::now()))
+            co_return too_many(wait, "too many password attempts for this account from this address; try again later");
 
           auto found = read(db_, [&](store::connection& c) { return auth::find_user_by_id(c, p.user_id); });
           if (!found) co_return fail(found.err());
@@ -276,7 +286,7 @@ void auth_api::add_routes(router& r) const {
           };
           auto v = co_await write<std::int64_t>(db_.writes(), std::move(store_hash));
           if (!v) co_return fail(v.err());
-          by_account_.reset(p.email);
+          by_account_.reset(account);
           const std::int64_t now = clk_.now_ms() / 1000;
           auto token = auth::sign_session({p.user_id, now, now + opts_.session_ttl_seconds, *v}, opts_.session_key);
           log::info("auth.password_changed", {{"user_id", p.user_id}});

@@ -374,6 +374,32 @@ TEST_CASE("auth api: repeated failures for one account get 429 with Retry-After"
   CHECK(z.log().find("auth.signin_throttled by=account") != std::string::npos);
 }
 
+TEST_CASE("auth api: a wrong-password flood from one address does not lock the owner out from another") {
+  zapd_process z(fast_args({"--set", "auth.signin_account_attempts=3", "--set", "auth.signin_window_seconds=600", "--set",
+                            "server.trusted_proxies=127.0.0.1"}));
+  REQUIRE(signup(z, "ada@example.com").status == 200);
+  auto from = [&](const std::string& client, const std::string& password) {
+    return z.request("POST", "/api/v1/user/signin", json{{"username", "ada@example.com"}, {"password", password}}.dump(),
+                     {{"X-Forwarded-For", client}});
+  };
+  const std::string attacker = "203.0.113.5";
+  for (int i = 0; i < 10; ++i) from(attacker, "guess-" + std::to_string(i));
+  auto limited = from(attacker, "password1");
+  INFO(limited.body);
+  CHECK(limited.status == 429);
+  CHECK(limited.json()["error"]["code"] == "too_many_requests");
+  CHECK(std::stoi(limited.header("retry-after")) >= 1);
+
+  auto owner = from("198.51.100.7", "password1");
+  INFO(owner.body);
+  CHECK(owner.status == 200);
+  CHECK(owner.json().contains("token"));
+  // The owner's success does not clear the attacker's count.
+  auto still = from(attacker, "password1");
+  CHECK(still.status == 429);
+  CHECK(!still.header("retry-after").empty());
+}
+
 TEST_CASE("auth api: behind a trusted proxy the per-IP sign-in limit counts X-Forwarded-For clients") {
   auto attempt = [](const zapd_process& z, const std::string& xff) {
     return z.request("POST", "/api/v1/user/signin", R"({"username":"nobody@example.com","password":"wrong-password"})",

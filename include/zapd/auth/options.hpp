@@ -18,7 +18,7 @@ struct options {
   password_params hashing;
   std::size_t hash_threads = 2;
   std::size_t hash_queue = 64;
-  std::int64_t signin_account_attempts = 10;  // per account, refilled over signin_window
+  std::int64_t signin_account_attempts = 10;  // per (account, client IP), refilled over signin_window
   std::int64_t signin_ip_attempts = 100;      // per client IP, refilled over signin_window
   std::chrono::seconds signin_window{300};
   std::size_t throttle_max_keys = 100'000;

@@ -8,7 +8,8 @@
 
 namespace zapd::auth {
 
-/// Slows down password guessing: one token bucket per key (an account's email, a client IP).
+/// Slows down password guessing: one token bucket per key (a client IP with an
+/// account, or a client IP alone).
 /// A bucket holds `capacity` attempts and refills completely over `window`; each sign-in
 /// attempt takes one, a successful one gives it back. An empty bucket answers with the time
 /// until one attempt is available (sent as Retry-After).

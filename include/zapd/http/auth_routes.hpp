@@ -24,8 +24,8 @@ namespace zapd::http {
 ///   DELETE /api/v1/tokens/{id}     revokes
 ///
 /// Password hashes run on `hashes` (never on an HTTP thread); sign-in attempts are throttled
-/// per account and per client IP. Lifecycle: built by `app` before the server starts, must
-/// outlive it (routes and the authenticator hold references). Thread-safe.
+/// per (account, client IP) and per client IP. Lifecycle: built by `app` before the server
+/// starts, must outlive it (routes and the authenticator hold references). Thread-safe.
 class auth_api {
  public:
   auth_api(store::database& db, auth::hash_pool& hashes, const auth::options& opts, const clock& clk);
@@ -41,7 +41,7 @@ class auth_api {
   const auth::options& opts_;
   const clock& clk_;
   std::string dummy_hash_;
-  mutable auth::throttle by_account_;
+  mutable auth::throttle by_account_;  // keyed by (client IP, account)
   mutable auth::throttle by_ip_;
 };
 
