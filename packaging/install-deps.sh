@@ -12,10 +12,17 @@ PACKAGES=(
 )
 # `--test`: what the test suites add: a real SMTP server, and for the web UI's build and
 # browser tests Chromium and (unless a Node.js is already installed) Debian's Node.js + npm.
-if [ "${1:-}" = "--test" ]; then
-  PACKAGES+=(python3-aiosmtpd chromium)
-  if ! command -v node >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
-fi
+# `--fuzz`: clang 14 and its libFuzzer/sanitizer runtimes for the `fuzz` preset (fuzz/README.md).
+for flag in "$@"; do
+  case "$flag" in
+    --test)
+      PACKAGES+=(python3-aiosmtpd chromium)
+      if ! command -v node >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
+      ;;
+    --fuzz) PACKAGES+=(clang-14 libclang-rt-14-dev) ;;
+    *) echo "install-deps: unknown flag $flag (--test, --fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do

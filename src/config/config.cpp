@@ -251,15 +251,16 @@ result<loaded> load(const sources& in) {
   loaded l;
   for (const auto& d : defs()) l.origin.emplace_back(d.info.name, source::default_value);
 
-  if (in.file) {
+  if (in.file || in.text) {
+    const std::string name = in.file ? *in.file : std::string("config text");
     toml::table t;
     try {
-      t = toml::parse_file(*in.file);
+      t = in.text ? toml::parse(*in.text, name) : toml::parse_file(name);
     } catch (const toml::parse_error& e) {
       const auto& b = e.source().begin;
-      return make_error(errc::invalid_argument, fmt::format("{}:{}:{}: {}", *in.file, b.line, b.column, e.description()));
+      return make_error(errc::invalid_argument, fmt::format("{}:{}:{}: {}", name, b.line, b.column, e.description()));
     }
-    auto st = apply_table(l, t, "", *in.file);
+    auto st = apply_table(l, t, "", name);
     if (!st) return std::move(st).err();
   }
 
