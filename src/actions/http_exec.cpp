@@ -105,7 +105,7 @@ class http_executor final : public executor {
     json body;
     const std::string ctype = to_lower(std::string(resp.header("content-type").value_or("")));
     if (!resp.truncated && ctype.find("json") != std::string::npos) {
-      body = json::parse(resp.body, nullptr, false);
+      body = parse_json_or_discarded(resp.body, json_depth::remote);
       if (body.is_discarded()) body = json_string(resp.body);
     } else if (!resp.body.empty()) {
       body = json_string(resp.body);

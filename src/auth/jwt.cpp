@@ -1,3 +1,4 @@
+#include "zapd/core/json.hpp"
 #include "zapd/auth/jwt.hpp"
 
 #include <optional>
@@ -42,7 +43,7 @@ result<session_claims> verify_session(std::string_view token, std::string_view k
 
   auto header_text = base64url_decode(token.substr(0, dot1));
   if (!header_text) return refuse("token header is not base64url");
-  auto header = nlohmann::json::parse(*header_text, nullptr, false);
+  auto header = parse_json_or_discarded(*header_text, json_depth::api);
   if (!header.is_object()) return refuse("token header is not a JSON object");
   // The alg is checked before the signature and only HS256 passes: "none" or an asymmetric
   // alg can never select another verification path.
@@ -56,7 +57,7 @@ result<session_claims> verify_session(std::string_view token, std::string_view k
 
   auto payload_text = base64url_decode(token.substr(dot1 + 1, dot2 - dot1 - 1));
   if (!payload_text) return refuse("token claims are not base64url");
-  auto p = nlohmann::json::parse(*payload_text, nullptr, false);
+  auto p = parse_json_or_discarded(*payload_text, json_depth::api);
   if (!p.is_object()) return refuse("token claims are not a JSON object");
   auto get_int = [&p](const char* k) -> std::optional<std::int64_t> {
     auto it = p.find(k);

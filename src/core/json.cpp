@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include <fmt/format.h>
+
 namespace zapd {
 
 std::string to_lower(std::string_view s) {
@@ -25,6 +27,44 @@ std::vector<std::string_view> split(std::string_view s, char sep) {
     s.remove_prefix(p + 1);
   }
   return out;
+}
+
+std::size_t nesting_depth(std::string_view s, std::size_t stop_at) {
+  std::size_t depth = 0;
+  std::size_t deepest = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > deepest) {
+        deepest = depth;
+        if (deepest > stop_at) return deepest;
+      }
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+result<nlohmann::json> parse_json(std::string_view text, std::size_t max_depth, std::string_view what) {
+  if (nesting_depth(text, max_depth) > max_depth)
+    return make_error(errc::invalid_argument, fmt::format("{} nests deeper than {} levels, the limit", what, max_depth));
+  auto j = nlohmann::json::parse(text, nullptr, false);  // the only parse call: see json.hpp
+  if (j.is_discarded()) return make_error(errc::invalid_argument, fmt::format("{} is not valid JSON", what));
+  return j;
+}
+
+nlohmann::json parse_json_or_discarded(std::string_view text, std::size_t max_depth) {
+  auto j = parse_json(text, max_depth);
+  return j ? std::move(*j) : nlohmann::json(nlohmann::json::value_t::discarded);
 }
 
 std::string dump_safe(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }

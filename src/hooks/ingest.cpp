@@ -35,7 +35,7 @@ result<std::optional<zap_info>> load_zap(store::connection& c, const secrets::bo
   z.user_id = st->text(0);
   z.enabled = st->int64(1) != 0;
   z.version = st->int64(2);
-  auto def = nlohmann::json::parse(st->text(3), nullptr, false);
+  auto def = parse_json_or_discarded(st->text(3), json_depth::stored);
   z.lane = st->text(4) == "paid" ? queue::lane::paid : queue::lane::free;
   if (!def.is_object()) return make_error(errc::internal, fmt::format("zap {} has an unreadable definition", zap_id));
   if (auto a = def.find("actions"); a != def.end() && a->is_array()) z.actions = a->size();

@@ -45,31 +45,6 @@ std::string decode_form_part(std::string_view s) {
 
 }  // namespace
 
-std::size_t nesting_depth(std::string_view s, std::size_t stop_at) {
-  std::size_t depth = 0;
-  std::size_t deepest = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > deepest) {
-        deepest = depth;
-        if (deepest > stop_at) return deepest;
-      }
-    } else if ((c == '}' || c == ']') && depth > 0) {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
 result<checked_body> check_body(std::string_view content_type, std::string_view body, std::size_t max_depth,
                                 bool parse_json) {
   checked_body out;
@@ -81,7 +56,7 @@ result<checked_body> check_body(std::string_view content_type, std::string_view 
     // The lexer rejects bad syntax and invalid UTF-8 alike; accept() builds no document.
     if (!nlohmann::json::accept(body)) return make_error(errc::invalid_argument, "body is not valid JSON (Content-Type says JSON)");
     out.json_text = body;
-    if (parse_json) out.value = nlohmann::json::parse(body, nullptr, false);
+    if (parse_json) out.value = parse_json_or_discarded(body, max_depth);
     return out;
   }
   if (mt == "application/x-www-form-urlencoded") {

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "zapd/core/json.hpp"
+
 namespace zapd::http {
 
 std::string request::header(std::string_view name) const {
@@ -96,9 +98,7 @@ std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space
 
 result<nlohmann::json> parse_json_body(const request& req) {
   if (req.body().empty()) return make_error(errc::invalid_argument, "request body is empty; expected JSON");
-  auto j = nlohmann::json::parse(req.body(), nullptr, false);
-  if (j.is_discarded()) return make_error(errc::invalid_argument, "request body is not valid JSON");
-  return j;
+  return parse_json(req.body(), json_depth::api, "request body");
 }
 
 }  // namespace zapd::http

@@ -26,7 +26,7 @@ std::optional<std::string> opt_text(const store::statement& st, int col) {
 }
 json parse_or_null(const store::statement& st, int col) {
   if (st.is_null(col)) return nullptr;
-  auto j = json::parse(st.text(col), nullptr, false);
+  auto j = parse_json_or_discarded(st.text(col), json_depth::stored);
   return j.is_discarded() ? json(nullptr) : j;
 }
 
@@ -229,7 +229,7 @@ result<json> zap_definition(store::connection& c, const std::string& zap_id, std
   auto row = st->step();
   if (!row) return std::move(row).err();
   if (!*row) return make_error(errc::not_found, fmt::format("zap {} has no version {}", zap_id, version));
-  auto def = json::parse(st->text(0), nullptr, false);
+  auto def = parse_json_or_discarded(st->text(0), json_depth::stored);
   if (!def.is_object()) return make_error(errc::internal, fmt::format("zap {} version {} is unreadable", zap_id, version));
   return def;
 }

@@ -80,7 +80,7 @@ result<std::optional<run_data>> load_run(store::connection& c, version_cache& de
     d.user_id = st->text(1);
     d.zap_id = st->text(2);
     d.zap_version = st->int64(3);
-    d.trigger = json::parse(st->text(4), nullptr, false);
+    d.trigger = parse_json_or_discarded(st->text(4), json_depth::stored);
     d.zap_name = st->is_null(5) ? std::string{} : st->text(5);
   }
   auto def = definitions.get(c, d.zap_id, d.zap_version);
@@ -93,7 +93,7 @@ result<std::optional<run_data>> load_run(store::connection& c, version_cache& de
     auto row = st->step();
     if (!row) return std::move(row).err();
     if (!*row) break;
-    d.outputs[std::to_string(st->int64(0))] = st->is_null(1) ? json(nullptr) : json::parse(st->text(1), nullptr, false);
+    d.outputs[std::to_string(st->int64(0))] = st->is_null(1) ? json(nullptr) : parse_json_or_discarded(st->text(1), json_depth::stored);
   }
   return std::optional<run_data>(std::move(d));
 }

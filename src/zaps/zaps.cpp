@@ -1,3 +1,4 @@
+#include "zapd/core/json.hpp"
 #include "zapd/zaps/zaps.hpp"
 
 #include <tuple>
@@ -19,7 +20,7 @@ zap_record read_row(store::statement& q) {
   z.name = q.text(2);
   z.enabled = q.int64(3) != 0;
   z.version = q.int64(4);
-  z.definition = nlohmann::json::parse(q.text(5), nullptr, false);
+  z.definition = parse_json_or_discarded(q.text(5), json_depth::stored);
   z.created_at = q.text(6);
   z.updated_at = q.text(7);
   return z;
@@ -224,7 +225,7 @@ result<std::vector<version_record>> versions(store::connection& c, const std::st
   if (!q) return std::move(q).err();
   q->bind(1, zap_id);
   return q->collect<version_record>([](store::statement& r) {
-    return version_record{r.int64(0), r.text(1), r.int64(2) != 0, nlohmann::json::parse(r.text(3), nullptr, false), r.text(4)};
+    return version_record{r.int64(0), r.text(1), r.int64(2) != 0, parse_json_or_discarded(r.text(3), json_depth::stored), r.text(4)};
   });
 }
 

@@ -6,6 +6,7 @@
 
 #include "fake_clock.hpp"
 #include "zapd/core/crypto.hpp"
+#include "zapd/core/json.hpp"
 #include "zapd/hooks/payload.hpp"
 #include "zapd/hooks/rate_limit.hpp"
 #include "zapd/hooks/signature.hpp"

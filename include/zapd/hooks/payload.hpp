@@ -14,10 +14,6 @@
 
 namespace zapd::hooks {
 
-/// Deepest object/array nesting of a JSON text (strings are skipped, so brackets inside
-/// them do not count). Stops counting past `stop_at` (cheap rejection of hostile input).
-std::size_t nesting_depth(std::string_view json_text, std::size_t stop_at);
-
 /// A webhook body as the run's trigger sees it (no JSON document is built unless asked):
 /// - JSON content types (application/json, anything +json) are validated (syntax, UTF-8,
 ///   nesting up to `max_depth`); failures are `invalid_argument`. An empty body is null.
