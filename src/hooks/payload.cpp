@@ -52,7 +52,7 @@ result<checked_body> check_body(std::string_view content_type, std::string_view 
   if (is_json_type(mt)) {
     if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;  // null
     if (nesting_depth(body, max_depth) > max_depth)
-      return make_error(errc::invalid_argument, fmt::format("JSON body nests deeper than {} levels", max_depth));
+      return make_error(errc::invalid_argument, fmt::format("JSON body nests deeper than {} levels, the limit (hooks.max_depth)", max_depth));
     // The lexer rejects bad syntax and invalid UTF-8 alike; accept() builds no document.
     if (!nlohmann::json::accept(body)) return make_error(errc::invalid_argument, "body is not valid JSON (Content-Type says JSON)");
     out.json_text = body;
