@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "zapd/core/files.hpp"
@@ -115,7 +117,11 @@ result<std::set<std::string>> names(store::connection& c, const std::string& use
   return out;
 }
 
-result<std::map<std::string, std::string>> reveal_all(store::connection& c, const box& b, const std::string& user_id) {
+namespace {
+
+template <class Wanted>
+result<std::map<std::string, std::string>> reveal_where(store::connection& c, const box& b, const std::string& user_id,
+                                                        Wanted wanted) {
   auto q = c.prepare("SELECT name, sealed FROM secrets WHERE user_id = ?");
   if (!q) return std::move(q).err();
   q->bind(1, user_id);
@@ -125,11 +131,25 @@ result<std::map<std::string, std::string>> reveal_all(store::connection& c, cons
     if (!row) return std::move(row).err();
     if (!*row) break;
     auto name = q->text(0);
+    if (!wanted(name)) continue;
     auto v = b.open(user_id, name, q->text(1));
     if (!v) return std::move(v).err();
     out[name] = std::move(*v);
   }
   return out;
+}
+
+}  // namespace
+
+result<std::map<std::string, std::string>> reveal_all(store::connection& c, const box& b, const std::string& user_id) {
+  return reveal_where(c, b, user_id, [](const std::string&) { return true; });
+}
+
+result<std::map<std::string, std::string>> reveal(store::connection& c, const box& b, const std::string& user_id,
+                                                  const std::vector<std::string>& names) {
+  if (names.empty()) return std::map<std::string, std::string>{};
+  return reveal_where(c, b, user_id,
+                      [&names](const std::string& name) { return std::binary_search(names.begin(), names.end(), name); });
 }
 
 }  // namespace zapd::secrets

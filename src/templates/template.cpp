@@ -6,8 +6,8 @@
 #include <utility>
 
 #include "zapd/core/json.hpp"
+#include "zapd/templates/mask.hpp"
 #include "escape.hpp"
-#include "mask.hpp"
 #include "scan.hpp"
 
 namespace zapd::templates {
@@ -98,12 +98,6 @@ std::string plain(const json& v) {
   return dump_safe(v);
 }
 
-std::string plain_masked(const json& v, const masker& mk) {
-  if (v.is_string()) return mk.str(v.get_ref<const std::string&>());
-  if (v.is_structured()) return dump_safe(mk.value(v));
-  return plain(v);
-}
-
 struct piece {
   std::string text;
   std::string masked;
@@ -116,18 +110,24 @@ piece render_value(const token& t, const json* v, bool secret, const masker& mk,
     // A JSON value position: the value's own JSON, so the document stays valid.
     return {dump_safe(*v), secret ? fmt::format("\"{}\"", mask_text) : mk.empty() ? dump_safe(*v) : dump_safe(mk.value(*v))};
   }
-  piece p{plain(*v), secret ? std::string(mask_text) : mk.empty() ? std::string{} : plain_masked(*v, mk)};
-  if (!secret && mk.empty()) p.masked = p.text;
-  auto escape = [&](auto&& fn) {
-    p.text = fn(p.text);
-    if (!secret) p.masked = fn(p.masked);
-  };
+  std::string raw = plain(*v);
+  piece p;
   switch (m) {
-    case mode::json: escape(json_string_content); break;
-    case mode::url: t.at_start ? escape(url_whole) : escape(url_component); break;
+    case mode::json:
+      // Masked before escaping: a mask cutting an escape sequence (a secret `n` in `\n`)
+      // would make the masked document invalid JSON.
+      p.text = json_string_content(raw);
+      p.masked = secret ? std::string(mask_text) : mk.empty() ? p.text : json_string_content(mk.str(raw));
+      return p;
+    case mode::url:
+      // Masked after encoding (the masker knows the encoded forms), so the mask reads
+      // `********`, not `%2A%2A...`.
+      p.text = t.at_start ? url_whole(raw) : url_component(raw);
+      break;
     case mode::text:
-    case mode::header: break;  // header: the whole output is cleaned at the end
+    case mode::header: p.text = std::move(raw); break;  // header: the whole output is cleaned at the end
   }
+  p.masked = secret ? std::string(mask_text) : mk.empty() ? p.text : mk.str(p.text);
   return p;
 }
 
@@ -232,16 +232,42 @@ struct config_walk {
 
 rendered render(std::string_view tmpl, const json& ctx, const options& o) {
   rendered r;
-  render_into(r, tmpl, ctx, o, masker(ctx));
+  render_into(r, tmpl, ctx, o, masker::from_context(ctx));
   return r;
 }
 
 rendered_json render_config(const json& config, const json& ctx, const field_options& for_field) {
   rendered_json r;
-  masker mk(ctx);
+  const auto mk = masker::from_context(ctx);
   std::string field;
   config_walk{ctx, for_field, mk, r}(config, r.value, r.masked, field, 0);
   return r;
+}
+
+std::vector<std::string> referenced_secrets(const json& config) {
+  options o;
+  o.legacy_single_brace = true;  // finds {secrets.X} too: a superset of what any field renders
+  std::vector<std::string> ignored;
+  warning_list warn(ignored);
+  std::vector<std::string> out;
+  std::vector<const json*> todo{&config};
+  while (!todo.empty()) {
+    const json* p = todo.back();
+    todo.pop_back();
+    if (p->is_structured()) {
+      for (const auto& item : *p) todo.push_back(&item);
+      continue;
+    }
+    if (!p->is_string()) continue;
+    const auto& s = p->get_ref<const std::string&>();
+    if (s.find('{') == std::string::npos) continue;
+    for (const auto& t : tokenize(s, o, warn))
+      if (t.is_placeholder && t.segments.size() == 2 && t.segments[0] == "secrets") out.push_back(t.segments[1]);
+    ignored.clear();
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 std::vector<std::string> referenced_paths(std::string_view tmpl, const options& o) {

@@ -13,6 +13,7 @@
 #include "zapd/runs/runs.hpp"
 #include "zapd/secrets/secrets.hpp"
 #include "zapd/store/database.hpp"
+#include "zapd/templates/mask.hpp"
 #include "zapd/templates/template.hpp"
 
 namespace zapd::worker {
@@ -29,6 +30,16 @@ constexpr std::chrono::milliseconds k_max_delay = 24h;      // no retry waits lo
 
 std::size_t index_of(queue::lane l) { return l == queue::lane::paid ? 0 : 1; }
 
+// A zap version as the worker uses it. Versions are immutable, so this is built once per
+// version and cached.
+struct version_info {
+  json definition;
+  // The secrets it references anywhere: revealed for each of its steps so their values can be
+  // masked in everything recorded for the run (a secret used by step 1 and echoed back by its
+  // server must not show in step 2's input either).
+  std::vector<std::string> secrets;
+};
+
 // What a step needs to know about its run, read on a reader connection.
 struct run_data {
   std::string status;
@@ -37,7 +48,7 @@ struct run_data {
   std::string zap_name;
   std::int64_t zap_version = 0;
   json trigger;
-  std::shared_ptr<const json> definition;  // shared: versions never change, so they are cached
+  std::shared_ptr<const version_info> version;  // shared: versions never change, so they are cached
   json outputs = json::object();  // "N" -> output of succeeded step N
 };
 
@@ -45,7 +56,7 @@ struct run_data {
 // the same JSON for every job.
 class version_cache {
  public:
-  result<std::shared_ptr<const json>> get(store::connection& c, const std::string& zap_id, std::int64_t version) {
+  result<std::shared_ptr<const version_info>> get(store::connection& c, const std::string& zap_id, std::int64_t version) {
     std::string key = fmt::format("{}:{}", zap_id, version);
     {
       std::lock_guard lk(mu_);
@@ -53,7 +64,8 @@ class version_cache {
     }
     auto def = runs::zap_definition(c, zap_id, version);
     if (!def) return std::move(def).err();
-    auto shared = std::make_shared<const json>(std::move(*def));
+    auto secrets = templates::referenced_secrets(*def);
+    auto shared = std::make_shared<const version_info>(version_info{std::move(*def), std::move(secrets)});
     std::lock_guard lk(mu_);
     if (map_.size() >= 1024) map_.clear();
     map_.emplace(std::move(key), shared);
@@ -62,7 +74,7 @@ class version_cache {
 
  private:
   std::mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<const json>> map_;
+  std::unordered_map<std::string, std::shared_ptr<const version_info>> map_;
 };
 
 result<std::optional<run_data>> load_run(store::connection& c, version_cache& definitions, const std::string& run_id) {
@@ -85,7 +97,7 @@ result<std::optional<run_data>> load_run(store::connection& c, version_cache& de
   }
   auto def = definitions.get(c, d.zap_id, d.zap_version);
   if (!def) return std::move(def).err();
-  d.definition = std::move(*def);
+  d.version = std::move(*def);
   auto st = c.prepare("SELECT step_index, output FROM run_steps WHERE run_id = ? AND status = 'succeeded'");
   if (!st) return std::move(st).err();
   st->bind_all(run_id);
@@ -97,8 +109,6 @@ result<std::optional<run_data>> load_run(store::connection& c, version_cache& de
   }
   return std::optional<run_data>(std::move(d));
 }
-
-
 
 }  // namespace
 
@@ -119,6 +129,9 @@ struct pool::attempt {
   std::string action_id;
   json input;  // rendered, secrets masked
   json warnings = json::array();
+  // The values of the secrets the run's zap references; `finish` masks them in the output,
+  // the error, the warnings and log lines before anything is recorded.
+  templates::masker mask;
   std::int64_t started_ms = 0;
 };
 
@@ -231,7 +244,7 @@ void pool::begin(const queue::job& j) {
     return;
   }
   run_data& d = **data;
-  const json& definition = *d.definition;
+  const json& definition = d.version->definition;
   if (auto r = definition.find("retry"); r != definition.end() && r->is_object()) {
     if (auto n = r->find("attempts"); n != r->end() && n->is_number_integer()) a->retry.max_attempts = n->get<int>();
     if (auto b = r->find("baseDelayMs"); b != r->end() && b->is_number_integer())
@@ -262,20 +275,25 @@ void pool::begin(const queue::job& j) {
               {"run", {{"id", j.run_id}, {"zapId", d.zap_id}, {"zapName", d.zap_name}, {"zapVersion", d.zap_version},
                        {"step", j.step_index}, {"attempt", j.attempts}}},
               {"secrets", json::object()}};
-  if (!actions::secret_references(raw).empty()) {
-    auto all = db_.reads().with([&](store::connection& c) { return secrets::reveal_all(c, box_, d.user_id); });
-    if (!all) {
+  if (!d.version->secrets.empty()) {
+    auto found = db_.reads().with([&](store::connection& c) { return secrets::reveal(c, box_, d.user_id, d.version->secrets); });
+    if (!found) {
       actions::step_result r;
       r.v = actions::verdict::retry;
-      r.error = "could not read secrets: " + all.err().message;
+      r.error = "could not read secrets: " + found.err().message;
       finish(a, std::move(r));
       return;
     }
-    for (const auto& [name, value] : *all) ctx["secrets"][name] = value;
+    std::vector<std::string> values;
+    for (auto& [name, value] : *found) {
+      values.push_back(value);
+      ctx["secrets"][name] = std::move(value);
+    }
+    a->mask = templates::masker(values);
   }
   auto rendered = templates::render_config(raw, ctx, [&](std::string_view field) { return ex->render_options(field, raw); });
-  a->input = rendered.masked;
-  for (const auto& w : rendered.warnings) a->warnings.push_back(w);
+  a->input = std::move(rendered.masked);
+  for (auto& w : rendered.warnings) a->warnings.push_back(std::move(w));
 
   // An attempt ends before its lease does (with time to record the result), so a slow
   // action cannot run twice at once. The lease started at the claim: what is left counts.
@@ -319,6 +337,10 @@ constexpr const char* k_mark_running =
 
 void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
   const queue::job& j = a->job;
+  // Nothing below records or logs a secret value: the input was masked when rendered.
+  r.error = a->mask.str(r.error);
+  a->mask.in_place(r.output);
+  a->mask.in_place(a->warnings);
   const bool give_up = r.v == actions::verdict::failed ||
                        (r.v == actions::verdict::retry && j.attempts >= a->retry.max_attempts);
   const bool schedules_retry = !give_up && r.v == actions::verdict::retry;
@@ -330,6 +352,8 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
   (r.v == actions::verdict::succeeded ? succeeded_ : give_up ? failed_ : retried_).inc();
   if (give_up && r.v == actions::verdict::retry)
     r.error = fmt::format("{} (gave up after {} attempts)", r.error, j.attempts);
+  if (give_up)
+    log::info("worker.step_failed", {{"run", j.run_id}, {"step", j.step_index}, {"attempts", j.attempts}, {"error", r.error}});
 
   // What the job's settlement was, set by `work` on the writer thread and counted by
   // `committed` (same thread) only once the transaction holding it committed.

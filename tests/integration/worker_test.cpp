@@ -4,6 +4,9 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cctype>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <thread>
 
@@ -432,4 +435,89 @@ TEST_CASE("runs: a deleted zap's queued run fails at once and cannot be replayed
   auto replay = z.request("POST", "/api/v1/runs/" + run_id + "/replay", "", bearer(a.token));
   CHECK(replay.status == 404);
   CHECK_THAT(replay.json()["error"]["message"].get<std::string>(), Catch::Contains("no longer exists"));
+}
+
+namespace {
+
+// `s` percent-encoded as zapd puts a value into a URL after other text (RFC 3986 unreserved kept).
+std::string percent_encoded(std::string_view s) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 0xF];
+    }
+  }
+  return out;
+}
+
+// The bytes of a file ("" when it does not exist).
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+TEST_CASE("worker: secret values never reach run history, the database or the log") {
+  // Values with bytes that JSON escapes and URLs encode, so the encoded forms are checked too.
+  const std::string path_secret = "p@th s3cret/Zq7";
+  const std::string host_secret = "topsecrethost-9zk.invalid";
+  const std::string echo_secret = "ech\"o-s3cret\\Wv4";
+  http_sink sink;
+  sink.on("/s404", sink_reply::status(404));
+  sink.on("/echo-json", [](const sink_request& r) { return sink_reply::json(r.body); });
+  sink.on("/echo-text", [](const sink_request& r) { return sink_reply::text("you sent " + r.body); });
+  zapd_process z(args());
+  auto a = sign_up(z, "masked@example.com");
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"PATHSEC", path_secret}, {"HOSTSEC", host_secret}, {"ECHOSEC", echo_secret}})
+    REQUIRE(z.request("POST", "/api/v1/secrets", json{{"name", name}, {"value", value}}.dump(), bearer(a.token)).status == 200);
+
+  // A 404 from a URL whose path holds a secret: the error names the URL.
+  auto r404 = fire(z, a, make_zap(z, a, json::array({http_step(sink.url("/s404/{{secrets.PATHSEC}}"))})));
+  // A host name from a secret that does not resolve: the error names the host.
+  auto rhost = fire(z, a, make_zap(z, a, json::array({http_step("http://{{secrets.HOSTSEC}}/x")})));
+  // A server that echoes the secret (as JSON, then as text with the JSON escaping), and a next
+  // step that reads what it echoed.
+  auto recho = fire(z, a, make_zap(z, a, json::array({
+      http_step(sink.url("/echo-json"), {{"body", R"({"token":"{{secrets.ECHOSEC}}"})"}}),
+      http_step(sink.url("/echo-text"), {{"body", R"({"got":"{{steps.1.body.token}}","all":{{steps.1.body}},"k":"{{secrets.ECHOSEC}}"})"}}),
+      http_step(sink.url("/echo-json/last"), {{"body", R"({"prev":{{steps.2.body}}})"}})})));
+
+  auto run404 = wait_final(z, a, r404);
+  auto runhost = wait_final(z, a, rhost);
+  auto runecho = wait_final(z, a, recho);
+  INFO(run404.dump(2) << "\n" << runhost.dump(2) << "\n" << runecho.dump(2));
+  REQUIRE(run404["status"] == "failed");
+  CHECK_THAT(run404["steps"][0]["error"].get<std::string>(), Catch::Contains("HTTP 404 from") && Catch::Contains("/s404/********"));
+  REQUIRE(runhost["status"] == "failed");
+  CHECK_THAT(runhost["steps"][0]["error"].get<std::string>(), Catch::Contains("resolve host: ********"));
+  REQUIRE(runecho["status"] == "succeeded");
+  CHECK(runecho["steps"][0]["output"]["body"]["token"] == "********");
+  // The secrets really went out (the masking is of what is recorded, not of what is sent).
+  REQUIRE(sink.wait_for(4));
+  bool sent = false;
+  for (const auto& r : sink.requests()) sent = sent || r.body.find(R"(ech\"o-s3cret\\Wv4)") != std::string::npos;
+  CHECK(sent);
+
+  const std::vector<std::string> forms = {
+      path_secret, percent_encoded(path_secret), host_secret, echo_secret, json(echo_secret).dump().substr(1, echo_secret.size() + 2),
+      percent_encoded(echo_secret), "s3cret", "topsecrethost"};
+  auto runs_list = z.request("GET", "/api/v1/runs", "", bearer(a.token)).body;
+  REQUIRE(z.terminate(SIGTERM) == 0);  // the log and the database are complete
+  const auto log = z.log();
+  CHECK_THAT(log, Catch::Contains("worker.step_failed"));  // the failures are logged (masked)
+  const auto db_bytes = file_bytes(z.data_dir() + "/zapd.db") + file_bytes(z.data_dir() + "/zapd.db-wal");
+  for (const auto& f : forms) {
+    INFO("form: " << f);
+    for (const auto& run : {run404, runhost, runecho}) CHECK(run.dump().find(f) == std::string::npos);
+    CHECK(runs_list.find(f) == std::string::npos);
+    CHECK(log.find(f) == std::string::npos);
+    CHECK(db_bytes.find(f) == std::string::npos);
+  }
 }

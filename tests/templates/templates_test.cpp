@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "zapd/templates/mask.hpp"
 #include "zapd/templates/template.hpp"
 
 namespace t = zapd::templates;
@@ -311,4 +312,77 @@ TEST_CASE("warnings are short and valid UTF-8 whatever the path holds") {
     CHECK_NOTHROW(json(w).dump());  // strict: throws on invalid UTF-8
     CHECK(w.size() < 400);
   }
+}
+
+TEST_CASE("referenced_secrets finds every secret a config names, at any depth") {
+  const json deep = json::parse(std::string(5000, '[') + R"("{{secrets.DEEP}}")" + std::string(5000, ']'));
+  json config = {{"url", "https://x.test/{{ secrets.A }}?k={{secrets.B}}"},
+                 {"body", "{secrets.LEGACY} {{secrets}} {{secrets.a.b}} \\{{secrets.ESCAPED}}"},
+                 {"n", 5},
+                 {"deep", deep}};
+  CHECK(t::referenced_secrets(config) == std::vector<std::string>{"A", "B", "DEEP"});
+  CHECK(t::referenced_secrets(json{{"body", "{secrets.LEGACY}"}}) == std::vector<std::string>{"LEGACY"});
+  CHECK(t::referenced_secrets(json::array()).empty());
+}
+
+TEST_CASE("the masker masks values and the forms zapd encodes them into") {
+  const std::string secret = "p@th s3c\"ret/é\n";
+  t::masker mk({secret, "", "tok"});
+  CHECK_FALSE(mk.empty());
+  CHECK(t::masker({""}).empty());
+  CHECK(mk.str("a " + secret + " b") == "a ******** b");
+  CHECK(mk.str(R"(body {"k":"p@th s3c\"ret/é\n"})") == R"(body {"k":"********"})");         // JSON-escaped
+  CHECK(mk.str("http://h/p%40th%20s3c%22ret%2F%C3%A9%0A?x") == "http://h/********?x");       // URL component
+  CHECK(mk.str("http://h/p%40th%20s3c%22ret%2f%c3%a9%0a?x") == "http://h/********?x");       // lower-case hex
+  CHECK(mk.str("q=p%40th+s3c%22ret%2F%C3%A9%0A") == "q=********");                           // form encoding
+  CHECK(mk.str("http://h/p@th%20s3c%22ret/%C3%A9%0A") == "http://h/********");               // whole-URL form
+  CHECK(mk.str("X-H: p@th s3c\"ret/é ") == "X-H: ********");                                 // header form
+  CHECK(mk.str("toktok-tok") == "****************-********");
+  CHECK(mk.str("no secret here") == "no secret here");
+
+  json v = {{"tok", {1, "a tok", json::array({{{"k", "tok"}}})}}, {"n", 42}, {"tok2", true}};
+  mk.in_place(v);
+  CHECK(v == json{{"********", {1, "a ********", json::array({{{"k", "********"}}})}}, {"n", 42}, {"********2", true}});
+  // A number spelling a secret exactly is masked; one merely containing its digits is not.
+  t::masker pin({"1234"});
+  json nums = {{"pin", 1234}, {"other", 12345}, {"s", "pin 1234"}};
+  pin.in_place(nums);
+  CHECK(nums == json{{"pin", "********"}, {"other", 12345}, {"s", "pin ********"}});
+  // A mask made of the secret's own bytes is not searched again.
+  CHECK(t::masker({"*"}).str("a*b") == "a********b");
+}
+
+TEST_CASE("the masker is linear and iterative on hostile input") {
+  // A long secret of one repeated byte against a long run of that byte: quadratic matching
+  // (compare at every position) takes minutes here.
+  const std::string secret(64 * 1024, 'a');
+  t::masker mk({secret + "b"});
+  const std::string text(1 << 20, 'a');
+  auto started = std::chrono::steady_clock::now();
+  CHECK(mk.str(text) == text);
+  CHECK(mk.str(text + "b").ends_with("********"));
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
+  // Nesting far deeper than any parsed document: no recursion.
+  json deep = json::parse(std::string(100'000, '[') + "\"a" + secret + "b\"" + std::string(100'000, ']'));
+  mk.in_place(deep);
+  const json* p = &deep;
+  while (p->is_array()) p = &(*p)[0];
+  CHECK(*p == "a********");
+}
+
+TEST_CASE("masked twins: an echoed secret shows as the mask in URLs, and JSON stays valid") {
+  // An echoed secret in a URL shows as the mask, not as its percent-encoding.
+  t::options url;
+  url.m = t::mode::url;
+  auto u = t::render("https://x.test/{{steps.1.body.echo}}", context(), url);
+  CHECK(u.masked == "https://x.test/token%20was%20********");
+  // Inside a JSON string the value is masked before it is escaped, so a short secret cannot
+  // cut an escape sequence: the masked body stays valid JSON.
+  json ctx = {{"trigger", {{"body", {{"v", "a\nb \"n\""}}}}}, {"secrets", {{"S", "n"}}}};
+  t::options js;
+  js.m = t::mode::json;
+  auto body = t::render(R"({"v": "{{v}}", "w": {{v}}})", ctx, js);
+  CHECK(json::parse(body.text)["v"] == "a\nb \"n\"");
+  REQUIRE(json::accept(body.masked));
+  CHECK(json::parse(body.masked) == json{{"v", "a\nb \"********\""}, {"w", "a\nb \"********\""}});
 }

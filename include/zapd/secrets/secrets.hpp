@@ -47,5 +47,9 @@ result<std::vector<secret_meta>> list(store::connection& c, const std::string& u
 result<std::set<std::string>> names(store::connection& c, const std::string& user_id);
 /// Every secret of the user, decrypted (for rendering action configs at run time).
 result<std::map<std::string, std::string>> reveal_all(store::connection& c, const box& b, const std::string& user_id);
+/// The user's secrets among `names` (sorted, as `templates::referenced_secrets` gives them),
+/// decrypted; a name with no secret is left out. Only those are decrypted.
+result<std::map<std::string, std::string>> reveal(store::connection& c, const box& b, const std::string& user_id,
+                                                  const std::vector<std::string>& names);
 
 }  // namespace zapd::secrets

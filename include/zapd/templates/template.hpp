@@ -71,6 +71,11 @@ using field_options = std::function<options(std::string_view field)>;
 /// (unless `for_field` does).
 rendered_json render_config(const nlohmann::json& config, const nlohmann::json& ctx, const field_options& for_field = {});
 
+/// Names of the secrets any string of `config` references as `{{secrets.NAME}}` (or as the
+/// legacy `{secrets.NAME}`), sorted, without repeats: the secrets a zap's runs may use, so the
+/// ones whose values must be masked in its history. Iterative: any depth is safe.
+std::vector<std::string> referenced_secrets(const nlohmann::json& config);
+
 /// The paths `tmpl` references, as written (trimmed), in order of first use, without repeats:
 /// "Hi {{ name }} {{steps.1.id}}" -> {"name", "steps.1.id"}. For the editor and validation.
 std::vector<std::string> referenced_paths(std::string_view tmpl, const options& o = {});
