@@ -43,6 +43,7 @@ struct found {
   const json* v = nullptr;
   std::string why;  // when not found
   bool secret = false;
+  std::string missing_secret;  // {{secrets.NAME}} naming no secret: NAME
 };
 
 found resolve(const std::vector<std::string>& segs, const json& ctx) {
@@ -51,7 +52,7 @@ found resolve(const std::vector<std::string>& segs, const json& ctx) {
   if (first == "secrets") {
     if (segs.size() != 2) return {nullptr, "name one secret, as {{secrets.NAME}}"};
     const json* v = child(child(root, "secrets"), segs[1]);
-    if (v == nullptr) return {nullptr, fmt::format("no secret named {}", segs[1])};
+    if (v == nullptr) return {nullptr, fmt::format("no secret named {}", segs[1]), false, segs[1]};
     return {v, {}, true};
   }
   const json* cur = nullptr;
@@ -166,6 +167,9 @@ void render_into(rendered& r, std::string_view tmpl, const json& ctx, const opti
       f = {nullptr, fmt::format("value nested deeper than {} levels; left out", max_value_depth)};
     }
     if (f.v == nullptr) warn.add(fmt::format("{}: {}", shown, f.why));
+    if (!f.missing_secret.empty() &&
+        std::find(r.missing_secrets.begin(), r.missing_secrets.end(), f.missing_secret) == r.missing_secrets.end())
+      r.missing_secrets.push_back(f.missing_secret);
     auto p = render_value(t, f.v, f.secret, mk, o.m);
     if (!out.put(p.text, p.masked)) break;
   }
@@ -195,6 +199,9 @@ struct config_walk {
       out = std::move(one.text);
       masked = std::move(one.masked);
       for (auto& w : one.warnings) add_warning(field, w);
+      for (auto& name : one.missing_secrets)
+        if (std::find(r.missing_secrets.begin(), r.missing_secrets.end(), name) == r.missing_secrets.end())
+          r.missing_secrets.push_back(std::move(name));
       return;
     }
     const auto len = field.size();

@@ -110,6 +110,18 @@ result<std::optional<run_data>> load_run(store::connection& c, version_cache& de
   return std::optional<run_data>(std::move(d));
 }
 
+// The step's error when its config names secrets that do not exist (deleted since the zap
+// was saved): running it would send an empty string in their place, e.g. an unsigned request.
+std::string missing_secrets_error(const std::vector<std::string>& names) {
+  std::string list;
+  for (const auto& n : names) {
+    if (!list.empty()) list += ", ";
+    // A name is a template path segment: short in practice, but cut like any echoed input.
+    list += fmt::format("\"{}\"", n.size() > 64 ? n.substr(0, 64) + "..." : n);
+  }
+  return fmt::format("{} {} {}", names.size() == 1 ? "secret" : "secrets", list, names.size() == 1 ? "does not exist" : "do not exist");
+}
+
 }  // namespace
 
 struct pool::definition_cache : version_cache {};
@@ -294,6 +306,15 @@ void pool::begin(const queue::job& j) {
   auto rendered = templates::render_config(raw, ctx, [&](std::string_view field) { return ex->render_options(field, raw); });
   a->input = std::move(rendered.masked);
   for (auto& w : rendered.warnings) a->warnings.push_back(std::move(w));
+  if (!rendered.missing_secrets.empty()) {
+    // Permanent: the secret does not come back by itself (a new one with that name is used
+    // by a retry or replay of the run).
+    actions::step_result r;
+    r.v = actions::verdict::failed;
+    r.error = missing_secrets_error(rendered.missing_secrets);
+    finish(a, std::move(r));
+    return;
+  }
 
   // An attempt ends before its lease does (with time to record the result), so a slow
   // action cannot run twice at once. The lease started at the claim: what is left counts.

@@ -521,3 +521,41 @@ TEST_CASE("worker: secret values never reach run history, the database or the lo
     CHECK(db_bytes.find(f) == std::string::npos);
   }
 }
+
+TEST_CASE("worker: a reference to a secret that no longer exists fails the step at once, naming it") {
+  http_sink sink;
+  zapd_process z(args());
+  auto a = sign_up(z, "gone-secret@example.com");
+  for (const char* name : {"SIGN", "TOKEN", "KEEP"})
+    REQUIRE(z.request("POST", "/api/v1/secrets", json{{"name", name}, {"value", std::string("v-") + name}}.dump(), bearer(a.token))
+                .status == 200);
+  // The signing secret (deleted: the request would go out unsigned) and a body field.
+  auto signed_zap = make_zap(z, a, json::array({http_step(sink.url("/signed"), {{"signingSecret", "{{secrets.SIGN}}"}})}));
+  auto body_zap = make_zap(z, a, json::array({http_step(sink.url("/ok"), {{"headers", {{"X-Keep", "{{secrets.KEEP}}"}}}}),
+                                              http_step(sink.url("/body"), {{"body", R"({"t":"{{ secrets.TOKEN }}"})"}})}));
+  REQUIRE(z.request("DELETE", "/api/v1/secrets/SIGN", "", bearer(a.token)).status == 200);
+  REQUIRE(z.request("DELETE", "/api/v1/secrets/TOKEN", "", bearer(a.token)).status == 200);
+
+  auto id = fire(z, a, signed_zap);
+  auto run = wait_final(z, a, id);
+  INFO(run.dump(2));
+  CHECK(run["status"] == "failed");
+  CHECK(run["steps"][0]["status"] == "failed");
+  CHECK(run["steps"][0]["attempts"] == 1);  // permanent: no retry
+  CHECK(run["steps"][0]["error"] == R"(secret "SIGN" does not exist)");
+  CHECK(run["error"] == R"(step 1: secret "SIGN" does not exist)");
+  CHECK(job_state(z, id) == "dead");
+
+  auto id2 = fire(z, a, body_zap);
+  auto run2 = wait_final(z, a, id2);
+  INFO(run2.dump(2));
+  CHECK(run2["status"] == "failed");
+  CHECK(run2["steps"][0]["status"] == "succeeded");  // its secret still exists
+  CHECK(run2["steps"][1]["attempts"] == 1);
+  CHECK(run2["steps"][1]["error"] == R"(secret "TOKEN" does not exist)");
+
+  std::this_thread::sleep_for(300ms);  // a retry (50 ms base) would have come by now
+  REQUIRE(sink.requests().size() == 1);  // only the step whose secret exists went out
+  CHECK(sink.requests()[0].path() == "/ok");
+  CHECK(get_run(z, a, id)["steps"][0]["attempts"] == 1);
+}

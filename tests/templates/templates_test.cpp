@@ -314,6 +314,18 @@ TEST_CASE("warnings are short and valid UTF-8 whatever the path holds") {
   }
 }
 
+TEST_CASE("a missing secret is reported by name, once, in render and render_config") {
+  auto r = render("{{secrets.GONE}} {{ secrets.GONE }} {{secrets.API_KEY}} {{secrets.OTHER}}");
+  CHECK(r.missing_secrets == std::vector<std::string>{"GONE", "OTHER"});
+  CHECK(render("{{secrets.API_KEY}} {{secrets.EMPTY}} {{secrets}}").missing_secrets.empty());  // "" exists
+  t::options legacy;
+  legacy.legacy_single_brace = true;
+  CHECK(t::render("Hi {secrets.GONE}", context(), legacy).missing_secrets == std::vector<std::string>{"GONE"});
+  auto c = t::render_config(json{{"signingSecret", "{{secrets.SIGN}}"}, {"h", {{"a", "{{secrets.SIGN}}"}, {"b", "{{secrets.B}}"}}}},
+                            context());
+  CHECK(c.missing_secrets == std::vector<std::string>{"SIGN", "B"});  // first use, fields in key order: h.a, h.b, signingSecret
+}
+
 TEST_CASE("referenced_secrets finds every secret a config names, at any depth") {
   const json deep = json::parse(std::string(5000, '[') + R"("{{secrets.DEEP}}")" + std::string(5000, ']'));
   json config = {{"url", "https://x.test/{{ secrets.A }}?k={{secrets.B}}"},

@@ -36,6 +36,10 @@ struct rendered {
   std::string text;    ///< what the action uses
   std::string masked;  ///< the same with every secret value as `********`: what the step records
   std::vector<std::string> warnings;  ///< each once, at most 100 (+ one "... and N more"), valid UTF-8
+  /// Names of `{{secrets.NAME}}` placeholders the context has no secret for, in order of first
+  /// use, without repeats (each also has its warning). The worker fails such a step: a
+  /// secret that was deleted must not render as an empty string.
+  std::vector<std::string> missing_secrets;
   bool truncated = false;  ///< stopped at `max_output`; `text` is cut short (a JSON body is invalid)
 };
 
@@ -59,6 +63,7 @@ struct rendered_json {
   nlohmann::json value;
   nlohmann::json masked;
   std::vector<std::string> warnings;  ///< each prefixed with its field, e.g. "body: {{x}}: ..."
+  std::vector<std::string> missing_secrets;  ///< as in `rendered`, over every field
 };
 
 /// Options for one string of a config, by its field path: object keys joined with `.`, array
