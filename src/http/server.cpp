@@ -1,5 +1,7 @@
 #include "zapd/http/server.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -7,6 +9,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
@@ -54,6 +57,54 @@ bhttp::response<bhttp::string_body> to_beast(response& r, unsigned version, bool
 
 // Errors Beast's parser reports for a malformed request (as opposed to I/O failures).
 bool is_protocol_error(const beast::error_code& ec) { return ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category(); }
+
+/// The session's read buffer as Beast's parser sees it while it reads a request header,
+/// watching the bytes the parser consumes for obs-fold (a header line starting with SP or
+/// HTAB continues the previous one). Beast unfolds such lines silently, so they can only be
+/// seen here. A DynamicBuffer (v1) over the `flat_buffer`; live for one async_read_header.
+class fold_watch {
+ public:
+  using const_buffers_type = beast::flat_buffer::const_buffers_type;
+  using mutable_buffers_type = beast::flat_buffer::mutable_buffers_type;
+
+  explicit fold_watch(beast::flat_buffer& b) : b_(b) {}
+  std::size_t size() const { return b_.size(); }
+  std::size_t max_size() const { return b_.max_size(); }
+  std::size_t capacity() const { return b_.capacity(); }
+  const_buffers_type data() const { return b_.data(); }
+  mutable_buffers_type prepare(std::size_t n) { return b_.prepare(n); }
+  void commit(std::size_t n) { b_.commit(n); }
+  void consume(std::size_t n) {
+    // A flat buffer's readable bytes are one contiguous range.
+    const auto d = b_.data();
+    std::string_view consumed(static_cast<const char*>(d.data()), std::min(n, d.size()));
+    for (char ch : consumed) {
+      if (after_lf_ && (ch == ' ' || ch == '\t')) folded_ = true;
+      after_lf_ = ch == '\n';
+    }
+    b_.consume(n);
+  }
+  bool folded() const { return folded_; }
+
+ private:
+  beast::flat_buffer& b_;
+  bool after_lf_ = false;  // kept across calls: the parser may consume a header in pieces
+  bool folded_ = false;
+};
+
+// A request a proxy in front of zapd could frame differently from Beast is refused (request
+// smuggling): the only Transfer-Encoding taken is exactly `chunked`, never together with a
+// Content-Length, and folded header lines are not unfolded. Empty when the header is fine.
+std::string framing_problem(const bhttp::request<bhttp::string_body>& m, bool folded) {
+  if (folded) return "folded header lines (obs-fold) are not accepted";
+  auto [first, last] = m.equal_range(bhttp::field::transfer_encoding);
+  if (first == last) return {};
+  if (m.count(bhttp::field::content_length) > 0) return "a request must not have both Content-Length and Transfer-Encoding";
+  // Beast trims the value's surrounding whitespace.
+  if (std::next(first) != last || !beast::iequals(first->value(), "chunked"))
+    return "Transfer-Encoding must be exactly chunked";
+  return {};
+}
 
 }  // namespace
 
@@ -179,13 +230,22 @@ asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
     c->idle = true;
     if (stopping_) break;
     c->stream.expires_after(opts_.read_timeout);
-    auto [ec, n] = co_await bhttp::async_read_header(c->stream, buf, parser, use_tuple);
+    fold_watch watched(buf);
+    auto [ec, n] = co_await bhttp::async_read_header(c->stream, watched, parser, use_tuple);
     c->idle = false;
-    if (!ec && !parser.is_done()) std::tie(ec, n) = co_await bhttp::async_read(c->stream, buf, parser, use_tuple);
+    std::string refused = ec ? std::string() : framing_problem(parser.get(), watched.folded());
+    if (!ec && refused.empty() && !parser.is_done())
+      std::tie(ec, n) = co_await bhttp::async_read(c->stream, buf, parser, use_tuple);
     auto started = std::chrono::steady_clock::now();
 
     std::optional<response> early;
-    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::operation_aborted ||
+    if (!refused.empty()) {
+      early = error_response(errc::invalid_argument, refused);
+    } else if ((ec == bhttp::error::bad_content_length && parser.get().count(bhttp::field::transfer_encoding) > 0) ||
+               (ec == bhttp::error::bad_transfer_encoding && parser.get().count(bhttp::field::content_length) > 0)) {
+      // Beast stops at the second of the two headers; name the pair, not just that one.
+      early = error_response(errc::invalid_argument, "a request must not have both Content-Length and Transfer-Encoding");
+    } else if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::operation_aborted ||
         ec == asio::error::connection_reset || ec == asio::error::bad_descriptor) {
       break;
     } else if (ec == bhttp::error::body_limit) {

@@ -25,7 +25,9 @@ namespace zapd::http {
 /// Each accepted connection runs as one coroutine on its own strand: read a request (with
 /// `body_limit` and `read_timeout`), dispatch it through the router, write the answer, repeat
 /// while keep-alive. Protocol errors are answered here as JSON (400, 408, 413) since no route
-/// sees them. Every answered request is logged with method, path, status and duration.
+/// sees them; so is framing a proxy in front could read differently (request smuggling: a
+/// Transfer-Encoding other than `chunked`, one with a Content-Length, folded header lines).
+/// Every answered request is logged with method, path, status and duration.
 ///
 /// Lifecycle: `start` binds and accepts; `stop` closes the acceptor and idle connections and
 /// lets busy ones finish their current request, then close. `active()` reaches 0 once all
