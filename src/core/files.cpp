@@ -62,6 +62,20 @@ result<std::string> load_or_create_secret(const std::string& path) {
   return secret;
 }
 
+status make_owner_only(const std::string& path, bool create) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+  if (fd < 0) {
+    if (errno == ENOENT && !create) return {};
+    return make_error(errc::unavailable, fmt::format("{}: {}", path, std::strerror(errno)));
+  }
+  // fchmod, not the open mode: the umask only takes bits away, and an existing file keeps its mode.
+  const int rc = ::fchmod(fd, 0600);
+  const int e = errno;
+  ::close(fd);
+  if (rc != 0) return make_error(errc::unavailable, fmt::format("{}: cannot make it owner-only (chmod 600): {}", path, std::strerror(e)));
+  return {};
+}
+
 file_lock::~file_lock() {
   if (fd_ >= 0) ::close(fd_);
 }

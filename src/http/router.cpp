@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "zapd/core/log.hpp"
+#include "zapd/http/server.hpp"
 
 namespace zapd::http {
 namespace {
@@ -83,7 +84,7 @@ boost::asio::awaitable<response> router::dispatch(request& req) const {
   try {
     co_return co_await (*h)(req);
   } catch (const std::exception& e) {
-    log::error("http.handler_threw", {{"path", req.path}, {"error", e.what()}});
+    log::error("http.handler_threw", {{"path", loggable_path(req.path)}, {"error", e.what()}});
   }
   co_return error_response(errc::internal, "internal error");
 }

@@ -213,6 +213,20 @@ std::string client_address(const std::string& peer, std::string_view forwarded_f
   return rightmost.empty() ? self : rightmost;
 }
 
+std::string loggable_path(std::string_view target) {
+  std::string_view path = target.substr(0, target.find_first_of("?#"));
+  // Anywhere and in any case: the router strips extra leading slashes, and a mistyped or
+  // absolute-form URL still names the zap.
+  constexpr std::string_view hooks = "/hooks/catch/";
+  for (std::size_t i = 0; i + hooks.size() <= path.size(); ++i) {
+    if (!beast::iequals(path.substr(i, hooks.size()), hooks)) continue;
+    auto user_end = path.find('/', i + hooks.size());
+    if (user_end == std::string_view::npos || user_end + 1 == path.size()) break;
+    return std::string(path.substr(0, user_end + 1)) + "\u2026";
+  }
+  return std::string(path);
+}
+
 asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
   beast::flat_buffer buf;
   std::string remote;
@@ -275,7 +289,7 @@ asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
       auto msg = to_beast(*early, 11, false, false);
       c->stream.expires_after(opts_.read_timeout);
       co_await bhttp::async_write(c->stream, msg, use_tuple);
-      log::info("http.request", {{"method", method}, {"path", target}, {"status", early->status},
+      log::info("http.request", {{"method", method}, {"path", loggable_path(target)}, {"status", early->status},
                                  {"ms", 0}, {"remote", remote}});
       beast::error_code sec;
       c->stream.socket().shutdown(tcp::socket::shutdown_send, sec);
@@ -318,7 +332,7 @@ asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
     auto [wec, wn] = co_await bhttp::async_write(c->stream, msg, use_tuple);
     const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     if (log::enabled(log::level::info))
-      log::info("http.request", {{"method", std::string(req.msg.method_string())}, {"path", req.path},
+      log::info("http.request", {{"method", std::string(req.msg.method_string())}, {"path", loggable_path(req.path)},
                                  {"status", res.status}, {"ms", fmt::format("{:.2f}", ms)}, {"remote", req.remote}});
     if (wec || !keep_alive) break;
   }

@@ -1,10 +1,13 @@
 #include "zapd/store/connection.hpp"
 
 #include <mutex>
+#include <utility>
 
 #include <sqlite3.h>
 
 #include <fmt/format.h>
+
+#include "zapd/core/files.hpp"
 
 namespace zapd::store {
 
@@ -84,6 +87,14 @@ result<connection> connection::open(const std::string& path, open_mode mode) {
   // something initialized SQLite earlier.
   static std::once_flag configured;
   std::call_once(configured, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+  if (mode == open_mode::read_write_create && path != ":memory:" && !path.empty() && !path.starts_with("file:")) {
+    // The database holds password hashes, sealed secrets and webhook payloads: owner-only,
+    // whatever the directory's mode and the umask. SQLite creates the -wal and -shm files
+    // with the database file's mode; ones left by an older zapd or a crash are fixed here.
+    const std::pair<std::string, bool> files[] = {{path, true}, {path + "-wal", false}, {path + "-shm", false}};
+    for (const auto& [file, create] : files)
+      if (auto st = make_owner_only(file, create); !st) return std::move(st).err();
+  }
   int flags = SQLITE_OPEN_NOMUTEX;
   flags |= mode == open_mode::read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   sqlite3* db = nullptr;

@@ -138,3 +138,26 @@ TEST_CASE("client_address: the peer unless it is a trusted proxy, then the right
   CHECK(client_address("10.0.0.1", "1.2.3.4:80", trusted) == "10.0.0.1");
   CHECK(client_address("10.0.0.1", "203.0.113.9", {}) == "10.0.0.1");
 }
+
+TEST_CASE("loggable_path: a webhook URL is cut after the user id, and no query string is logged") {
+  struct scenario {
+    const char* target;
+    const char* logged;
+  };
+  const std::vector<scenario> table = {
+      {"/hooks/catch/u1/z1", "/hooks/catch/u1/\u2026"},
+      {"/hooks/catch/u1/z1?token=abc", "/hooks/catch/u1/\u2026"},
+      {"/hooks/catch/u1/z1/extra/", "/hooks/catch/u1/\u2026"},
+      {"//hooks/catch/u1/z1", "//hooks/catch/u1/\u2026"},  // the router strips extra leading slashes
+      {"/HOOKS/Catch/u1/z1", "/HOOKS/Catch/u1/\u2026"},
+      {"http://zapd.example/hooks/catch/u1/z1", "http://zapd.example/hooks/catch/u1/\u2026"},
+      {"/hooks/catch/u1", "/hooks/catch/u1"},
+      {"/hooks/catch/u1/", "/hooks/catch/u1/"},
+      {"/api/v1/runs?zapId=z1", "/api/v1/runs"},
+      {"/healthz", "/healthz"},
+  };
+  for (const auto& s : table) {
+    INFO(s.target);
+    CHECK(loggable_path(s.target) == s.logged);
+  }
+}

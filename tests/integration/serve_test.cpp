@@ -14,6 +14,7 @@
 #include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
 
+#include "api_helpers.hpp"
 #include "zapd/store/connection.hpp"
 #include "zapd_process.hpp"
 
@@ -175,6 +176,55 @@ TEST_CASE("serve: framing a proxy could read differently is refused with 400 and
   INFO(ok.answer);
   CHECK(ok.answer.starts_with("HTTP/1.1 405"));  // framed fine; /healthz takes no POST
   CHECK(z.request("GET", "/healthz").status == 200);
+}
+
+TEST_CASE("serve: the database files are owner-only and the access log does not name a webhook's zap") {
+  const std::string dir = temp_dir("zapd-private") + "/data";
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms(0755), fs::perm_options::replace);
+  const std::vector<std::string> files = {dir + "/zapd.db", dir + "/zapd.db-wal", dir + "/zapd.db-shm"};
+  auto mode_of = [](const std::string& path) {
+    struct stat st{};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    return st.st_mode & 0777;
+  };
+  struct umask_guard {
+    mode_t saved = ::umask(022);  // zapd inherits it
+    ~umask_guard() { ::umask(saved); }
+  } guard;
+  std::string zap;
+  std::string user_id;
+  {
+    zapd_process z(k_fast_hashing, {}, dir);
+    auto a = sign_up(z, "ada@example.com");
+    user_id = a.user_id;
+    zap = make_zap(z, a, nlohmann::json::array());
+    fire(z, a, zap);
+    auto extra = z.request("POST", "/hooks/catch/" + a.user_id + "/" + zap + "/more?token=querysecret", "{}");
+    CHECK(extra.status == 404);
+    for (const auto& f : files) {
+      INFO(f);
+      CHECK(mode_of(f) == 0600);
+    }
+    auto log = z.log();
+    CHECK(log.find("path=/hooks/catch/" + a.user_id + "/\u2026 status=200") != std::string::npos);
+    CHECK(log.find("path=/hooks/catch/" + a.user_id + "/\u2026 status=404") != std::string::npos);
+    CHECK(log.find(zap) == std::string::npos);
+    CHECK(log.find("querysecret") == std::string::npos);
+    REQUIRE(z.terminate() == 0);
+  }
+  // Files an older zapd (or a crash) left readable by others are made owner-only at start.
+  {
+    std::ofstream(files[1]) << "";  // SQLite ignores an empty WAL
+    std::ofstream(files[2]) << "";
+    for (const auto& f : files) fs::permissions(f, fs::perms(0644), fs::perm_options::replace);
+    zapd_process z(k_fast_hashing, {}, dir);
+    CHECK(z.request("GET", "/readyz").status == 200);
+    for (const auto& f : files) {
+      INFO(f);
+      CHECK(mode_of(f) == 0600);
+    }
+  }
 }
 
 TEST_CASE("serve: SIGTERM lets an in-flight request finish, then exits 0") {

@@ -14,6 +14,10 @@ status ensure_writable_dir(const std::string& dir);
 /// file does not exist. Refuses a file that is empty, malformed, or readable by others.
 result<std::string> load_or_create_secret(const std::string& path);
 
+/// Makes `path` readable and writable by its owner only (mode 0600, whatever the umask), first
+/// creating it empty when `create` is set; a missing file is left missing otherwise.
+status make_owner_only(const std::string& path, bool create);
+
 /// An exclusive advisory lock (flock) held while the object lives; released on destruction
 /// or when the process dies, so a crash never leaves a stale lock behind.
 class file_lock {

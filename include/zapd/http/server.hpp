@@ -27,7 +27,8 @@ namespace zapd::http {
 /// while keep-alive. Protocol errors are answered here as JSON (400, 408, 413) since no route
 /// sees them; so is framing a proxy in front could read differently (request smuggling: a
 /// Transfer-Encoding other than `chunked`, one with a Content-Length, folded header lines).
-/// Every answered request is logged with method, path, status and duration.
+/// Every answered request is logged with method, path (`loggable_path`: no query string, a
+/// webhook URL cut after the user id), status and duration.
 ///
 /// Lifecycle: `start` binds and accepts; `stop` closes the acceptor and idle connections and
 /// lets busy ones finish their current request, then close. `active()` reaches 0 once all
@@ -39,6 +40,10 @@ namespace zapd::http {
 /// entry ends the walk at the last good hop (or `peer`).
 std::string client_address(const std::string& peer, std::string_view forwarded_for,
                            const std::function<bool(std::string_view)>& trusted);
+
+/// `target` as logs show it: the path without the query string, and a webhook URL cut after
+/// the user id (`/hooks/catch/{userId}/…`): the zap id in it is the webhook's credential.
+std::string loggable_path(std::string_view target);
 
 class server {
  public:
