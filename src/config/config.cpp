@@ -88,7 +88,7 @@ const std::vector<key_def>& defs() {
       int_key("auth.hash_memlimit_kib", "argon2id memory per password hash, KiB", &settings::auth_hash_memlimit_kib, 8, 4LL * 1024 * 1024),
       int_key("auth.hash_threads", "password hashes computed at once; 0 = min(2, cores)", &settings::auth_hash_threads, 0, 64),
       int_key("auth.hash_queue", "password hashes waiting before sign-ins get 429", &settings::auth_hash_queue, 1, 100'000),
-      int_key("auth.signin_account_attempts", "sign-in attempts per account per window before 429", &settings::auth_signin_account_attempts, 1, 1'000'000),
+      int_key("auth.signin_account_attempts", "sign-in attempts per (client, account) per window before 429", &settings::auth_signin_account_attempts, 1, 1'000'000),
       int_key("auth.signin_ip_attempts", "sign-in attempts per client IP per window before 429", &settings::auth_signin_ip_attempts, 1, 1'000'000),
       int_key("auth.signin_window_seconds", "time in which spent sign-in attempts come back", &settings::auth_signin_window_seconds, 1, 86'400),
       int_key("zaps.max_actions", "most actions one zap may have", &settings::zaps_max_actions, 1, 1000),
