@@ -320,7 +320,7 @@ TEST_CASE("the default deny list: every IANA special-purpose block, first and la
   CHECK(ob::special_ranges().size() == std::size(table));
 }
 
-TEST_CASE("the registry's globally reachable entries are refused too; public IPv4 behind mapped and NAT64 forms is not") {
+TEST_CASE("the registry's globally reachable entries are refused too, public IPv4 behind mapped and NAT64 forms is not") {
   ob::policy none;
   // Anycast service addresses, AS112 sinks, AMT relays, ORCHIDv2, DETs: nothing a webhook calls.
   for (const char* a : {"192.0.0.9", "192.0.0.10", "192.31.196.1", "192.175.48.1", "192.52.193.1", "2001:1::1",
