@@ -1,5 +1,8 @@
 #include "zapd/actions/spec.hpp"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <regex>
 
 #include <fmt/format.h>
@@ -53,6 +56,46 @@ void check_string(const field_spec& f, const std::string& v, const std::string& 
   }
 }
 
+// A header name as it can be shown in a message: ASCII, control and non-ASCII bytes escaped
+// (a cut cannot split a UTF-8 sequence), long names cut.
+std::string printable(std::string_view s) {
+  constexpr std::size_t k_shown = 64;
+  std::string out;
+  for (char c : s.substr(0, k_shown)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\r') out += "\\r";
+    else if (c == '\n') out += "\\n";
+    else if (u < 0x20 || u >= 0x7F) out += fmt::format("\\x{:02x}", u);
+    else out += c;
+  }
+  if (s.size() > k_shown) out += "...";
+  return out;
+}
+
+// The http action's headers: a name that is not a token, or a value with CR/LF/NUL, would be
+// refused by the HTTP client on every attempt (or split the request); refuse it at save.
+bool check_header(const std::string& name, const std::string& value, const std::string& path, std::vector<field_error>& out) {
+  if (name.empty()) {
+    out.push_back({path, "a header name cannot be empty"});
+    return false;
+  }
+  if (!is_http_token(name)) {
+    out.push_back({path, fmt::format("'{}' is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)", printable(name))});
+    return false;
+  }
+  if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos) {
+    out.push_back({path, fmt::format("the value of header '{}' contains a line break or NUL", name)});
+    return false;
+  }
+  return true;
+}
+
+// An integer field's value against its bounds (a field without them: anything in int64).
+result<std::int64_t> field_integer(const field_spec& f, const nlohmann::json& v) {
+  return bounded_integer(v, f.minimum.value_or(std::numeric_limits<std::int64_t>::min()),
+                         f.maximum.value_or(std::numeric_limits<std::int64_t>::max()));
+}
+
 void check_value(const field_spec& f, const nlohmann::json& v, const std::string& path, std::vector<field_error>& out) {
   switch (f.type) {
     case field_type::string:
@@ -61,7 +104,7 @@ void check_value(const field_spec& f, const nlohmann::json& v, const std::string
       if (!v.is_string()) return out.push_back({path, "must be a string"});
       return check_string(f, v.get<std::string>(), path, out);
     case field_type::integer:
-      if (!v.is_number_integer()) out.push_back({path, "must be an integer"});
+      if (auto n = field_integer(f, v); !n) out.push_back({path, n.err().message});
       return;
     case field_type::boolean:
       if (!v.is_boolean()) out.push_back({path, "must be true or false"});
@@ -73,6 +116,7 @@ void check_value(const field_spec& f, const nlohmann::json& v, const std::string
           out.push_back({path + "." + k, "must be a string"});
           continue;
         }
+        if (f.format == field_format::headers && !check_header(k, item.get_ref<const std::string&>(), path + "." + k, out)) continue;
         check_string(f, item.get<std::string>(), path + "." + k, out);
       }
       return;
@@ -119,6 +163,39 @@ void collect_secrets(const nlohmann::json& j, std::set<std::string>& out) {
 
 }  // namespace
 
+result<std::int64_t> bounded_integer(const nlohmann::json& v, std::int64_t lo, std::int64_t hi) {
+  auto out_of_range = [&] { return make_error(errc::invalid_argument, fmt::format("must be between {} and {}", lo, hi)); };
+  std::int64_t n = 0;
+  if (v.is_number_unsigned()) {
+    // JSON reads 9223372036854775808 (2^63) as unsigned: past int64, so out of any range here.
+    const auto u = v.get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return out_of_range();
+    n = static_cast<std::int64_t>(u);
+  } else if (v.is_number_integer()) {
+    n = v.get<std::int64_t>();
+  } else if (v.is_number_float() && std::isfinite(v.get<double>()) && std::trunc(v.get<double>()) == v.get<double>()) {
+    // 2^63 is exactly representable as a double; converting it or more to int64 is undefined.
+    constexpr double k_two_63 = 9223372036854775808.0;
+    const double d = v.get<double>();
+    if (d >= k_two_63 || d < -k_two_63) return out_of_range();
+    n = static_cast<std::int64_t>(d);
+  } else {
+    return make_error(errc::invalid_argument, fmt::format("must be an integer between {} and {}", lo, hi));
+  }
+  if (n < lo || n > hi) return out_of_range();
+  return n;
+}
+
+bool is_http_token(std::string_view name) {
+  // RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" /
+  // "_" / "`" / "|" / "~" / DIGIT / ALPHA (ASCII only, whatever the locale).
+  auto tchar = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  };
+  return !name.empty() && std::all_of(name.begin(), name.end(), tchar);
+}
+
 bool looks_like_email(std::string_view s) {
   static const std::regex re(R"(^[^\s@<>,;"]+@[^\s@<>,;"]+\.[^\s@<>,;"]+$)");
   return std::regex_match(s.begin(), s.end(), re);
@@ -139,6 +216,9 @@ nlohmann::json config_schema_json(const spec& s) {
     if (!f.choices.empty()) j["choices"] = f.choices;
     if (f.format == field_format::url) j["format"] = "url";
     if (f.format == field_format::email) j["format"] = "email";
+    if (f.format == field_format::headers) j["format"] = "headers";
+    if (f.minimum) j["minimum"] = *f.minimum;
+    if (f.maximum) j["maximum"] = *f.maximum;
     fields.push_back(std::move(j));
   }
   return {{"fields", fields}};
@@ -167,6 +247,9 @@ nlohmann::json validate_config(const spec& s, const nlohmann::json& config, cons
     }
     check_value(*f, value, path + "." + key, out);
     normal[target] = value;
+    // A whole number written 5000.0 is stored as the integer 5000: executors read integers.
+    if (f->type == field_type::integer && value.is_number_float())
+      if (auto n = field_integer(*f, value)) normal[target] = *n;
   }
   for (const auto& f : s.fields) {
     if (!f.required || !f.alias_of.empty() || normal.contains(f.name)) continue;

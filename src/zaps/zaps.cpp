@@ -145,10 +145,11 @@ result<validated> validate(const nlohmann::json& body, const actions::catalog& c
       retry = nlohmann::json::object();
       for (const auto& [key, lo, hi] : {std::tuple{"attempts", 1, 20}, std::tuple{"baseDelayMs", 100, 3'600'000}}) {
         if (!r.contains(key)) continue;
-        if (!r[key].is_number_integer() || r[key].get<std::int64_t>() < lo || r[key].get<std::int64_t>() > hi) {
-          errs.push_back({fmt::format("retry.{}", key), fmt::format("must be an integer from {} to {}", lo, hi)});
+        auto n = actions::bounded_integer(r[key], lo, hi);  // the catalog's integer rule
+        if (!n) {
+          errs.push_back({fmt::format("retry.{}", key), n.err().message});
         } else {
-          retry[key] = r[key];
+          retry[key] = *n;
         }
       }
       for (const auto& [key, _] : r.items())

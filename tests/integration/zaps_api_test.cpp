@@ -1,5 +1,6 @@
 // Zaps, catalog and secrets through the real binary (issue #4).
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <set>
 
@@ -139,6 +140,76 @@ TEST_CASE("zaps: validation errors are 400 with details naming each field") {
   CHECK(malformed.json()["error"]["code"] == "invalid_argument");
   // Nothing was saved by any of them.
   CHECK(z.request("GET", "/api/v1/zap", "", h).json()["zaps"].empty());
+}
+
+TEST_CASE("zaps: a timeoutMs out of range or a bad header is 400 with details, on create, import and replace") {
+  zapd_process z(k_fast);
+  auto h = bearer(user_token(z, "range@example.com"));
+  auto id = z.request("POST", "/api/v1/zap", k_seed_body, h).json()["zapId"].get<std::string>();
+  // The numbers are written into the body as text: 2^63 must arrive as JSON writes it.
+  auto create_body = [](const std::string& meta) {
+    return R"({"availableTriggerId":"webhook","actions":[{"availableActionId":"http","actionMetadata":{"url":"https://example.org/in",)" +
+           meta + "}}]}";
+  };
+  auto import_body = [](const std::string& meta) {
+    return R"({"format":"zapd.zap","formatVersion":1,"name":"Imported","availableTriggerId":"webhook","triggerMetadata":{},)"
+           R"("actions":[{"availableActionId":"http","actionMetadata":{"url":"https://example.org/in",)" +
+           meta + R"(}}],"retry":null})";
+  };
+  struct scenario {
+    std::string meta;
+    std::string path;
+    std::string message;
+  };
+  const std::vector<scenario> table = {
+      {R"("timeoutMs":-5)", "actions[0].actionMetadata.timeoutMs", "must be between 1 and 300000"},
+      {R"("timeoutMs":0)", "actions[0].actionMetadata.timeoutMs", "must be between 1 and 300000"},
+      {R"("timeoutMs":9223372036854775808)", "actions[0].actionMetadata.timeoutMs", "must be between 1 and 300000"},
+      {R"("timeoutMs":300001)", "actions[0].actionMetadata.timeoutMs", "must be between 1 and 300000"},
+      {R"("timeoutMs":1.5)", "actions[0].actionMetadata.timeoutMs", "must be an integer between 1 and 300000"},
+      {R"("headers":{"X-Bad\r\nInjected":"v"})", "actions[0].actionMetadata.headers.X-Bad\r\nInjected",
+       R"('X-Bad\r\nInjected' is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only))"},
+      {R"("headers":{"X Space":"v"})", "actions[0].actionMetadata.headers.X Space",
+       "'X Space' is not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)"},
+      {R"("headers":{"X-Ok":"a\r\nX-Injected: 1"})", "actions[0].actionMetadata.headers.X-Ok",
+       "the value of header 'X-Ok' contains a line break or NUL"},
+      {R"("headers":{"X-Ok":"a\u0000b"})", "actions[0].actionMetadata.headers.X-Ok",
+       "the value of header 'X-Ok' contains a line break or NUL"},
+  };
+  struct route {
+    std::string method, target;
+    std::function<std::string(const std::string&)> body;
+  };
+  const std::vector<route> routes = {{"POST", "/api/v1/zap", create_body},
+                                     {"POST", "/api/v1/zap/import", import_body},
+                                     {"PUT", "/api/v1/zap/" + id, create_body}};
+  for (const auto& rt : routes)
+    for (const auto& s : table) {
+      INFO(rt.method << " " << rt.target << " " << s.meta);
+      auto r = z.request(rt.method, rt.target, rt.body(s.meta), h);
+      REQUIRE(r.status == 400);
+      auto err = r.json()["error"];
+      CHECK(err["code"] == "invalid_argument");
+      REQUIRE(err["details"].size() == 1);
+      CHECK(err["details"][0]["path"] == s.path);
+      CHECK(err["details"][0]["message"] == s.message);
+    }
+  // Nothing was saved: the one zap is still at version 1, with the seeds' email action.
+  auto zaps = z.request("GET", "/api/v1/zap", "", h).json()["zaps"];
+  REQUIRE(zaps.size() == 1);
+  CHECK(zaps[0]["version"] == 1);
+  // The bounds are in the catalog for the UI, and the bounds themselves are accepted.
+  bool advertised = false;
+  const json catalog = z.request("GET", "/api/v1/action/available").json();
+  for (const auto& a : catalog["availableActions"])
+    for (const auto& f : a["configSchema"]["fields"])
+      if (a["id"] == "http" && f["name"] == "timeoutMs") advertised = f["minimum"] == 1 && f["maximum"] == 300000;
+  CHECK(advertised);
+  for (const char* ok : {R"("timeoutMs":1)", R"("timeoutMs":300000)"}) {
+    INFO(ok);
+    CHECK(z.request("POST", "/api/v1/zap", create_body(ok), h).status == 200);
+    CHECK(z.request("POST", "/api/v1/zap/import", import_body(ok), h).status == 200);
+  }
 }
 
 TEST_CASE("zaps: another user's zap is 404 on every route") {

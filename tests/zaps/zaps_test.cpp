@@ -123,6 +123,43 @@ TEST_CASE("validate: each problem names its field") {
   }
 }
 
+TEST_CASE("validate: numbers out of range and bad header names are refused with the field and the range") {
+  auto http = [](const json& meta) {
+    json m = meta;
+    m["url"] = "https://x.org";
+    return json{{"availableTriggerId", "webhook"}, {"actions", json::array({{{"availableActionId", "http"}, {"actionMetadata", m}}})}};
+  };
+  for (const char* bad : {"-5", "0", "300001", "9223372036854775808"}) {
+    INFO(bad);
+    auto errs = problems(http({{"timeoutMs", json::parse(bad)}}));
+    REQUIRE(errs.size() == 1);
+    CHECK(errs[0].path == "actions[0].actionMetadata.timeoutMs");
+    CHECK(errs[0].message == "must be between 1 and 300000");
+  }
+  CHECK(problems(http({{"timeoutMs", 300000}})).empty());
+  CHECK(has(problems(http({{"headers", {{"X-A\r\nB", "v"}}}})), "actions[0].actionMetadata.headers.X-A\r\nB", "not a valid header name"));
+  CHECK(has(problems(http({{"headers", {{"X-A", "v\r\nB: c"}}}})), "actions[0].actionMetadata.headers.X-A", "line break"));
+
+  // The zap's retry policy follows the same integer rule.
+  auto with_retry = [&](const json& retry) {
+    auto b = k_seed_body;
+    b["retry"] = retry;
+    return b;
+  };
+  for (const char* bad : {"0", "21", "9223372036854775808", "-9223372036854775808"}) {
+    INFO(bad);
+    CHECK(has(problems(with_retry({{"attempts", json::parse(bad)}})), "retry.attempts", "must be between 1 and 20"));
+  }
+  CHECK(has(problems(with_retry({{"attempts", 2.5}})), "retry.attempts", "must be an integer between 1 and 20"));
+  CHECK(has(problems(with_retry({{"baseDelayMs", 99}})), "retry.baseDelayMs", "must be between 100 and 3600000"));
+  CHECK(has(problems(with_retry({{"baseDelayMs", json::parse("1e19")}})), "retry.baseDelayMs", "must be between 100 and 3600000"));
+  auto ok = zaps::validate(with_retry({{"attempts", 20}, {"baseDelayMs", json::parse("100.0")}}), actions::catalog::builtin(), {}, {});
+  REQUIRE(ok.ok());
+  CHECK(ok->definition["retry"]["attempts"] == 20);
+  CHECK(ok->definition["retry"]["baseDelayMs"].is_number_integer());
+  CHECK(ok->definition["retry"]["baseDelayMs"] == 100);
+}
+
 TEST_CASE("secrets: sealed at rest, bound to user and name") {
   auto b = secrets::box::from_hex(std::string(64, 'a'));
   REQUIRE(b.ok());

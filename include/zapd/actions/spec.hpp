@@ -1,7 +1,10 @@
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -20,7 +23,9 @@ enum class field_type {
   string_list,  // one string or an array of strings (e.g. email recipients)
 };
 
-enum class field_format { none, url, email };
+/// What a field's values must look like beyond their type. `headers` (on a string_map): each
+/// key an HTTP header name (an RFC 9110 token), each value free of CR, LF and NUL.
+enum class field_format { none, url, email, headers };
 
 /// One config field of a trigger or action: the single source the UI renders forms from and
 /// the server validates with.
@@ -35,6 +40,10 @@ struct field_spec {
   field_format format = field_format::none;
   std::size_t max_length = 0;  // 0 = only the zap-wide size limit
   std::string alias_of;        // accepted on input as another name for this field (seeds' `email` = `to`)
+  // Inclusive bounds of an integer field, advertised as JSON Schema `minimum`/`maximum`. Every
+  // integer field in the catalog has both (a test checks it).
+  std::optional<std::int64_t> minimum;
+  std::optional<std::int64_t> maximum;
 };
 
 /// A catalog entry. `id` is stable and appears in zaps; `aliases` are accepted on input.
@@ -48,7 +57,7 @@ struct spec {
 };
 
 /// The `configSchema` JSON for a spec (fields with name, type, required, default, help,
-/// templates, choices, format).
+/// templates, choices, format, minimum, maximum).
 nlohmann::json config_schema_json(const spec& s);
 
 /// Validates `config` against `s.fields`, appending problems under `path` (e.g.
@@ -56,6 +65,14 @@ nlohmann::json config_schema_json(const spec& s);
 /// Returns the config normalised: aliases renamed, defaults left out.
 nlohmann::json validate_config(const spec& s, const nlohmann::json& config, const std::string& path,
                                const std::set<std::string>& known_secrets, std::vector<field_error>& out);
+
+/// `v` as an integer from `lo` to `hi` (inclusive). A JSON integer, or a number without a
+/// fraction (5000.0, 5e3); a fraction, a string, or a number beyond int64 is an
+/// invalid_argument whose message says the range ("must be between 1 and 300000").
+result<std::int64_t> bounded_integer(const nlohmann::json& v, std::int64_t lo, std::int64_t hi);
+
+/// True if `name` is an RFC 9110 token (1*tchar), the grammar of an HTTP header name.
+bool is_http_token(std::string_view name);
 
 /// Names of secrets referenced as {{secrets.NAME}} anywhere in `j`'s strings.
 std::set<std::string> secret_references(const nlohmann::json& j);
