@@ -5,7 +5,8 @@
 //   byte < 240: max_depth = byte % 80; else one of 0, json_depth::api, ::remote, ::stored.
 //
 // Checked: no crash, sanitizer report or exception. And, against a reference that builds no
-// document (nlohmann's SAX parser counting depth, iterative):
+// document (nlohmann's SAX parser counting depth, iterative; a text holding a NUL byte is
+// not JSON, whatever nlohmann says):
 //   - parse_json succeeds exactly when the text is valid JSON and nests no deeper than max_depth;
 //   - parse_json_or_discarded is discarded exactly when parse_json fails; same document otherwise;
 //   - nesting_depth(text, stop) is the real depth when that is <= stop, and > stop otherwise;
@@ -93,8 +94,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::size_t max_depth = data[0] < 240 ? data[0] % 80 : named[data[0] % 4];
   const std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
 
+  // nlohmann's lexer takes a NUL byte for the end of the input ("1\0garbage" passes
+  // accept()); JSON has no raw NUL anywhere, so such a text is not JSON.
   depth_counter ref;
-  const bool valid = json::sax_parse(text, &ref, json::input_format_t::json, /*strict=*/true);
+  const bool valid = text.find('\0') == std::string_view::npos &&
+                     json::sax_parse(text, &ref, json::input_format_t::json, /*strict=*/true);
   const std::size_t real_depth = ref.deepest;
 
   // nesting_depth: exact for valid JSON up to stop_at, and past stop_at when deeper.

@@ -1,14 +1,15 @@
 // libFuzzer target for webhook payloads: hooks::check_body, trigger_payload_text,
 // trigger_payload and value_at (include/zapd/hooks/payload.hpp). See README.md.
 //
-// Input: one flags byte, then up to four parts separated by NUL:
-//   body \0 dedup path \0 query string \0 header lines ("Name: value\n"...)
+// Input: one flags byte, then three parts ended by NUL and the body (the rest, NULs and all):
+//   dedup path \0 query string \0 header lines ("Name: value\n"...) \0 body
 // flags bits 0-2: the Content-Type (table below); bits 3-4: max_depth (0, 2, 64, 1000: the
 // default and the largest hooks.max_depth).
 //
 // Checked: no crash, sanitizer report or exception. And:
 //   - JSON types: check_body succeeds exactly when the body is blank or valid JSON no deeper
-//     than max_depth (reference: nlohmann's SAX parser, no document built); json_text is the
+//     than max_depth (reference: nlohmann's SAX parser, no document built, and no NUL byte:
+//     nlohmann stops at one, JSON has none); json_text is the
 //     body; with parse_json the value is that document;
 //   - form: an object of strings; other types: the body as one string (null when empty);
 //   - trigger_payload_text is valid JSON under json_depth::stored, its "body" is the checked
@@ -94,10 +95,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view ct = k_types[flags & 7];
   const std::size_t max_depth = k_depths[(flags >> 3) & 3];
   std::string_view rest(reinterpret_cast<const char*>(data) + 1, size - 1);
-  const std::string_view body = next_part(rest);
   const std::string_view dedup_path = next_part(rest);
   const std::string_view query_text = next_part(rest);
   const std::string_view header_text = next_part(rest);
+  const std::string_view body = rest;
 
   std::map<std::string, std::string> query;
   for (auto pair : zapd::split(query_text, '&')) {
@@ -115,7 +116,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const bool form_type = (flags & 7) == 2 || (flags & 7) == 5;
   const bool blank = body.find_first_not_of(" \t\r\n") == std::string_view::npos;
   depth_counter ref;
-  const bool valid = json_type && json::sax_parse(body, &ref, json::input_format_t::json, true);
+  const bool valid = json_type && body.find('\0') == std::string_view::npos &&
+                     json::sax_parse(body, &ref, json::input_format_t::json, true);
 
   for (bool parse : {false, true}) {
     auto r = hooks::check_body(ct, body, max_depth, parse);
