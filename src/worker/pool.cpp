@@ -1,6 +1,7 @@
 #include "zapd/worker/pool.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <memory>
 #include <unordered_map>
@@ -327,7 +328,10 @@ void pool::begin(const queue::job& j) {
     return;
   }
   std::int64_t timeout = 30'000;
-  if (auto t = config.find("timeoutMs"); t != config.end() && t->is_number_integer()) timeout = t->get<std::int64_t>();
+  // A zap saved before timeoutMs was range-checked may hold anything (2^63 read as int64 was
+  // negative, i.e. a 1 ms timeout): out of any sane range means the default.
+  if (auto t = config.find("timeoutMs"); t != config.end())
+    if (auto v = actions::bounded_integer(*t, 1, std::numeric_limits<std::int32_t>::max())) timeout = *v;
   config["timeoutMs"] = std::clamp<std::int64_t>(timeout, 1, cap);
 
   actions::step_request req;

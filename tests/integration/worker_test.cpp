@@ -559,3 +559,26 @@ TEST_CASE("worker: a reference to a secret that no longer exists fails the step 
   CHECK(sink.requests()[0].path() == "/ok");
   CHECK(get_run(z, a, id)["steps"][0]["attempts"] == 1);
 }
+
+TEST_CASE("worker: a timeoutMs stored before range checks existed (2^63) runs with the default, not 1 ms") {
+  http_sink sink;
+  sink.on("/slow", sink_reply::text("ok").after(std::chrono::milliseconds(150)));
+  zapd_process z(args());
+  auto a = sign_up(z, "legacy@example.com");
+  auto zap = make_zap(z, a, json::array({http_step(sink.url("/slow"), {{"timeoutMs", 5000}})}));
+  {
+    // What an older zapd saved without complaint; the API refuses it now.
+    auto c = zapd::store::connection::open(z.data_dir() + "/zapd.db", zapd::store::open_mode::read_write_create);
+    REQUIRE(c.ok());
+    REQUIRE(c->run("UPDATE zap_versions SET definition = replace(definition, '\"timeoutMs\":5000', "
+                   "'\"timeoutMs\":9223372036854775808') WHERE zap_id = ?1",
+                   zap)
+                .ok());
+    db_view db(z.data_dir() + "/zapd.db");
+    REQUIRE(db.count("SELECT count(*) FROM zap_versions WHERE definition LIKE '%9223372036854775808%'") == 1);
+  }
+  auto run = wait_final(z, a, fire(z, a, zap));
+  INFO(run.dump());
+  CHECK(run["status"] == "succeeded");
+  CHECK(run["steps"][0]["attempts"] == 1);
+}
