@@ -100,9 +100,10 @@ const std::vector<key_info>& key_table();
 /// The inputs of `load`, lowest precedence first: defaults <- file <- env <- flags.
 struct sources {
   std::optional<std::string> file;                             // --config or ZAPD_CONFIG
-  std::optional<std::string> text;  // TOML text used instead of reading `file` (which still names it in messages)
   std::vector<std::pair<std::string, std::string>> env;        // NAME=value pairs to consider
   std::vector<std::pair<std::string, std::string>> flags;      // dotted key = value
+  // Last, so the positional {file, env, flags} initialisers elsewhere keep their meaning.
+  std::optional<std::string> text;  // TOML text used instead of reading `file` (which still names it in messages)
 };
 
 /// The environment of this process, as `sources::env`.
