@@ -47,7 +47,7 @@ struct route {
 
 }  // namespace
 
-TEST_CASE("json depth: 100,000 nested arrays to every route that takes a body get a 4xx; zapd stays up") {
+TEST_CASE("json depth: 100,000 nested arrays to every route that takes a body get a 4xx, zapd stays up") {
   zapd_process z(serve_args({"hooks.free_zap_rate=0", "hooks.free_user_rate=0"}));
   auto a = sign_up(z, "deep@example.com");
   auto zap = make_zap(z, a, json::array());
