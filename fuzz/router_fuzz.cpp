@@ -16,7 +16,11 @@
 //   - the fallback runs exactly when no route matches for any method;
 //   - error answers are JSON that parse_json accepts; no other status;
 //   - request::query_params decodes without crashing; without '%' and '+' its keys are
-//     substrings of the query; request::header lookups do not crash.
+//     substrings of the query; request::header lookups do not crash;
+//   - loggable_path (server.cpp, the access log) of the target has no query string or
+//     fragment, and for a request the webhook route takes, no "{userId}/{zapId}";
+//   - client_address with the request's X-Forwarded-For behind a trusted peer returns the
+//     peer or an IP address.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -32,6 +36,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -39,6 +44,7 @@
 #include "zapd/core/json.hpp"
 #include "zapd/http/message.hpp"
 #include "zapd/http/router.hpp"
+#include "zapd/http/server.hpp"
 
 namespace {
 
@@ -250,6 +256,23 @@ void check_request(http::request& req) {
       for (std::size_t i = 0; i < allowed.size(); ++i) expected += (i ? ", " : "") + allowed[i];
       if (allow != expected) fail("Allow header differs", req, allow + " vs " + expected);
     }
+  }
+
+  // The access log's path: no query, and never a webhook's zap id.
+  const std::string target(req.msg.target());
+  const std::string logged = http::loggable_path(target);
+  if (logged.find_first_of("?#") != std::string::npos) fail("query or fragment in the logged path", req, logged);
+  if (first_for_method >= 0 && std::string_view(table[first_for_method].pattern).starts_with("/hooks/catch/") &&
+      logged.find(parts[2] + "/" + parts[3]) != std::string::npos)
+    fail("the logged path holds the zap id", req, logged);
+
+  // The client behind a trusted proxy (10.x and ::1 trusted here).
+  auto trusted = [](std::string_view ip) { return ip.starts_with("10.") || ip == "::1"; };
+  const std::string client = http::client_address("10.0.0.1", req.header("X-Forwarded-For"), trusted);
+  if (client != "10.0.0.1") {
+    boost::system::error_code ec;
+    (void)asio::ip::make_address(client, ec);
+    if (ec) fail("client_address is not an address", req, client);
   }
 
   // Query parameters as handlers read them.
