@@ -327,7 +327,9 @@ TEST_CASE("a missing secret is reported by name, once, in render and render_conf
 }
 
 TEST_CASE("referenced_secrets finds every secret a config names, at any depth") {
-  const json deep = json::parse(std::string(5000, '[') + R"("{{secrets.DEEP}}")" + std::string(5000, ']'));
+  // As deep as any document in the process may be (json_depth::stored; deeper ones are refused
+  // at parse time, and copying one recurses once per level).
+  const json deep = json::parse(std::string(1040, '[') + R"("{{secrets.DEEP}}")" + std::string(1040, ']'));
   json config = {{"url", "https://x.test/{{ secrets.A }}?k={{secrets.B}}"},
                  {"body", "{secrets.LEGACY} {{secrets}} {{secrets.a.b}} \\{{secrets.ESCAPED}}"},
                  {"n", 5},
