@@ -104,6 +104,8 @@ TEST_CASE("relay: the start-up pass moves every outbox row to a job, in batches,
   add_outbox_rows(*f.db, 50, "run", "paid");
   f.r->start();
   wait_for([&] { return f.outbox_rows() == 0; }, 5s);
+  // The counters move after each batch's commit, so the last batch's may lag the rows.
+  wait_for([&] { return f.reg.add_counter("zapd_outbox_rows_published_total", "").value() == 50; }, 5s);
   CHECK(f.outbox_rows() == 0);
   CHECK(f.jobs() == 50);
   CHECK(scalar(*f.db, "SELECT count(*) FROM jobs WHERE lane='paid' AND state='ready' AND step_index=0") == 50);
