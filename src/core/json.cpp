@@ -57,6 +57,9 @@ std::size_t nesting_depth(std::string_view s, std::size_t stop_at) {
 result<nlohmann::json> parse_json(std::string_view text, std::size_t max_depth, std::string_view what) {
   if (nesting_depth(text, max_depth) > max_depth)
     return make_error(errc::invalid_argument, fmt::format("{} nests deeper than {} levels, the limit", what, max_depth));
+  // nlohmann's lexer takes a NUL byte for the end of the input ("1\0anything" would parse);
+  // JSON has no raw NUL anywhere (the fuzzer found this).
+  if (text.find('\0') != std::string_view::npos) return make_error(errc::invalid_argument, fmt::format("{} is not valid JSON", what));
   auto j = nlohmann::json::parse(text, nullptr, false);  // the only parse call: see json.hpp
   if (j.is_discarded()) return make_error(errc::invalid_argument, fmt::format("{} is not valid JSON", what));
   return j;

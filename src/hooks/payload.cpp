@@ -54,7 +54,9 @@ result<checked_body> check_body(std::string_view content_type, std::string_view 
     if (nesting_depth(body, max_depth) > max_depth)
       return make_error(errc::invalid_argument, fmt::format("JSON body nests deeper than {} levels, the limit (hooks.max_depth)", max_depth));
     // The lexer rejects bad syntax and invalid UTF-8 alike; accept() builds no document.
-    if (!nlohmann::json::accept(body)) return make_error(errc::invalid_argument, "body is not valid JSON (Content-Type says JSON)");
+    // A NUL byte would end nlohmann's input early ("{}\0anything" passes accept()); the raw
+    // text is stored as the trigger's body, so it must be JSON to its last byte.
+    if (body.find('\0') != std::string_view::npos || !nlohmann::json::accept(body)) return make_error(errc::invalid_argument, "body is not valid JSON (Content-Type says JSON)");
     out.json_text = body;
     if (parse_json) out.value = parse_json_or_discarded(body, max_depth);
     return out;

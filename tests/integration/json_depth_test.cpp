@@ -135,3 +135,17 @@ TEST_CASE("json depth: a webhook body at hooks.max_depth=1000 is stored, read ba
   CHECK(over.body.find("1000") != std::string::npos);
   check_alive_and_ready(z);
 }
+
+TEST_CASE("json: a NUL byte ends no JSON text early (found by json_fuzz: \"1\\0anything\" parsed as 1)") {
+  zapd_process z(serve_args({"hooks.free_zap_rate=0", "hooks.free_user_rate=0"}));
+  auto a = sign_up(z, "nul@example.com");
+  auto zap = make_zap(z, a, json::array());
+  const std::string tail("\0{\"x\":", 6);
+  auto api = z.request("POST", "/api/v1/zap", R"({"name":"n","availableTriggerId":"webhook","actions":[]})" + tail, bearer(a.token));
+  CHECK(api.status == 400);
+  CHECK(api.body.find("not valid JSON") != std::string::npos);
+  auto hook = z.request("POST", "/hooks/catch/" + a.user_id + "/" + zap, R"({"a":1})" + tail, {{"Content-Type", "application/json"}});
+  CHECK(hook.status == 400);
+  CHECK(hook.body.find("not valid JSON") != std::string::npos);
+  check_alive_and_ready(z);
+}
