@@ -245,11 +245,16 @@ nlohmann::json validate_config(const spec& s, const nlohmann::json& config, cons
       out.push_back({path + "." + key, fmt::format("give either '{}' or '{}', not both", key, f->alias_of)});
       continue;
     }
-    check_value(*f, value, path + "." + key, out);
+    // An alias is checked by the rules of the field it stands for (zap_validate_fuzz: the
+    // email action's `email: ""` was saved as `to: ""`, which `to` itself refuses).
+    const field_spec* rules = f;
+    for (const auto& cand : s.fields)
+      if (!f->alias_of.empty() && cand.name == f->alias_of) rules = &cand;
+    check_value(*rules, value, path + "." + key, out);
     normal[target] = value;
     // A whole number written 5000.0 is stored as the integer 5000: executors read integers.
-    if (f->type == field_type::integer && value.is_number_float())
-      if (auto n = field_integer(*f, value)) normal[target] = *n;
+    if (rules->type == field_type::integer && value.is_number_float())
+      if (auto n = field_integer(*rules, value)) normal[target] = *n;
   }
   for (const auto& f : s.fields) {
     if (!f.required || !f.alias_of.empty() || normal.contains(f.name)) continue;

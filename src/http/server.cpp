@@ -1,5 +1,7 @@
 #include "zapd/http/server.hpp"
 
+#include <optional>
+
 #include <algorithm>
 
 #include <boost/asio/as_tuple.hpp>
@@ -216,13 +218,21 @@ std::string client_address(const std::string& peer, std::string_view forwarded_f
 std::string loggable_path(std::string_view target) {
   std::string_view path = target.substr(0, target.find_first_of("?#"));
   // Anywhere and in any case: the router strips extra leading slashes, and a mistyped or
-  // absolute-form URL still names the zap.
+  // absolute-form URL still names the zap. A target without its leading slash
+  // ("hooks/catch/u/z", which Beast accepts and the router routes; router_fuzz found it)
+  // counts as starting at one.
   constexpr std::string_view hooks = "/hooks/catch/";
+  auto cut_after_user = [&](std::size_t user_start) -> std::optional<std::string> {
+    auto user_end = path.find('/', user_start);
+    if (user_end == std::string_view::npos || user_end + 1 == path.size()) return std::nullopt;
+    return std::string(path.substr(0, user_end + 1)) + "\u2026";
+  };
+  if (!path.empty() && path.front() != '/' && beast::iequals(path.substr(0, hooks.size() - 1), hooks.substr(1)))
+    return cut_after_user(hooks.size() - 1).value_or(std::string(path));
   for (std::size_t i = 0; i + hooks.size() <= path.size(); ++i) {
     if (!beast::iequals(path.substr(i, hooks.size()), hooks)) continue;
-    auto user_end = path.find('/', i + hooks.size());
-    if (user_end == std::string_view::npos || user_end + 1 == path.size()) break;
-    return std::string(path.substr(0, user_end + 1)) + "\u2026";
+    if (auto cut = cut_after_user(i + hooks.size())) return *cut;
+    break;
   }
   return std::string(path);
 }

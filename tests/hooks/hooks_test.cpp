@@ -240,3 +240,13 @@ TEST_CASE("payload: the hot path keeps a JSON body as its text and yields the sa
   CHECK_FALSE(check_body("application/json", "\"\xff\"", 64, false).ok());
   CHECK_FALSE(check_body("application/json", std::string(70, '[') + std::string(70, ']'), 64, false).ok());
 }
+
+TEST_CASE("check_body: a UTF-8 byte order mark before a JSON body is dropped, so the stored text is JSON (payload_fuzz)") {
+  const std::string raw = "\xEF\xBB\xBF{\"a\":1}";
+  auto b = check_body("application/json", raw, 64, false);
+  REQUIRE(b.ok());
+  REQUIRE(b->json_text);
+  CHECK(*b->json_text == "{\"a\":1}");
+  auto text = trigger_payload_text("POST", *b, "application/json", {}, {}, 0);
+  CHECK(zapd::parse_json(text, zapd::json_depth::stored).ok());
+}

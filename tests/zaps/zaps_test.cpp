@@ -230,3 +230,10 @@ TEST_CASE("zaps in the store: versions on every change, isolation by user") {
   CHECK(again->definition["actions"][0]["metadata"] == replaced->definition["actions"][0]["metadata"]);
   CHECK(again->name == replaced->name);
 }
+
+TEST_CASE("validate: an alias is checked by the rules of the field it stands for (zap_validate_fuzz)") {
+  auto p = problems(json::parse(R"({"availableTriggerId":"webhook",
+      "actions":[{"availableActionId":"email","actionMetadata":{"email":""}}]})"));
+  REQUIRE(p.size() == 1);
+  CHECK(p[0].path.find("email") != std::string::npos);
+}
