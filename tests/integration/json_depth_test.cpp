@@ -136,7 +136,7 @@ TEST_CASE("json depth: a webhook body at hooks.max_depth=1000 is stored, read ba
   check_alive_and_ready(z);
 }
 
-TEST_CASE("json: a NUL byte ends no JSON text early (found by json_fuzz: \"1\\0anything\" parsed as 1)") {
+TEST_CASE("json: a NUL byte ends no JSON text early, found by json_fuzz") {
   zapd_process z(serve_args({"hooks.free_zap_rate=0", "hooks.free_user_rate=0"}));
   auto a = sign_up(z, "nul@example.com");
   auto zap = make_zap(z, a, json::array());
