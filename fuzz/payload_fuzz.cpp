@@ -114,10 +114,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   const bool json_type = (flags & 7) == 0 || (flags & 7) == 1 || (flags & 7) == 4 || (flags & 7) == 6;
   const bool form_type = (flags & 7) == 2 || (flags & 7) == 5;
-  const bool blank = body.find_first_not_of(" \t\r\n") == std::string_view::npos;
+  // check_body drops a leading UTF-8 BOM from a JSON body (finding F2); so does the model.
+  std::string_view jbody = body;
+  if (json_type && jbody.starts_with("\xEF\xBB\xBF")) jbody.remove_prefix(3);
+  const bool blank = jbody.find_first_not_of(" \t\r\n") == std::string_view::npos;
   depth_counter ref;
-  const bool valid = json_type && body.find('\0') == std::string_view::npos &&
-                     json::sax_parse(body, &ref, json::input_format_t::json, true);
+  const bool valid = json_type && jbody.find('\0') == std::string_view::npos &&
+                     json::sax_parse(jbody, &ref, json::input_format_t::json, true);
 
   for (bool parse : {false, true}) {
     auto r = hooks::check_body(ct, body, max_depth, parse);
@@ -128,8 +131,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (blank) {
         if (r->json_text || !r->value.is_null()) fail("blank JSON body is not null", ct, body);
       } else {
-        if (!r->json_text || *r->json_text != body) fail("json_text is not the body", ct, body);
-        if (parse && r->value != json::parse(body)) fail("parsed value differs", ct, body);
+        if (!r->json_text || *r->json_text != jbody) fail("json_text is not the body", ct, body);
+        if (parse && r->value != json::parse(jbody)) fail("parsed value differs", ct, body);
       }
     } else {
       if (!r) fail("non-JSON body refused", ct, body, r.err().message);
