@@ -24,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "json_reference.hpp"
 #include "zapd/core/json.hpp"
 
 namespace {
@@ -37,31 +38,7 @@ using nlohmann::json;
 }
 
 // Depth of a JSON text by SAX events: no document is built, no recursion.
-struct depth_counter : nlohmann::json_sax<json> {
-  std::size_t depth = 0;
-  std::size_t deepest = 0;
-  bool open() {
-    if (++depth > deepest) deepest = depth;
-    return true;
-  }
-  bool close() {
-    --depth;
-    return true;
-  }
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool string(string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
-  bool start_object(std::size_t) override { return open(); }
-  bool key(string_t&) override { return true; }
-  bool end_object() override { return close(); }
-  bool start_array(std::size_t) override { return open(); }
-  bool end_array() override { return close(); }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
-};
+using fuzz_ref::depth_counter;
 
 // Depth of a document, walked with an explicit stack.
 std::size_t document_depth(const json& root) {
