@@ -391,7 +391,7 @@ int user_create(const config::loaded& cfg, const std::string& raw_email, const s
   db->stop();
   if (!u) {
     fmt::print(stderr, "zapd: {}: {}\n", email, u.err().message);
-    return u.err().code == errc::conflict ? k_exit_usage : k_exit_failure;
+    return (u.err().code == errc::already_exists || u.err().code == errc::constraint) ? k_exit_usage : k_exit_failure;
   }
   fmt::print("created user {} <{}> id {} plan {}{}\n", u->name, u->email, u->id, u->plan, u->admin ? " (admin)" : "");
   return k_exit_ok;

@@ -113,7 +113,7 @@ bool looks_like_api_token(std::string_view token) { return token.starts_with(k_t
 result<user> insert_user(store::connection& c, const new_user& u) {
   auto taken = find_user_by_email(c, u.email);
   if (!taken) return std::move(taken).err();
-  if (*taken) return make_error(errc::conflict, "an account with this email already exists");
+  if (*taken) return make_error(errc::already_exists, "an account with this email already exists");
   // The first account of an installation administers it. The writer runs one request at a
   // time, so the NOT EXISTS below cannot race another insert.
   auto q = c.prepare(fmt::format(

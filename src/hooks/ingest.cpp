@@ -18,7 +18,7 @@ constexpr std::size_t k_cache_max = 100'000;  // entries before the cache is cle
 }  // namespace
 
 error disabled_error(const std::string& zap_id) {
-  return make_error(errc::conflict, fmt::format("zap {} is disabled; enable it to accept webhooks", zap_id));
+  return make_error(errc::disabled, fmt::format("zap {} is disabled; enable it to accept webhooks", zap_id));
 }
 
 result<std::optional<zap_info>> load_zap(store::connection& c, const secrets::box& box, const std::string& zap_id) {

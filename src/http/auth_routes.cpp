@@ -170,7 +170,7 @@ void auth_api::add_routes(router& r) const {
     // Answer a taken email before paying for a hash; insert_user checks again in the writer.
     auto taken = read(db_, [&](store::connection& c) { return auth::find_user_by_email(c, email); });
     if (!taken) co_return fail(taken.err());
-    if (*taken) co_return error_response(errc::conflict, "an account with this email already exists");
+    if (*taken) co_return error_response(errc::already_exists, "an account with this email already exists");
 
     // Every job below is a named local, never a temporary inside the co_await expression:
     // GCC 12 destroys a capturing lambda temporary there twice (double free).

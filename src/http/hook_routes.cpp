@@ -41,7 +41,7 @@ struct hook_metrics {
 reason reason_for(errc e) {
   switch (e) {
     case errc::not_found: return reason::not_found;
-    case errc::conflict: return reason::disabled;
+    case errc::disabled: return reason::disabled;
     case errc::overloaded:
     case errc::unavailable: return reason::overloaded;
     default: return reason::error;

@@ -43,7 +43,14 @@ unsigned status_for(errc e) noexcept {
     case errc::forbidden: return 403;
     case errc::not_found: return 404;
     case errc::method_not_allowed: return 405;
-    case errc::conflict: return 409;
+    case errc::already_exists:
+    case errc::disabled:
+    case errc::invalid_state:
+    case errc::lease_lost:
+    case errc::constraint: return 409;
+    case errc::schema_mismatch: return 500;
+    case errc::timeout: return 408;
+    case errc::headers_too_large: return 431;
     case errc::gone: return 410;
     case errc::payload_too_large: return 413;
     case errc::too_many_requests: return 429;

@@ -276,12 +276,10 @@ asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
       early = error_response(errc::payload_too_large,
                              fmt::format("request body exceeds the limit of {} bytes", opts_.body_limit));
     } else if (ec == bhttp::error::header_limit) {
-      early = error_response(errc::invalid_argument, "request headers are too large");
-      early->status = 431;
+      early = error_response(errc::headers_too_large, "request headers are too large");
     } else if (ec == beast::error::timeout) {
       if (!parser.got_some()) break;  // an idle keep-alive connection timed out: just close
-      early = error_response(errc::invalid_argument, "timed out reading the request");
-      early->status = 408;
+      early = error_response(errc::timeout, "timed out reading the request");
     } else if (ec && is_protocol_error(ec)) {
       early = error_response(errc::invalid_argument, fmt::format("malformed HTTP request: {}", ec.message()));
     } else if (ec) {

@@ -149,12 +149,12 @@ constexpr const char* k_dead_sql =
     "UPDATE jobs SET state = 'dead', lease_until_ms = NULL, dead_reason = ?5 "
     "WHERE id = ?1 AND attempts = ?2 AND run_id = ?3 AND step_index = ?4 AND state = 'leased'";
 
-// Runs `sql` (bound: id, attempts, run, step, then `extra`) through `c`; conflict when no row matched.
+// Runs `sql` (bound: id, attempts, run, step, then `extra`) through `c`; lease_lost when no row matched.
 template <class... Extra>
 status settle_in(store::connection& c, const job& j, const char* sql, const Extra&... extra) {
   if (auto st = c.run(sql, j.id, j.attempts, j.run_id, j.step_index, extra...); !st) return st;
   if (c.changes() == 0)
-    return make_error(errc::conflict, fmt::format("job {} (run {} step {}, attempt {}): the lease was lost", j.id,
+    return make_error(errc::lease_lost, fmt::format("job {} (run {} step {}, attempt {}): the lease was lost", j.id,
                                                   j.run_id, j.step_index, j.attempts));
   return {};
 }

@@ -181,7 +181,7 @@ result<run_record> cancel(store::connection& c, const std::string& user_id, cons
   auto r = load(c, user_id, run_id);
   if (!r) return r;
   if (r->status != "queued" && r->status != "running")
-    return make_error(errc::conflict, fmt::format("run {} is already {}", run_id, r->status));
+    return make_error(errc::invalid_state, fmt::format("run {} is already {}", run_id, r->status));
   if (auto s = c.run("UPDATE runs SET status = 'cancelled', finished_at = ? WHERE id = ?", now_ms, run_id); !s)
     return std::move(s).err();
   // Steps not started yet go away; a leased job finishes and its worker sees the cancel.
@@ -199,13 +199,13 @@ result<run_record> retry(store::connection& c, const std::string& user_id, const
   auto r = load(c, user_id, run_id);
   if (!r) return r;
   if (r->status != "failed")
-    return make_error(errc::conflict, fmt::format("run {} is {}; only a failed run can be retried", run_id, r->status));
+    return make_error(errc::invalid_state, fmt::format("run {} is {}; only a failed run can be retried", run_id, r->status));
   auto failed = c.prepare("SELECT step_index FROM run_steps WHERE run_id = ? AND status = 'failed' ORDER BY step_index LIMIT 1");
   if (!failed) return std::move(failed).err();
   failed->bind_all(run_id);
   auto row = failed->step();
   if (!row) return std::move(row).err();
-  if (!*row) return make_error(errc::conflict, fmt::format("run {} has no failed step to retry", run_id));
+  if (!*row) return make_error(errc::invalid_state, fmt::format("run {} has no failed step to retry", run_id));
   const std::int64_t step = failed->int64(0);
   if (auto s = c.run("DELETE FROM jobs WHERE run_id = ? AND step_index = ?", run_id, step); !s) return std::move(s).err();
   if (auto s = c.run("UPDATE run_steps SET status = 'queued', attempts = 0, error = NULL, finished_at = NULL, "

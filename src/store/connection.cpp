@@ -17,7 +17,7 @@ error sqlite_error(sqlite3* db, int rc, std::string_view what) {
   if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED || primary == SQLITE_FULL || primary == SQLITE_IOERR ||
       primary == SQLITE_READONLY || primary == SQLITE_CANTOPEN)
     code = errc::unavailable;
-  if (primary == SQLITE_CONSTRAINT) code = errc::conflict;
+  if (primary == SQLITE_CONSTRAINT) code = errc::constraint;
   const char* msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   return make_error(code, fmt::format("{}: {}", what, msg));
 }

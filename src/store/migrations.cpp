@@ -35,7 +35,7 @@ status check_not_newer(const std::vector<applied_row>& rows, const std::vector<m
   int known = all.empty() ? 0 : all.back().version;
   for (const auto& r : rows) {
     if (r.version > known)
-      return make_error(errc::conflict,
+      return make_error(errc::schema_mismatch,
                         fmt::format("the database is at schema version {}, newer than this zapd knows ({}); "
                                     "run a newer zapd or restore a backup",
                                     r.version, known));

@@ -458,7 +458,7 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
   };
   auto committed = [this, a, schedules_retry, at_ms, settled_as](result<bool> res) {
     if (!res) {
-      if (res.err().code == errc::conflict) {
+      if (res.err().code == errc::lease_lost) {
         lost_.inc();
         log::info("worker.result_discarded", {{"run", a->job.run_id}, {"step", a->job.step_index}, {"reason", res.err().message}});
       } else {

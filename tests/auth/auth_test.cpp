@@ -278,7 +278,7 @@ TEST_CASE("accounts: the first user is admin, emails are unique, versions and to
   CHECK_FALSE(second->admin);
   auto dup = create("a@example.com");
   REQUIRE_FALSE(dup.ok());
-  CHECK(dup.err().code == errc::conflict);
+  CHECK(dup.err().code == errc::already_exists);
 
   auto v = db->writes().execute<std::int64_t>([&](store::connection& c) { return bump_token_version(c, first->id); });
   REQUIRE(v.ok());

@@ -96,7 +96,10 @@ TEST_CASE("every errc maps to the documented status") {
   CHECK(status_for(zapd::errc::invalid_argument) == 400);
   CHECK(status_for(zapd::errc::unauthorized) == 401);
   CHECK(status_for(zapd::errc::not_found) == 404);
-  CHECK(status_for(zapd::errc::conflict) == 409);
+  CHECK(status_for(zapd::errc::already_exists) == 409);
+  CHECK(status_for(zapd::errc::timeout) == 408);
+  CHECK(status_for(zapd::errc::headers_too_large) == 431);
+  CHECK(status_for(zapd::errc::schema_mismatch) == 500);
   CHECK(status_for(zapd::errc::payload_too_large) == 413);
   CHECK(status_for(zapd::errc::too_many_requests) == 429);
   CHECK(status_for(zapd::errc::overloaded) == 503);

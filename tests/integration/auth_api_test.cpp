@@ -152,7 +152,7 @@ TEST_CASE("auth api: sign-up refuses each invalid field by name, and a taken ema
     INFO(r.body);
     CHECK(r.status == s.status);
     auto j = r.json();
-    CHECK(j["error"]["code"] == (s.status == 409 ? "conflict" : "invalid_argument"));
+    CHECK(j["error"]["code"] == (s.status == 409 ? "already_exists" : "invalid_argument"));
     CHECK(j["error"]["message"].get<std::string>().starts_with(s.field));
   }
   // Boundaries that are allowed.

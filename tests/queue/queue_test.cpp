@@ -98,7 +98,7 @@ TEST_CASE("sqlite_queue: publish, claim with a lease, ack removes the job") {
   CHECK(f.scalar("SELECT count(*) FROM jobs") == 1);
   auto again = f.q->ack(got[0]);
   REQUIRE_FALSE(again.ok());
-  CHECK(again.err().code == errc::conflict);
+  CHECK(again.err().code == errc::lease_lost);
 }
 
 TEST_CASE("sqlite_queue: publishing a (run, step) it already holds changes nothing") {
@@ -152,9 +152,9 @@ TEST_CASE("sqlite_queue: an expired lease is delivered again and the old claim h
   CHECK(second[0].attempts == 2);
 
   // The first worker woke up late: its ack, retry and dead must not touch the new claim.
-  CHECK(f.q->ack(first[0]).err().code == errc::conflict);
-  CHECK(f.q->retry(first[0], f.clk.now()).err().code == errc::conflict);
-  CHECK(f.q->dead(first[0], "late").err().code == errc::conflict);
+  CHECK(f.q->ack(first[0]).err().code == errc::lease_lost);
+  CHECK(f.q->retry(first[0], f.clk.now()).err().code == errc::lease_lost);
+  CHECK(f.q->dead(first[0], "late").err().code == errc::lease_lost);
   CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state='leased'") == 1);
   REQUIRE(f.q->ack(second[0]).ok());
   CHECK(f.scalar("SELECT count(*) FROM jobs") == 0);
@@ -298,14 +298,14 @@ TEST_CASE("sqlite_queue: settling inside a write transaction, fenced like the bl
   CHECK(f.scalar("SELECT count(*) FROM jobs") == 2);
   CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state = 'ready'") == 1);
   CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state = 'dead'") == 1);
-  // A claim that no longer holds the lease: conflict, and the request's other writes undone.
+  // A claim that no longer holds the lease: lease_lost, and the request's other writes undone.
   auto late = in_tx([&](store::connection& c) -> status {
     auto ins = c.exec("INSERT INTO kv(key, value) VALUES ('marker', 'x')");
     if (!ins) return ins;
     return f.q->ack_in(c, jobs[1]);  // jobs[1] was given back by retry_in: its lease is gone
   });
   REQUIRE_FALSE(late.ok());
-  CHECK(late.err().code == errc::conflict);
+  CHECK(late.err().code == errc::lease_lost);
   CHECK(f.scalar("SELECT count(*) FROM kv WHERE key = 'marker'") == 0);
   // Counters move only when the caller reports a committed settlement.
   auto counter = [&](const char* name) { return f.reg.add_counter(name, "", {{"lane", "free"}}).value(); };
@@ -332,9 +332,9 @@ TEST_CASE("sqlite_queue: a job id is never reused, so a stale claim cannot settl
   CHECK(b[0].id != a[0].id);
   CHECK(b[0].attempts == a[0].attempts);  // the same attempts count: only the id tells them apart
   // Run a's late duplicate result must not touch run b's job.
-  CHECK(f.q->ack(a[0]).err().code == errc::conflict);
+  CHECK(f.q->ack(a[0]).err().code == errc::lease_lost);
   queue::job forged = b[0];
   forged.run_id = "run-a";
-  CHECK(f.q->ack(forged).err().code == errc::conflict);
+  CHECK(f.q->ack(forged).err().code == errc::lease_lost);
   CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state = 'leased'") == 1);
 }

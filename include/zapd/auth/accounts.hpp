@@ -62,7 +62,7 @@ struct new_user {
   std::string plan;
 };
 
-/// Inserts a user; the first user of the installation becomes an admin. `conflict` when the
+/// Inserts a user; the first user of the installation becomes an admin. `already_exists` when the
 /// email is taken. Returns the stored row.
 result<user> insert_user(store::connection& c, const new_user& u);
 result<std::optional<user>> find_user_by_email(store::connection& c, std::string_view email);

@@ -49,7 +49,7 @@ struct recorded {
 };
 
 /// The ingestion write, on the writer thread inside its transaction: checks the zap is still
-/// the owner's, enabled and at `zap_version` (`not_found` / `conflict` "disabled" / stale),
+/// the owner's, enabled and at `zap_version` (`not_found` / `disabled` / stale),
 /// answers a live dedup key with its first run, else inserts the run, its first step's
 /// outbox row (none when the zap has no actions: the run is then already succeeded) and the
 /// dedup key. All or nothing with the surrounding transaction.

@@ -24,7 +24,7 @@ struct job_spec {
 };
 
 /// A claimed job. `id` and `attempts` together identify THIS claim: ack/retry/dead of a
-/// claim whose lease has since passed to someone else fail with errc::conflict.
+/// claim whose lease has since passed to someone else fail with errc::lease_lost.
 struct job {
   std::int64_t id = 0;  // adapter's handle (SQLite: jobs.id)
   std::string run_id;

@@ -61,7 +61,7 @@ class store_publisher {
   virtual status publish_in(store::connection& c, const std::vector<job_spec>& batch) = 0;
 
   /// ack / retry / dead inside the caller's write transaction, so a worker records a step's
-  /// result, enqueues the next step and settles the job atomically. `conflict` when the
+  /// result, enqueues the next step and settles the job atomically. `lease_lost` when the
   /// lease was lost (the caller's request must then fail so the transaction undoes it).
   /// Nothing is counted here: the transaction may still roll back. Once it has committed,
   /// the caller reports what it did with `settled`.

@@ -21,7 +21,7 @@ namespace zapd::queue {
 /// leases first, then ready jobs with run_at <= now in run_at order), lease them. So the
 /// per-lane limit holds across every worker and survives restarts (it is in the data), and
 /// a lease that expires frees its slot. `attempts` doubles as the lease's fencing token:
-/// ack/retry/dead match (id, attempts, state='leased') and answer conflict when the lease
+/// ack/retry/dead match (id, attempts, state='leased') and answer lease_lost when the lease
 /// was lost to a newer claim.
 ///
 /// Lifecycle: constructed by `app` after the database; destroyed before it (and after the
@@ -74,7 +74,7 @@ class sqlite_queue final : public queue, public store_publisher {
     metrics::gauge* dead_now = nullptr;
   };
   std::size_t limit(lane l) const;
-  // Runs `sql` (bound: id, attempts, then `extra`) on the writer; conflict when no row matched.
+  // Runs `sql` (bound: id, attempts, then `extra`) on the writer; lease_lost when no row matched.
   template <class... Extra>
   status settle(const job& j, const char* sql, const Extra&... extra);
 

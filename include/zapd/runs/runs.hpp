@@ -79,9 +79,9 @@ result<run_record> get(store::connection& c, const std::string& user_id, const s
 
 // Operator actions, each inside the caller's write transaction.
 /// queued/running -> cancelled: pending steps are dropped from the outbox and the queue; a
-/// step in flight finishes but nothing after it runs. A finished run is `conflict`.
+/// step in flight finishes but nothing after it runs. A finished run is `invalid_state`.
 result<run_record> cancel(store::connection& c, const std::string& user_id, const std::string& run_id, std::int64_t now_ms);
-/// failed -> running: the failed step is queued again (attempts start over). Other states: `conflict`.
+/// failed -> running: the failed step is queued again (attempts start over). Other states: `invalid_state`.
 result<run_record> retry(store::connection& c, const std::string& user_id, const std::string& run_id, std::int64_t now_ms);
 /// A new run with the same trigger payload, on the zap's current version (or the original
 /// run's version). Returns the new run's id. A deleted zap is `not_found`.
