@@ -72,7 +72,7 @@ inline void check_outcome(const char* target, std::string_view in, const zapd::r
       fail(target, "refusal is not valid UTF-8", in, zapd::dump_safe(details));
     return;
   }
-  const json& def = v->definition;
+  const json def = v->definition.to_json();
   if (v->name.empty() || !strict_dump_ok(json(v->name))) fail(target, "bad name", in, v->name);
   if (!strict_dump_ok(def)) fail(target, "definition does not dump", in);
   const std::string text = def.dump();
@@ -91,7 +91,7 @@ inline void check_outcome(const char* target, std::string_view in, const zapd::r
   z.id = "zap-1";
   z.user_id = "user-1";
   z.name = v->name;
-  z.definition = def;
+  z.definition = v->definition;
   (void)zapd::dump_safe(zaps::to_json(z, cat, "http://127.0.0.1:8080"));
 }
 

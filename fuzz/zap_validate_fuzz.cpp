@@ -36,13 +36,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check_outcome("zap_validate_fuzz", in, v, secrets, lim);
     if (!v) return 0;
 
+    const json def = v->definition.to_json();
     json again = {{"name", v->name},
-                  {"availableTriggerId", v->definition["trigger"]["triggerId"]},
-                  {"triggerMetadata", v->definition["trigger"]["metadata"]},
+                  {"availableTriggerId", def["trigger"]["triggerId"]},
+                  {"triggerMetadata", def["trigger"]["metadata"]},
                   {"actions", json::array()}};
-    for (const auto& a : v->definition["actions"])
+    for (const auto& a : def["actions"])
       again["actions"].push_back({{"availableActionId", a["actionId"]}, {"actionMetadata", a["metadata"]}});
-    if (v->definition.contains("retry")) again["retry"] = v->definition["retry"];
+    if (def.contains("retry")) again["retry"] = def["retry"];
     if (again.dump().size() > lim.max_definition_bytes) return 0;  // grew past the limit (defaults, name): see README
     auto v2 = zaps::validate(again, cat, secrets, lim);
     if (!v2) fail("zap_validate_fuzz", "a saved zap does not validate again", in, v2.err().message + "\n" + again.dump());

@@ -26,9 +26,11 @@
 #include "zapd/core/files.hpp"
 #include "zapd/core/json.hpp"
 #include "zapd/core/log.hpp"
+#include "zapd/core/wakeup.hpp"
 #include "zapd/http/auth_routes.hpp"
 #include "zapd/http/health_routes.hpp"
 #include "zapd/http/hook_routes.hpp"
+#include "zapd/http/metrics_routes.hpp"
 #include "zapd/http/run_routes.hpp"
 #include "zapd/http/ui_routes.hpp"
 #include "zapd/http/zap_routes.hpp"
@@ -125,7 +127,7 @@ std::uint64_t add_store_metrics(metrics::registry& m, store::writer& w) {
 
 // Background housekeeping on the writer, a small batch per minute each: expired webhook
 // dedup keys, and runs past their retention.
-asio::awaitable<void> housekeeping(asio::io_context& ioc, store::database& db, std::int64_t dedup_window_ms,
+asio::awaitable<void> housekeeping(asio::io_context& ioc, store::database& db, queue::store_publisher* jobs, std::int64_t dedup_window_ms,
                                    std::int64_t retention_ms, const std::atomic<bool>& stopping) {
   asio::steady_timer t(ioc);
   while (!stopping) {
@@ -136,7 +138,7 @@ asio::awaitable<void> housekeeping(asio::io_context& ioc, store::database& db, s
     const std::int64_t now = real_clock().now_ms();
     auto dedup = [before = now - dedup_window_ms](store::connection& c) { return hooks::prune_dedup(c, before, 1000); };
     (void)db.writes().submit_for<std::int64_t>(std::move(dedup), [](result<std::int64_t>) {});
-    auto old_runs = [before = now - retention_ms](store::connection& c) { return runs::prune(c, before, 500); };
+    auto old_runs = [jobs, before = now - retention_ms](store::connection& c) { return runs::prune(c, jobs, before, 500); };
     (void)db.writes().submit_for<std::int64_t>(std::move(old_runs), [](result<std::int64_t> n) {
       if (!n) {
         log::warn("runs.prune_failed", {{"error", n.err().message}});
@@ -203,12 +205,11 @@ int serve(const config::loaded& cfg) {
   const std::uint64_t store_collector = add_store_metrics(registry, (*db)->writes());
   queue::sqlite_queue jobs(**db, real_clock(), registry,
                            {static_cast<std::size_t>(s.queue_paid_concurrency), static_cast<std::size_t>(s.queue_free_concurrency)});
-  worker::pool* workers_ptr = nullptr;  // set below; the relay wakes the workers when jobs arrive
-  outbox::relay relay(**db, jobs, &jobs, registry,
-                      {static_cast<std::size_t>(s.outbox_batch), std::chrono::milliseconds(s.outbox_poll_ms),
-                       [&workers_ptr] {
-                         if (workers_ptr) workers_ptr->notify();
-                       }});
+  // The hand-overs, created before the components: whoever commits outbox rows rings
+  // `outbox_ready` (the relay listens); the relay rings `jobs_ready` (the workers listen).
+  wakeup outbox_ready, jobs_ready;
+  outbox::relay relay(**db, jobs, registry, outbox_ready, jobs_ready,
+                      {static_cast<std::size_t>(s.outbox_batch), std::chrono::milliseconds(s.outbox_poll_ms)});
 
   // Executing steps: outbound I/O on the driver's thread, the worker pool claiming per lane.
   auto allow = outbound::policy::parse(s.actions_http_allow);
@@ -263,9 +264,7 @@ int serve(const config::loaded& cfg) {
   wo.grace = std::chrono::milliseconds(s.server_shutdown_grace_ms);
   wo.retry.base = std::chrono::milliseconds(s.worker_retry_base_ms);
   wo.retry.max_attempts = static_cast<int>(s.worker_max_attempts);
-  wo.enqueued = [&relay] { relay.notify(); };
-  worker::pool workers(**db, jobs, actions::catalog::builtin(), executors, *box, real_clock(), registry, std::move(wo));
-  workers_ptr = &workers;
+  worker::pool workers({**db, jobs, executors, *box, real_clock(), registry, jobs_ready, outbox_ready}, std::move(wo));
   if (auto n = jobs.release_all_leases(); !n) {
     log::warn("queue.release_failed", {{"error", n.err().message}});
   } else if (*n > 0) {
@@ -286,7 +285,7 @@ int serve(const config::loaded& cfg) {
                                          plan_rates(s.hooks_paid_zap_rate, s.hooks_paid_user_rate, s.hooks_burst_seconds),
                                          static_cast<std::size_t>(s.hooks_max_depth),
                                          s.hooks_dedup_window_seconds * 1000,
-                                         [&relay] { relay.notify(); }};
+                                         [&outbox_ready] { outbox_ready.ring(); }};
 
   http::router routes;
   http::add_health_routes(routes, **db);
@@ -294,7 +293,8 @@ int serve(const config::loaded& cfg) {
   http::add_zap_routes(routes, zap_deps);
   http::add_hook_routes(routes, hook_deps);
   http::add_metrics_route(routes, registry);
-  const http::run_routes_deps run_deps{**db, accounts.authenticate(), real_clock(), [&relay] { relay.notify(); }};
+  const http::run_routes_deps run_deps{**db, accounts.authenticate(), real_clock(), [&outbox_ready] { outbox_ready.ring(); },
+                                       &jobs};
   http::add_run_routes(routes, run_deps);
   http::add_ui_routes(routes);
 
@@ -333,7 +333,7 @@ int serve(const config::loaded& cfg) {
 
   std::atomic<bool> stopping{false};
   asio::co_spawn(ioc,
-                 housekeeping(ioc, **db, s.hooks_dedup_window_seconds * 1000, s.runs_retention_days * 86'400'000, stopping),
+                 housekeeping(ioc, **db, &jobs, s.hooks_dedup_window_seconds * 1000, s.runs_retention_days * 86'400'000, stopping),
                  asio::detached);
 
   asio::signal_set signals(ioc, SIGINT, SIGTERM);

@@ -238,4 +238,13 @@ status touch_api_token(store::connection& c, std::string_view token_id) {
   return q->run();
 }
 
+result<std::string> plan_of(store::connection& c, std::string_view user_id) {
+  auto q = c.prepare("SELECT plan FROM users WHERE id = ?");
+  if (!q) return std::move(q).err();
+  q->bind_all(user_id);
+  auto row = q->step();
+  if (!row) return std::move(row).err();
+  return *row ? q->text(0) : std::string("free");
+}
+
 }  // namespace zapd::auth

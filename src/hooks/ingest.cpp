@@ -4,10 +4,12 @@
 #include <nlohmann/json.hpp>
 
 #include "zapd/actions/spec.hpp"
+#include "zapd/auth/accounts.hpp"
 #include "zapd/core/json.hpp"
 #include "zapd/runs/runs.hpp"
 #include "zapd/secrets/secrets.hpp"
 #include "zapd/store/reader_pool.hpp"
+#include "zapd/zaps/zaps.hpp"
 
 namespace zapd::hooks {
 namespace {
@@ -22,26 +24,20 @@ error disabled_error(const std::string& zap_id) {
 }
 
 result<std::optional<zap_info>> load_zap(store::connection& c, const secrets::box& box, const std::string& zap_id) {
-  auto st = c.prepare(
-      "SELECT z.user_id, z.enabled, z.version, z.definition, COALESCE(u.plan, 'free') "
-      "FROM zaps z LEFT JOIN users u ON u.id = z.user_id WHERE z.id = ?");
-  if (!st) return std::move(st).err();
-  st->bind_all(zap_id);
-  auto row = st->step();
-  if (!row) return std::move(row).err();
-  if (!*row) return std::optional<zap_info>{};
+  auto cur = zaps::current(c, zap_id);
+  if (!cur) return std::move(cur).err();
+  if (!*cur) return std::optional<zap_info>{};
+  const zaps::current_zap& zc = **cur;
+  auto plan = auth::plan_of(c, zc.state.user_id);
+  if (!plan) return std::move(plan).err();
   zap_info z;
   z.id = zap_id;
-  z.user_id = st->text(0);
-  z.enabled = st->int64(1) != 0;
-  z.version = st->int64(2);
-  auto def = parse_json_or_discarded(st->text(3), json_depth::stored);
-  z.lane = st->text(4) == "paid" ? queue::lane::paid : queue::lane::free;
-  if (!def.is_object()) return make_error(errc::internal, fmt::format("zap {} has an unreadable definition", zap_id));
-  if (auto a = def.find("actions"); a != def.end() && a->is_array()) z.actions = a->size();
-  nlohmann::json meta = nlohmann::json::object();
-  if (auto t = def.find("trigger"); t != def.end() && t->is_object()) meta = t->value("metadata", nlohmann::json::object());
-  if (!meta.is_object()) meta = nlohmann::json::object();
+  z.user_id = zc.state.user_id;
+  z.enabled = zc.state.enabled;
+  z.version = zc.state.version;
+  z.lane = *plan == "paid" ? queue::lane::paid : queue::lane::free;
+  z.actions = zc.definition.step_count();
+  const nlohmann::json& meta = zc.definition.trigger.metadata;
   auto sig = parse_scheme(string_field(meta, "signature"));
   z.sig = sig.value_or(scheme::none);
   z.signature_header = string_field(meta, "signatureHeader");
@@ -62,14 +58,11 @@ result<std::optional<zap_info>> load_zap(store::connection& c, const secrets::bo
 
 result<recorded> record(store::connection& c, const runs::new_run& r, std::int64_t dedup_window_ms) {
   {
-    auto st = c.prepare("SELECT user_id, enabled, version FROM zaps WHERE id = ?");
-    if (!st) return std::move(st).err();
-    st->bind_all(r.zap_id);
-    auto row = st->step();
-    if (!row) return std::move(row).err();
-    if (!*row || st->text(0) != r.user_id) return make_error(errc::not_found, "no such zap");
-    if (st->int64(2) != r.zap_version) return recorded{{}, false, true};
-    if (st->int64(1) == 0) return disabled_error(r.zap_id);
+    auto z = zaps::state_of(c, r.zap_id);
+    if (!z) return std::move(z).err();
+    if (!*z || (*z)->user_id != r.user_id) return make_error(errc::not_found, "no such zap");
+    if ((*z)->version != r.zap_version) return recorded{{}, false, true};
+    if (!(*z)->enabled) return disabled_error(r.zap_id);
   }
   if (r.dedup_key) {
     auto st = c.prepare("SELECT run_id FROM dedup_keys WHERE zap_id = ? AND key = ? AND created_at_ms > ?");

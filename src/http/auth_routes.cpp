@@ -1,12 +1,12 @@
 #include "zapd/http/auth_routes.hpp"
 
-#include <ctime>
 #include <optional>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "zapd/auth/accounts.hpp"
+#include "zapd/auth/authenticate.hpp"
 #include "zapd/auth/jwt.hpp"
 #include "zapd/core/crypto.hpp"
 #include "zapd/core/log.hpp"
@@ -18,9 +18,6 @@ namespace {
 
 namespace asio = boost::asio;
 using json = nlohmann::json;
-
-// An API token's last_used_at is written at most this often, so API calls stay reads.
-constexpr std::int64_t k_touch_interval_s = 60;
 
 response too_many(std::int64_t retry_after_s, std::string message) {
   auto r = error_response(errc::too_many_requests, std::move(message));
@@ -61,30 +58,6 @@ result<std::string> string_field(const json& body, const char* field) {
   return it->get<std::string>();
 }
 
-std::string iso_utc(std::int64_t epoch_s) {
-  std::time_t t = static_cast<std::time_t>(epoch_s);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return buf;
-}
-
-// "Bearer <token>" (scheme case-insensitive) or a bare token, as the seeds' front ends send.
-std::string credential(const request& req) {
-  std::string v = req.header("Authorization");
-  auto trim = [](std::string& s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.erase(s.begin());
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.pop_back();
-  };
-  trim(v);
-  if (v.size() > 7 && strncasecmp(v.c_str(), "bearer ", 7) == 0) {
-    v.erase(0, 7);
-    trim(v);
-  }
-  return v;
-}
-
 // Account attempts are counted per (client, account): a flood of wrong passwords from one
 // address must not lock the owner out from another. The email is hashed so a key's size
 // (and the throttle's memory) does not depend on what the client sent.
@@ -110,40 +83,22 @@ auth_api::auth_api(store::database& db, auth::hash_pool& hashes, const auth::opt
 
 authenticator auth_api::authenticate() const {
   return [this](const request& req) -> asio::awaitable<result<principal>> {
-    const std::string token = credential(req);
-    if (token.empty()) co_return make_error(errc::unauthorized, "missing Authorization header (Bearer token)");
+    const std::string authorization = req.header("Authorization");
     const std::int64_t now = clk_.now_ms() / 1000;
-
-    if (auth::looks_like_api_token(token)) {
-      auto found = read(db_, [&](store::connection& c) { return auth::find_token_owner(c, auth::hash_api_token(token)); });
-      if (!found) co_return std::move(found).err();
-      if (!*found) co_return make_error(errc::unauthorized, "API token is invalid or revoked");
-      const auth::token_owner& o = **found;
-      if (!o.last_used_at || *o.last_used_at < iso_utc(now - k_touch_interval_s)) {
-        // Awaited (so a listing right after shows it) but its outcome ignored: failing to
-        // record a use must not fail the call. At most one write per token per minute.
-        auto touch = [id = o.token_id](store::connection& c) -> result<bool> {
-          auto st = auth::touch_api_token(c, id);
-          if (!st) return std::move(st).err();
-          return true;
-        };
-        auto touched = co_await write<bool>(db_.writes(), std::move(touch));
-        if (!touched) log::warn("auth.token_touch_failed", {{"error", touched.err().message}});
-      }
-      co_return principal{o.owner.id, o.owner.email, o.owner.plan, o.owner.admin};
-    }
-
-    auto claims = auth::verify_session(token, opts_.session_key, now);
-    if (!claims) {
-      log::debug("auth.token_refused", {{"reason", claims.err().message}, {"remote", req.remote}});
-      co_return make_error(errc::unauthorized, "session token is invalid or expired; sign in again");
-    }
-    auto found = read(db_, [&](store::connection& c) { return auth::find_user_by_id(c, claims->sub); });
+    auto found = read(db_, [&](store::connection& c) { return auth::authenticate(c, authorization, now, opts_, req.remote); });
     if (!found) co_return std::move(found).err();
-    if (!*found || (*found)->token_version != claims->ver)
-      co_return make_error(errc::unauthorized, "session has ended; sign in again");
-    const auth::user& u = **found;
-    co_return principal{u.id, u.email, u.plan, u.admin};
+    if (found->touch_token_id) {
+      // Awaited (so a listing right after shows it) but its outcome ignored: failing to
+      // record a use must not fail the call. At most one write per token per minute.
+      auto touch = [id = std::move(*found->touch_token_id)](store::connection& c) -> result<bool> {
+        auto st = auth::touch_api_token(c, id);
+        if (!st) return std::move(st).err();
+        return true;
+      };
+      auto touched = co_await write<bool>(db_.writes(), std::move(touch));
+      if (!touched) log::warn("auth.token_touch_failed", {{"error", touched.err().message}});
+    }
+    co_return std::move(found->who);
   };
 }
 

@@ -9,15 +9,8 @@ void add_health_routes(router& r, store::database& db) {
     co_return response::json(200, {{"status", "ok"}});
   });
   r.add(bhttp::verb::get, "/readyz", [&db](request&) -> boost::asio::awaitable<response> {
-    // A real write through the group-commit writer: proves the writer thread is alive, the
-    // write lock is obtainable and the file accepts a commit.
     auto probe = [](store::connection& c) -> result<bool> {
-      auto q = c.prepare(
-          "INSERT INTO kv(key, value) VALUES('readyz', 'ok') "
-          "ON CONFLICT(key) DO UPDATE SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')");
-      if (!q) return std::move(q).err();
-      auto st = q->run();
-      if (!st) return std::move(st).err();
+      if (auto st = store::readiness_probe(c); !st) return std::move(st).err();
       return true;
     };
     auto res = co_await write<bool>(db.writes(), std::move(probe));

@@ -4,10 +4,7 @@
 
 #include <fmt/format.h>
 
-#include "zapd/core/crypto.hpp"
-#include "zapd/core/ids.hpp"
-#include "zapd/core/log.hpp"
-#include "zapd/hooks/payload.hpp"
+#include "zapd/hooks/admit.hpp"
 #include "zapd/http/store_await.hpp"
 
 namespace zapd::http {
@@ -16,8 +13,7 @@ namespace {
 namespace asio = boost::asio;
 using json = nlohmann::json;
 
-constexpr int k_stale_retries = 3;          // re-reads of a zap edited while its webhook was in flight
-constexpr std::size_t k_max_dedup_key = 200;  // longer keys are stored as their SHA-256
+constexpr int k_stale_retries = 3;  // re-reads of a zap edited while its webhook was in flight
 
 // Why a webhook got no run, for hooks_rejected_total{reason}.
 enum class reason { not_found, disabled, rate_limited, signature, bad_body, overloaded, error, count };
@@ -38,87 +34,75 @@ struct hook_metrics {
   void reject(reason r) { rejected[static_cast<std::size_t>(r)]->inc(); }
 };
 
+// The reason follows from the error's code: each code means one thing (core/errc.hpp).
 reason reason_for(errc e) {
   switch (e) {
     case errc::not_found: return reason::not_found;
     case errc::disabled: return reason::disabled;
+    case errc::unauthorized: return reason::signature;
+    case errc::invalid_argument: return reason::bad_body;
+    case errc::too_many_requests: return reason::rate_limited;
     case errc::overloaded:
     case errc::unavailable: return reason::overloaded;
     default: return reason::error;
   }
 }
 
-std::optional<std::string> dedup_key(const request& req, const hooks::zap_info& z, const json& body) {
-  std::string key;
-  if (auto v = req.header("webhook-id"); !v.empty()) key = "webhook-id:" + v;
-  else if (auto k = req.header("Idempotency-Key"); !k.empty()) key = "idempotency-key:" + k;
-  else if (!z.dedup_path.empty()) {
-    auto v = hooks::value_at(body, z.dedup_path);
-    if (!v) return std::nullopt;
-    key = "path:" + *v;
-  } else {
-    return std::nullopt;
-  }
-  if (key.size() > k_max_dedup_key) key = "sha256:" + hex_encode(sha256(key));
-  return key;
+// What the handler got, in the hooks module's terms. `req` must outlive the result (the body is a view).
+hooks::inbound inbound_of(const request& req) {
+  auto param = [&req](const char* name) {
+    auto it = req.params.find(name);
+    return it == req.params.end() ? std::string{} : it->second;
+  };
+  hooks::inbound in;
+  in.user_id = param("userId");
+  in.zap_id = param("zapId");
+  in.method = std::string(req.msg.method_string());
+  in.content_type = req.header("Content-Type");
+  in.body = req.body();
+  for (const auto& f : req.msg) in.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+  in.query = req.query_params();
+  return in;
 }
 
 asio::awaitable<response> ingest(const hook_routes_deps& d, hook_metrics& m, request& req) {
-  const std::string& user_id = req.params["userId"];
-  const std::string& zap_id = req.params["zapId"];
+  const hooks::inbound in = inbound_of(req);
   auto rejected = [&m](reason r, response res) {
     m.reject(r);
     return res;
   };
+  auto refused = [&m](const error& e) {
+    m.reject(reason_for(e.code));
+    return error_response(e);
+  };
+  hooks::admit_options ao;
+  ao.max_depth = d.max_depth;
 
   for (int attempt = 0;; ++attempt) {
-    auto cached = d.zaps.get(zap_id);
+    auto cached = d.zaps.get(in.zap_id);
     if (!cached) co_return rejected(reason::error, error_response(cached.err()));
     const std::shared_ptr<const hooks::zap_info> z = *cached;
-    if (!z || z->user_id != user_id)
-      co_return rejected(reason::not_found, error_response(errc::not_found, fmt::format("no zap {} for user {}", zap_id, user_id)));
-    if (!z->enabled) co_return rejected(reason::disabled, error_response(hooks::disabled_error(zap_id)));
 
-    hooks::verify_options vo;
-    vo.hmac_header = z->signature_header;
-    auto sig = hooks::verify(z->sig, z->secret, [&req](std::string_view n) { return req.header(n); }, req.body(),
-                             d.clk.now_ms() / 1000, vo);
-    if (!sig) co_return rejected(reason::signature, error_response(sig.err()));
+    auto run = hooks::admit(z.get(), in, d.clk.now_ms(), ao);
+    if (!run) co_return refused(run.err());
 
-    // After the signature: unsigned requests must not spend the real sender's tokens.
+    // After admit, so after the signature: unsigned requests must not spend the real sender's tokens.
     if (attempt == 0) {
       const auto& rates = z->lane == queue::lane::paid ? d.paid : d.free;
-      if (auto wait = d.limiter.take("zap:" + zap_id, rates.zap, "user:" + user_id, rates.user); wait > 0) {
-        auto res = error_response(errc::too_many_requests, fmt::format("rate limit reached for zap {}; retry in {} s", zap_id, wait));
+      if (auto wait = d.limiter.take("zap:" + in.zap_id, rates.zap, "user:" + in.user_id, rates.user); wait > 0) {
+        auto res = refused(make_error(errc::too_many_requests,
+                                      fmt::format("rate limit reached for zap {}; retry in {} s", in.zap_id, wait)));
         res.with_header("Retry-After", std::to_string(wait));
-        co_return rejected(reason::rate_limited, std::move(res));
+        co_return res;
       }
     }
 
-    // A JSON body is validated and kept as its text; a document is built only for dedupPath.
-    auto body = hooks::check_body(req.header("Content-Type"), req.body(), d.max_depth, !z->dedup_path.empty());
-    if (!body) co_return rejected(reason::bad_body, error_response(body.err()));
-
-    runs::new_run run;
-    run.now_ms = d.clk.now_ms();
-    run.id = new_uuid_v7(run.now_ms);
-    run.zap_id = zap_id;
-    run.user_id = user_id;
-    run.zap_version = z->version;
-    run.lane = z->lane;
-    run.actions = z->actions;
-    run.dedup_key = dedup_key(req, *z, body->value);
-    std::vector<std::pair<std::string, std::string>> headers;
-    for (const auto& f : req.msg) headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-    run.trigger_json = hooks::trigger_payload_text(req.msg.method_string(), *body, req.header("Content-Type"),
-                                                   req.query_params(), headers, run.now_ms);
-
     const std::int64_t window = d.dedup_window_ms;
-    auto job = [run = std::move(run), window](store::connection& c) { return hooks::record(c, run, window); };
+    auto job = [run = std::move(*run), window](store::connection& c) { return hooks::record(c, run, window); };
     auto done = co_await write<hooks::recorded>(d.db.writes(), std::move(job));
-    if (!done) co_return rejected(reason_for(done.err().code), error_response(done.err()));
+    if (!done) co_return refused(done.err());
     if (done->stale) {
-      d.zaps.forget(zap_id);
+      d.zaps.forget(in.zap_id);
       if (attempt + 1 < k_stale_retries) continue;
       co_return rejected(reason::overloaded, error_response(errc::unavailable, "the zap is being edited; retry"));
     }
@@ -141,15 +125,6 @@ void add_hook_routes(router& r, const hook_routes_deps& d) {
   auto h = [&d, m](request& req) -> asio::awaitable<response> { co_return co_await ingest(d, *m, req); };
   for (auto v : {bhttp::verb::post, bhttp::verb::put, bhttp::verb::patch, bhttp::verb::get})
     r.add(v, "/hooks/catch/{userId}/{zapId}", h);
-}
-
-void add_metrics_route(router& r, metrics::registry& m) {
-  r.add(bhttp::verb::get, "/metrics", [&m](request&) -> asio::awaitable<response> {
-    response res;
-    res.content_type = "text/plain; version=0.0.4";
-    res.body = m.render_prometheus();
-    co_return res;
-  });
 }
 
 }  // namespace zapd::http

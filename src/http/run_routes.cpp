@@ -50,11 +50,12 @@ void add_run_routes(router& r, const run_routes_deps& d) {
   }));
 
   // cancel and retry: one write that changes the run, then the run with its steps.
-  using run_op = result<runs::run_record> (*)(store::connection&, const std::string&, const std::string&, std::int64_t);
+  using run_op = result<runs::run_record> (*)(store::connection&, queue::store_publisher*, const std::string&, const std::string&,
+                                              std::int64_t);
   auto operation = [&d](run_op op, bool enqueues) {
     return authed(d.auth, [&d, op, enqueues](request& req, const principal& who) -> asio::awaitable<response> {
-      auto job = [op, user = who.user_id, id = req.params["id"], now = d.clk.now_ms()](store::connection& c) {
-        return op(c, user, id, now);
+      auto job = [op, jobs = d.jobs, user = who.user_id, id = req.params["id"], now = d.clk.now_ms()](store::connection& c) {
+        return op(c, jobs, user, id, now);
       };
       auto run = co_await write<runs::run_record>(d.db.writes(), std::move(job));
       if (!run) co_return error_response(run.err());

@@ -180,7 +180,7 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
     json list = json::array();
     for (const auto& v : *vs)
       list.push_back({{"version", v.version}, {"name", v.name}, {"enabled", v.enabled}, {"createdAt", v.created_at},
-                      {"definition", v.definition}});
+                      {"definition", v.definition.to_json()}});
     co_return response::json(200, {{"versions", list}});
   }));
 

@@ -57,11 +57,13 @@ std::vector<queue::job_spec> specs_of(const std::vector<row>& rows) {
 
 }  // namespace
 
-relay::relay(store::database& db, queue::queue& q, queue::store_publisher* in_store, metrics::registry& m, options o)
+relay::relay(store::database& db, queue::queue& q, metrics::registry& m, wakeup& outbox_ready, wakeup& jobs_ready, options o)
     : db_(db),
       queue_(q),
-      in_store_(in_store),
+      in_store_(dynamic_cast<queue::store_publisher*>(&q)),
       metrics_(m),
+      outbox_ready_(outbox_ready),
+      jobs_ready_(jobs_ready),
       opts_(o),
       batches_(m.add_counter("zapd_outbox_batches_total", "Outbox batches handed to the queue")),
       rows_(m.add_counter("zapd_outbox_rows_published_total", "Outbox rows handed to the queue and deleted")),
@@ -79,9 +81,11 @@ relay::relay(store::database& db, queue::queue& q, queue::store_publisher* in_st
     });
     if (n) depth_.set(*n);
   });
+  listening_ = outbox_ready_.listen([this] { notify(); });
 }
 
 relay::~relay() {
+  outbox_ready_.forget(listening_);
   stop();
   metrics_.remove_collector(collector_id_);
 }
@@ -127,7 +131,7 @@ void relay::run() {
         failed = true;
         break;
       }
-      if (*n > 0 && opts_.moved) opts_.moved();
+      if (*n > 0) jobs_ready_.ring();
       if (*n < opts_.batch) break;  // drained
     }
     lk.lock();

@@ -200,6 +200,12 @@ status sqlite_queue::dead_in(store::connection& c, const job& j, std::string_vie
   return settle_in(c, j, k_dead_sql, reason);
 }
 
+status sqlite_queue::discard_in(store::connection& c, const std::string& run_id, std::optional<int> step, bool leased_too) {
+  const char* states = leased_too ? "" : " AND state IN ('ready', 'dead')";
+  if (step) return c.run(fmt::format("DELETE FROM jobs WHERE run_id = ? AND step_index = ?{}", states), run_id, *step);
+  return c.run(fmt::format("DELETE FROM jobs WHERE run_id = ?{}", states), run_id);
+}
+
 void sqlite_queue::settled(const job& j, settlement s) {
   auto& lm = m_[index_of(j.lane)];
   (s == settlement::acked ? lm.acked : s == settlement::retried ? lm.retried : lm.dead)->inc();

@@ -7,6 +7,8 @@
 #include "zapd/core/clock.hpp"
 #include "zapd/core/ids.hpp"
 #include "zapd/core/json.hpp"
+#include "zapd/outbox/outbox.hpp"
+#include "zapd/zaps/zaps.hpp"
 
 namespace zapd::runs {
 namespace {
@@ -113,7 +115,7 @@ status insert(store::connection& c, const new_run& r) {
     if (auto s = st->run(); !s) return s;
   }
   if (empty) return {};
-  return c.run("INSERT INTO outbox (run_id, step_index, lane, created_at) VALUES (?, 1, ?, ?)", r.id, lane, r.now_ms);
+  return outbox::enqueue(c, r.id, 1, r.lane, r.now_ms);
 }
 
 result<page> list(store::connection& c, const std::string& user_id, const filter& f) {
@@ -177,7 +179,8 @@ result<run_record> get(store::connection& c, const std::string& user_id, const s
   return r;
 }
 
-result<run_record> cancel(store::connection& c, const std::string& user_id, const std::string& run_id, std::int64_t now_ms) {
+result<run_record> cancel(store::connection& c, queue::store_publisher* jobs, const std::string& user_id, const std::string& run_id,
+                          std::int64_t now_ms) {
   auto r = load(c, user_id, run_id);
   if (!r) return r;
   if (r->status != "queued" && r->status != "running")
@@ -185,8 +188,9 @@ result<run_record> cancel(store::connection& c, const std::string& user_id, cons
   if (auto s = c.run("UPDATE runs SET status = 'cancelled', finished_at = ? WHERE id = ?", now_ms, run_id); !s)
     return std::move(s).err();
   // Steps not started yet go away; a leased job finishes and its worker sees the cancel.
-  if (auto s = c.run("DELETE FROM outbox WHERE run_id = ?", run_id); !s) return std::move(s).err();
-  if (auto s = c.run("DELETE FROM jobs WHERE run_id = ? AND state IN ('ready', 'dead')", run_id); !s) return std::move(s).err();
+  if (auto s = outbox::drop_run(c, run_id); !s) return std::move(s).err();
+  if (jobs)
+    if (auto s = jobs->discard_in(c, run_id, std::nullopt, false); !s) return std::move(s).err();
   if (auto s = c.run("UPDATE run_steps SET status = 'cancelled', finished_at = ?, next_attempt_at = NULL "
                      "WHERE run_id = ? AND status IN ('queued', 'running')",
                      now_ms, run_id);
@@ -195,7 +199,8 @@ result<run_record> cancel(store::connection& c, const std::string& user_id, cons
   return get(c, user_id, run_id);
 }
 
-result<run_record> retry(store::connection& c, const std::string& user_id, const std::string& run_id, std::int64_t now_ms) {
+result<run_record> retry(store::connection& c, queue::store_publisher* jobs, const std::string& user_id, const std::string& run_id,
+                         std::int64_t now_ms) {
   auto r = load(c, user_id, run_id);
   if (!r) return r;
   if (r->status != "failed")
@@ -206,8 +211,10 @@ result<run_record> retry(store::connection& c, const std::string& user_id, const
   auto row = failed->step();
   if (!row) return std::move(row).err();
   if (!*row) return make_error(errc::invalid_state, fmt::format("run {} has no failed step to retry", run_id));
-  const std::int64_t step = failed->int64(0);
-  if (auto s = c.run("DELETE FROM jobs WHERE run_id = ? AND step_index = ?", run_id, step); !s) return std::move(s).err();
+  const int step = static_cast<int>(failed->int64(0));
+  // Its dead job would make the queue take the new one for a repeated publish.
+  if (jobs)
+    if (auto s = jobs->discard_in(c, run_id, step, true); !s) return std::move(s).err();
   if (auto s = c.run("UPDATE run_steps SET status = 'queued', attempts = 0, error = NULL, finished_at = NULL, "
                      "next_attempt_at = NULL WHERE run_id = ? AND step_index = ?",
                      run_id, step);
@@ -215,23 +222,9 @@ result<run_record> retry(store::connection& c, const std::string& user_id, const
     return std::move(s).err();
   if (auto s = c.run("UPDATE runs SET status = 'running', error = NULL, finished_at = NULL WHERE id = ?", run_id); !s)
     return std::move(s).err();
-  if (auto s = c.run("INSERT INTO outbox (run_id, step_index, lane, created_at) VALUES (?, ?, ?, ?)", run_id, step, r->lane,
-                     now_ms);
-      !s)
+  if (auto s = outbox::enqueue(c, run_id, step, queue::parse_lane(r->lane).value_or(queue::lane::free), now_ms); !s)
     return std::move(s).err();
   return get(c, user_id, run_id);
-}
-
-result<json> zap_definition(store::connection& c, const std::string& zap_id, std::int64_t version) {
-  auto st = c.prepare("SELECT definition FROM zap_versions WHERE zap_id = ? AND version = ?");
-  if (!st) return std::move(st).err();
-  st->bind_all(zap_id, version);
-  auto row = st->step();
-  if (!row) return std::move(row).err();
-  if (!*row) return make_error(errc::not_found, fmt::format("zap {} has no version {}", zap_id, version));
-  auto def = parse_json_or_discarded(st->text(0), json_depth::stored);
-  if (!def.is_object()) return make_error(errc::internal, fmt::format("zap {} version {} is unreadable", zap_id, version));
-  return def;
 }
 
 result<std::string> replay(store::connection& c, const std::string& user_id, const std::string& run_id, bool original_version,
@@ -240,15 +233,13 @@ result<std::string> replay(store::connection& c, const std::string& user_id, con
   if (!r) return std::move(r).err();
   std::int64_t version = r->zap_version;
   if (!original_version) {
-    auto st = c.prepare("SELECT version FROM zaps WHERE id = ? AND user_id = ?");
-    if (!st) return std::move(st).err();
-    st->bind_all(r->zap_id, user_id);
-    auto row = st->step();
-    if (!row) return std::move(row).err();
-    if (!*row) return make_error(errc::not_found, fmt::format("zap {} of run {} no longer exists", r->zap_id, run_id));
-    version = st->int64(0);
+    auto z = zaps::state_of(c, r->zap_id);
+    if (!z) return std::move(z).err();
+    if (!*z || (*z)->user_id != user_id)
+      return make_error(errc::not_found, fmt::format("zap {} of run {} no longer exists", r->zap_id, run_id));
+    version = (*z)->version;
   }
-  auto def = zap_definition(c, r->zap_id, version);
+  auto def = zaps::definition_at(c, r->zap_id, version);
   if (!def) return std::move(def).err();
   new_run n;
   n.id = new_uuid_v7(now_ms);
@@ -256,7 +247,7 @@ result<std::string> replay(store::connection& c, const std::string& user_id, con
   n.user_id = user_id;
   n.zap_version = version;
   n.lane = queue::parse_lane(r->lane).value_or(queue::lane::free);
-  n.actions = (*def)["actions"].is_array() ? (*def)["actions"].size() : 0;
+  n.actions = def->step_count();
   n.trigger_json = dump_safe(r->trigger);
   n.replay_of = run_id;
   n.now_ms = now_ms;
@@ -264,7 +255,7 @@ result<std::string> replay(store::connection& c, const std::string& user_id, con
   return n.id;
 }
 
-result<std::int64_t> prune(store::connection& c, std::int64_t before_ms, int batch) {
+result<std::int64_t> prune(store::connection& c, queue::store_publisher* jobs, std::int64_t before_ms, int batch) {
   // Oldest first by rowid (runs are appended in time order), so no index on created_at is
   // written on the ingestion path just for this: read the first `batch` rows, stop at the
   // first one young enough to keep.
@@ -280,10 +271,11 @@ result<std::int64_t> prune(store::connection& c, std::int64_t before_ms, int bat
     old.push_back(id);
   }
   for (const auto& id : old) {
-    for (const char* sql : {"DELETE FROM run_steps WHERE run_id = ?", "DELETE FROM outbox WHERE run_id = ?",
-                            "DELETE FROM jobs WHERE run_id = ?", "DELETE FROM runs WHERE id = ?"}) {
-      if (auto s = c.run(sql, id); !s) return std::move(s).err();
-    }
+    if (auto s = c.run("DELETE FROM run_steps WHERE run_id = ?", id); !s) return std::move(s).err();
+    if (auto s = outbox::drop_run(c, id); !s) return std::move(s).err();
+    if (jobs)
+      if (auto s = jobs->discard_in(c, id, std::nullopt, true); !s) return std::move(s).err();
+    if (auto s = c.run("DELETE FROM runs WHERE id = ?", id); !s) return std::move(s).err();
   }
   return static_cast<std::int64_t>(old.size());
 }

@@ -45,4 +45,9 @@ result<std::unique_ptr<database>> database::open(const options& opts) {
   return db;
 }
 
+status readiness_probe(connection& c) {
+  return c.run("INSERT INTO kv(key, value) VALUES('readyz', 'ok') "
+               "ON CONFLICT(key) DO UPDATE SET updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now')");
+}
+
 }  // namespace zapd::store

@@ -1,5 +1,6 @@
-#include "zapd/core/json.hpp"
 #include "zapd/zaps/zaps.hpp"
+
+#include "zapd/core/json.hpp"
 
 #include <tuple>
 
@@ -20,7 +21,8 @@ zap_record read_row(store::statement& q) {
   z.name = q.text(2);
   z.enabled = q.int64(3) != 0;
   z.version = q.int64(4);
-  z.definition = parse_json_or_discarded(q.text(5), json_depth::stored);
+  // An unreadable definition (never written by zapd) reads as an empty one.
+  if (auto d = parse_definition_text(q.text(5))) z.definition = std::move(*d);
   z.created_at = q.text(6);
   z.updated_at = q.text(7);
   return z;
@@ -29,7 +31,7 @@ zap_record read_row(store::statement& q) {
 status record_version(store::connection& c, const zap_record& z) {
   auto q = c.prepare("INSERT INTO zap_versions(zap_id, version, name, enabled, definition) VALUES(?, ?, ?, ?, ?)");
   if (!q) return std::move(q).err();
-  return q->bind_all(z.id, z.version, z.name, z.enabled ? 1 : 0, z.definition.dump()).run();
+  return q->bind_all(z.id, z.version, z.name, z.enabled ? 1 : 0, z.definition.to_json().dump()).run();
 }
 
 // Saves `z` (already at its new version) to zaps and zap_versions, then reads it back.
@@ -37,14 +39,14 @@ result<zap_record> save(store::connection& c, const zap_record& z, bool insert) 
   if (insert) {
     auto q = c.prepare("INSERT INTO zaps(id, user_id, name, enabled, version, definition) VALUES(?, ?, ?, ?, ?, ?)");
     if (!q) return std::move(q).err();
-    auto st = q->bind_all(z.id, z.user_id, z.name, z.enabled ? 1 : 0, z.version, z.definition.dump()).run();
+    auto st = q->bind_all(z.id, z.user_id, z.name, z.enabled ? 1 : 0, z.version, z.definition.to_json().dump()).run();
     if (!st) return std::move(st).err();
   } else {
     auto q = c.prepare(
         "UPDATE zaps SET name = ?, enabled = ?, version = ?, definition = ?, "
         "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ','now') WHERE id = ? AND user_id = ?");
     if (!q) return std::move(q).err();
-    auto st = q->bind_all(z.name, z.enabled ? 1 : 0, z.version, z.definition.dump(), z.id, z.user_id).run();
+    auto st = q->bind_all(z.name, z.enabled ? 1 : 0, z.version, z.definition.to_json().dump(), z.id, z.user_id).run();
     if (!st) return std::move(st).err();
   }
   auto st = record_version(c, z);
@@ -91,7 +93,6 @@ result<validated> validate(const nlohmann::json& body, const actions::catalog& c
     }
   }
 
-  nlohmann::json trigger;
   if (!body.contains("availableTriggerId") || !body["availableTriggerId"].is_string()) {
     errs.push_back({"availableTriggerId", body.contains("availableTriggerId") ? "must be a string" : "required"});
   } else {
@@ -102,11 +103,10 @@ result<validated> validate(const nlohmann::json& body, const actions::catalog& c
     } else {
       auto meta = actions::validate_config(*spec, body.value("triggerMetadata", nlohmann::json::object()),
                                            "triggerMetadata", secrets, errs);
-      trigger = {{"id", new_uuid()}, {"triggerId", spec->id}, {"metadata", meta}};
+      v.definition.trigger = {new_uuid(), spec->id, std::move(meta)};
     }
   }
 
-  nlohmann::json acts = nlohmann::json::array();
   if (!body.contains("actions") || !body["actions"].is_array()) {
     errs.push_back({"actions", body.contains("actions") ? "must be a list" : "required"});
   } else if (body["actions"].size() > lim.max_actions) {
@@ -132,24 +132,24 @@ result<validated> validate(const nlohmann::json& body, const actions::catalog& c
       }
       auto meta = actions::validate_config(*spec, a.value("actionMetadata", nlohmann::json::object()),
                                            path + ".actionMetadata", secrets, errs);
-      acts.push_back({{"id", new_uuid()}, {"actionId", spec->id}, {"sortingOrder", i}, {"metadata", meta}});
+      v.definition.steps.push_back({new_uuid(), spec->id, static_cast<int>(i), std::move(meta)});
     }
   }
   // Optional per-zap retry policy: {"attempts": 1..20, "baseDelayMs": 100..3600000}.
-  nlohmann::json retry;
   if (body.contains("retry") && !body["retry"].is_null()) {
     const auto& r = body["retry"];
     if (!r.is_object()) {
       errs.push_back({"retry", "must be an object {attempts, baseDelayMs}"});
     } else {
-      retry = nlohmann::json::object();
       for (const auto& [key, lo, hi] : {std::tuple{"attempts", 1, 20}, std::tuple{"baseDelayMs", 100, 3'600'000}}) {
         if (!r.contains(key)) continue;
         auto n = actions::bounded_integer(r[key], lo, hi);  // the catalog's integer rule
         if (!n) {
           errs.push_back({fmt::format("retry.{}", key), n.err().message});
+        } else if (std::string_view(key) == "attempts") {
+          v.definition.retry.attempts = static_cast<int>(*n);
         } else {
-          retry[key] = *n;
+          v.definition.retry.base_delay_ms = *n;
         }
       }
       for (const auto& [key, _] : r.items())
@@ -157,8 +157,6 @@ result<validated> validate(const nlohmann::json& body, const actions::catalog& c
     }
   }
   if (!errs.empty()) return fail();
-  v.definition = {{"trigger", trigger}, {"actions", acts}};
-  if (retry.is_object() && !retry.empty()) v.definition["retry"] = retry;
   return v;
 }
 
@@ -226,7 +224,8 @@ result<std::vector<version_record>> versions(store::connection& c, const std::st
   if (!q) return std::move(q).err();
   q->bind(1, zap_id);
   return q->collect<version_record>([](store::statement& r) {
-    return version_record{r.int64(0), r.text(1), r.int64(2) != 0, parse_json_or_discarded(r.text(3), json_depth::stored), r.text(4)};
+    auto def = parse_definition_text(r.text(3));
+    return version_record{r.int64(0), r.text(1), r.int64(2) != 0, def ? std::move(*def) : definition{}, r.text(4)};
   });
 }
 
@@ -234,34 +233,84 @@ std::string webhook_url(const std::string& public_url, const std::string& user_i
   return fmt::format("{}/hooks/catch/{}/{}", public_url, user_id, zap_id);
 }
 
+namespace {
+// The zap's retry override as the API shows it: {attempts?, baseDelayMs?} or null.
+nlohmann::json retry_json(const definition& d) {
+  auto stored = d.to_json();
+  return stored.contains("retry") ? stored["retry"] : nlohmann::json(nullptr);
+}
+}  // namespace
+
 nlohmann::json to_json(const zap_record& z, const actions::catalog& cat, const std::string& public_url) {
-  const auto& t = z.definition["trigger"];
-  nlohmann::json trigger = {{"id", t["id"]}, {"triggerId", t["triggerId"]}, {"metadata", t["metadata"]}};
-  if (const auto* s = cat.find_trigger(t["triggerId"].get<std::string>())) trigger["type"] = cat.type_json(*s, public_url);
+  const auto& t = z.definition.trigger;
+  nlohmann::json trigger = {{"id", t.id}, {"triggerId", t.trigger_id}, {"metadata", t.metadata}};
+  if (const auto* s = cat.find_trigger(t.trigger_id)) trigger["type"] = cat.type_json(*s, public_url);
   nlohmann::json acts = nlohmann::json::array();
-  for (const auto& a : z.definition["actions"]) {
-    nlohmann::json j = {{"id", a["id"]}, {"actionId", a["actionId"]}, {"sortingOrder", a["sortingOrder"]}, {"metadata", a["metadata"]}};
-    if (const auto* s = cat.find_action(a["actionId"].get<std::string>())) j["type"] = cat.type_json(*s, public_url);
+  for (const auto& a : z.definition.steps) {
+    nlohmann::json j = {{"id", a.id}, {"actionId", a.action_id}, {"sortingOrder", a.sorting_order}, {"metadata", a.metadata}};
+    if (const auto* s = cat.find_action(a.action_id)) j["type"] = cat.type_json(*s, public_url);
     acts.push_back(std::move(j));
   }
   return {{"id", z.id},          {"name", z.name},           {"enabled", z.enabled},
           {"version", z.version}, {"createdAt", z.created_at}, {"updatedAt", z.updated_at},
           {"userId", z.user_id},  {"webhookUrl", webhook_url(public_url, z.user_id, z.id)},
           {"trigger", trigger},   {"actions", acts},
-          {"retry", z.definition.value("retry", nlohmann::json(nullptr))}};
+          {"retry", retry_json(z.definition)}};
 }
 
 nlohmann::json export_json(const zap_record& z) {
   nlohmann::json acts = nlohmann::json::array();
-  for (const auto& a : z.definition["actions"])
-    acts.push_back({{"availableActionId", a["actionId"]}, {"actionMetadata", a["metadata"]}});
+  for (const auto& a : z.definition.steps) acts.push_back({{"availableActionId", a.action_id}, {"actionMetadata", a.metadata}});
   return {{"format", "zapd.zap"},
           {"formatVersion", 1},
           {"name", z.name},
-          {"availableTriggerId", z.definition["trigger"]["triggerId"]},
-          {"triggerMetadata", z.definition["trigger"]["metadata"]},
+          {"availableTriggerId", z.definition.trigger.trigger_id},
+          {"triggerMetadata", z.definition.trigger.metadata},
           {"actions", acts},
-          {"retry", z.definition.value("retry", nlohmann::json(nullptr))}};
+          {"retry", retry_json(z.definition)}};
+}
+
+result<definition> definition_at(store::connection& c, const std::string& zap_id, std::int64_t version) {
+  auto q = c.prepare("SELECT definition FROM zap_versions WHERE zap_id = ? AND version = ?");
+  if (!q) return std::move(q).err();
+  q->bind_all(zap_id, version);
+  auto row = q->step();
+  if (!row) return std::move(row).err();
+  if (!*row) return make_error(errc::not_found, fmt::format("zap {} has no version {}", zap_id, version));
+  auto d = parse_definition_text(q->text(0));
+  if (!d) return make_error(errc::internal, fmt::format("zap {} version {} is unreadable", zap_id, version));
+  return d;
+}
+
+result<std::string> name_at(store::connection& c, const std::string& zap_id, std::int64_t version) {
+  auto q = c.prepare("SELECT name FROM zap_versions WHERE zap_id = ? AND version = ?");
+  if (!q) return std::move(q).err();
+  q->bind_all(zap_id, version);
+  auto row = q->step();
+  if (!row) return std::move(row).err();
+  return *row ? q->text(0) : std::string{};
+}
+
+result<std::optional<current_state>> state_of(store::connection& c, const std::string& zap_id) {
+  auto q = c.prepare("SELECT user_id, enabled, version FROM zaps WHERE id = ?");
+  if (!q) return std::move(q).err();
+  q->bind_all(zap_id);
+  auto row = q->step();
+  if (!row) return std::move(row).err();
+  if (!*row) return std::optional<current_state>{};
+  return std::optional<current_state>(current_state{q->text(0), q->int64(1) != 0, q->int64(2)});
+}
+
+result<std::optional<current_zap>> current(store::connection& c, const std::string& zap_id) {
+  auto q = c.prepare("SELECT user_id, enabled, version, definition FROM zaps WHERE id = ?");
+  if (!q) return std::move(q).err();
+  q->bind_all(zap_id);
+  auto row = q->step();
+  if (!row) return std::move(row).err();
+  if (!*row) return std::optional<current_zap>{};
+  auto d = parse_definition_text(q->text(3));
+  if (!d) return make_error(errc::internal, fmt::format("zap {} has an unreadable definition", zap_id));
+  return std::optional<current_zap>(current_zap{{q->text(0), q->int64(1) != 0, q->int64(2)}, std::move(*d)});
 }
 
 }  // namespace zapd::zaps

@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
   outbox::relay::options ro;
   ro.batch = static_cast<std::size_t>(std::atoi(argv[2]));
   ro.poll = std::chrono::milliseconds(50);
-  outbox::relay r(**db, q, &q, reg, ro);
+  wakeup outbox_ready, jobs_ready;
+  outbox::relay r(**db, q, reg, outbox_ready, jobs_ready, ro);
   r.start();
   for (;;) {
     auto left = (*db)->reads().with([](store::connection& c) -> std::int64_t {

@@ -2,6 +2,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
@@ -74,13 +75,30 @@ std::chrono::milliseconds wait_for(const std::function<bool()>& pred, std::chron
   }
 }
 
+// The embedded queue seen only through the queue interface, as a queue outside the store
+// (Kafka) is: the relay must take the publish-then-delete path.
+struct outside_queue final : zapd::queue::queue {
+  explicit outside_queue(zapd::queue::queue& q) : inner(q) {}
+  status publish(std::vector<zapd::queue::job_spec> b, done_fn d) override { return inner.publish(std::move(b), std::move(d)); }
+  result<std::vector<zapd::queue::job>> claim(zapd::queue::lane l, std::size_t max, std::chrono::milliseconds lease) override {
+    return inner.claim(l, max, lease);
+  }
+  status ack(const zapd::queue::job& j) override { return inner.ack(j); }
+  status retry(const zapd::queue::job& j, std::chrono::system_clock::time_point at) override { return inner.retry(j, at); }
+  status dead(const zapd::queue::job& j, std::string_view reason) override { return inner.dead(j, reason); }
+  zapd::queue::queue& inner;
+};
+
 struct fixture {
   explicit fixture(outbox::relay::options ro, bool in_store = true) : db(open_db(fresh_db())) {
     q = std::make_unique<queue::sqlite_queue>(*db, clk, reg, queue::sqlite_queue::options{});
-    r = std::make_unique<outbox::relay>(*db, *q, in_store ? q.get() : nullptr, reg, ro);
+    outside = std::make_unique<outside_queue>(*q);
+    jobs_heard = jobs_ready.listen([this] { ++rings; });
+    r = std::make_unique<outbox::relay>(*db, in_store ? static_cast<queue::queue&>(*q) : *outside, reg, outbox_ready, jobs_ready, ro);
   }
   ~fixture() {
     r.reset();
+    jobs_ready.forget(jobs_heard);
     q.reset();
     db->stop();
   }
@@ -91,6 +109,10 @@ struct fixture {
   metrics::registry reg;
   std::unique_ptr<store::database> db;
   std::unique_ptr<queue::sqlite_queue> q;
+  std::unique_ptr<outside_queue> outside;
+  wakeup outbox_ready, jobs_ready;
+  wakeup::listener_id jobs_heard = 0;
+  std::atomic<int> rings{0};  // jobs_ready rings heard
   std::unique_ptr<outbox::relay> r;
 };
 
@@ -132,6 +154,14 @@ TEST_CASE("relay: notify wakes it well before the poll interval") {
   CHECK(f.outbox_rows() == 0);
   CHECK(took < 1s);  // measured ~1-5 ms here; the poll would have taken 10 s
   CHECK(total < 1s);
+  CHECK(wait_for([&] { return f.rings.load() >= 1; }, 5s) < 5s);  // the workers' bell rang after the move
+
+  // The outbox bell (what hooks, run operations and the worker ring) wakes it the same way.
+  const int before = f.rings.load();
+  add_outbox_rows(*f.db, 1, "rung");
+  f.outbox_ready.ring();
+  CHECK(wait_for([&] { return f.jobs() == 2; }, 5s) < 1s);
+  CHECK(wait_for([&] { return f.rings.load() > before; }, 5s) < 1s);
 }
 
 TEST_CASE("relay: the poll alone picks up rows committed without notify") {
@@ -171,7 +201,8 @@ TEST_CASE("relay: stop is clean, rows it did not reach wait for the next start")
     add_outbox_rows(*db, 2000);
     metrics::registry reg;
     queue::sqlite_queue q(*db, real_clock(), reg, {});
-    outbox::relay r(*db, q, &q, reg, o);
+    wakeup outbox_ready, jobs_ready;
+    outbox::relay r(*db, q, reg, outbox_ready, jobs_ready, o);
     r.start();
     r.notify();
     std::this_thread::sleep_for(20ms);
@@ -185,7 +216,8 @@ TEST_CASE("relay: stop is clean, rows it did not reach wait for the next start")
   metrics::registry reg;
   queue::sqlite_queue q(*db, real_clock(), reg, {});
   o.batch = 500;
-  outbox::relay r(*db, q, &q, reg, o);
+  wakeup outbox_ready, jobs_ready;
+  outbox::relay r(*db, q, reg, outbox_ready, jobs_ready, o);
   r.start();
   CHECK(wait_for([&] { return scalar(*db, "SELECT count(*) FROM outbox") == 0; }, 10s) < 10s);
   CHECK(scalar(*db, "SELECT count(*) FROM jobs") == 2000);

@@ -1,6 +1,9 @@
 // runs module against a real SQLite file: retention pruning and history pages (issue #6).
 #include <catch2/catch.hpp>
 
+#include "zapd/core/clock.hpp"
+#include "zapd/metrics/registry.hpp"
+#include "zapd/queue/sqlite_queue.hpp"
 #include "zapd/runs/runs.hpp"
 #include "zapd/store/database.hpp"
 
@@ -61,9 +64,12 @@ TEST_CASE("runs: prune deletes old runs with their steps, outbox rows and jobs, 
     return true;
   });
   CHECK(count(*db, "SELECT count(*) FROM outbox") == 6);
-  CHECK(write<std::int64_t>(*db, [](store::connection& c) { return runs::prune(c, 50'000, 3); }) == 3);
-  CHECK(write<std::int64_t>(*db, [](store::connection& c) { return runs::prune(c, 50'000, 3); }) == 2);
-  CHECK(write<std::int64_t>(*db, [](store::connection& c) { return runs::prune(c, 50'000, 3); }) == 0);
+  metrics::registry m;
+  queue::sqlite_queue jobs(*db, real_clock(), m, {});
+  auto prune = [&jobs](store::connection& c) { return runs::prune(c, &jobs, 50'000, 3); };
+  CHECK(write<std::int64_t>(*db, prune) == 3);
+  CHECK(write<std::int64_t>(*db, prune) == 2);
+  CHECK(write<std::int64_t>(*db, prune) == 0);
   CHECK(count(*db, "SELECT count(*) FROM runs") == 1);
   CHECK(count(*db, "SELECT count(*) FROM runs WHERE id = 'new-0'") == 1);
   CHECK(count(*db, "SELECT count(*) FROM run_steps") == 1);

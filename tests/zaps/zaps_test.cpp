@@ -54,16 +54,17 @@ TEST_CASE("catalog: webhook trigger, http and email actions with config schemas"
 TEST_CASE("validate: the seeds' exact body is accepted, email becomes to") {
   auto v = zaps::validate(k_seed_body, actions::catalog::builtin(), {}, {});
   REQUIRE(v.ok());
-  const auto& a = v->definition["actions"][0];
-  CHECK(a["actionId"] == "email");
-  CHECK(a["metadata"]["to"] == "{comment.email}");
-  CHECK_FALSE(a["metadata"].contains("email"));
-  CHECK(v->definition["trigger"]["triggerId"] == "webhook");
+  REQUIRE(v->definition.steps.size() == 1);
+  const auto& a = v->definition.steps[0];
+  CHECK(a.action_id == "email");
+  CHECK(a.metadata["to"] == "{comment.email}");
+  CHECK_FALSE(a.metadata.contains("email"));
+  CHECK(v->definition.trigger.trigger_id == "webhook");
   auto alias = k_seed_body;
   alias["actions"][0]["availableActionId"] = "send-email";
   auto v2 = zaps::validate(alias, actions::catalog::builtin(), {}, {});
   REQUIRE(v2.ok());
-  CHECK(v2->definition["actions"][0]["actionId"] == "email");
+  CHECK(v2->definition.steps.at(0).action_id == "email");
 }
 
 TEST_CASE("validate: each problem names its field") {
@@ -155,9 +156,9 @@ TEST_CASE("validate: numbers out of range and bad header names are refused with 
   CHECK(has(problems(with_retry({{"baseDelayMs", json::parse("1e19")}})), "retry.baseDelayMs", "must be between 100 and 3600000"));
   auto ok = zaps::validate(with_retry({{"attempts", 20}, {"baseDelayMs", json::parse("100.0")}}), actions::catalog::builtin(), {}, {});
   REQUIRE(ok.ok());
-  CHECK(ok->definition["retry"]["attempts"] == 20);
-  CHECK(ok->definition["retry"]["baseDelayMs"].is_number_integer());
-  CHECK(ok->definition["retry"]["baseDelayMs"] == 100);
+  CHECK(ok->definition.retry.attempts == 20);
+  CHECK(ok->definition.retry.base_delay_ms == 100);
+  CHECK(ok->definition.to_json()["retry"]["baseDelayMs"].is_number_integer());
 }
 
 TEST_CASE("secrets: sealed at rest, bound to user and name") {
@@ -227,7 +228,7 @@ TEST_CASE("zaps in the store: versions on every change, isolation by user") {
   auto doc = zaps::export_json(*replaced);
   auto again = zaps::validate(doc, actions::catalog::builtin(), {}, {});
   REQUIRE(again.ok());
-  CHECK(again->definition["actions"][0]["metadata"] == replaced->definition["actions"][0]["metadata"]);
+  CHECK(again->definition.steps.at(0).metadata == replaced->definition.steps.at(0).metadata);
   CHECK(again->name == replaced->name);
 }
 
@@ -236,4 +237,44 @@ TEST_CASE("validate: an alias is checked by the rules of the field it stands for
       "actions":[{"availableActionId":"email","actionMetadata":{"email":""}}]})"));
   REQUIRE(p.size() == 1);
   CHECK(p[0].path.find("email") != std::string::npos);
+}
+
+TEST_CASE("definition: one parser with the defaults for what an older zapd stored") {
+  // What this zapd writes reads back the same.
+  auto v = zaps::validate(k_seed_body, actions::catalog::builtin(), {}, {});
+  REQUIRE(v.ok());
+  v->definition.retry.attempts = 3;
+  auto back = zaps::parse_definition_text(v->definition.to_json().dump());
+  REQUIRE(back.ok());
+  CHECK(back->to_json() == v->definition.to_json());
+  CHECK(back->retry.attempts == 3);
+  CHECK_FALSE(back->retry.base_delay_ms);
+
+  // Less than that: no actions key, metadata missing or not an object, a retry value of the
+  // wrong type, a step that is not an object (it still counts as a step: it fails when run).
+  auto old = zaps::parse_definition(json::parse(
+      R"({"trigger":{"triggerId":"webhook","metadata":"x"},"retry":{"attempts":"3","baseDelayMs":250}})"));
+  REQUIRE(old.ok());
+  CHECK(old->trigger.trigger_id == "webhook");
+  CHECK(old->trigger.metadata == json::object());
+  CHECK(old->step_count() == 0);
+  CHECK(old->step_at(1) == nullptr);
+  CHECK_FALSE(old->retry.attempts);
+  CHECK(old->retry.base_delay_ms == 250);
+  CHECK_FALSE(old->to_json()["retry"].contains("attempts"));
+  auto odd = zaps::parse_definition(json::parse(R"({"actions":[7,{"actionId":"http","metadata":[]}]})"));
+  REQUIRE(odd.ok());
+  CHECK(odd->step_count() == 2);
+  CHECK(odd->step_at(1)->action_id.empty());
+  CHECK(odd->step_at(2)->action_id == "http");
+  CHECK(odd->step_at(2)->metadata == json::object());
+  CHECK(odd->step_at(2)->sorting_order == 1);
+  CHECK(odd->step_at(0) == nullptr);
+  CHECK(odd->step_at(3) == nullptr);
+  CHECK_FALSE(odd->to_json().contains("retry"));
+
+  // Not an object at all: unreadable data, not a default.
+  CHECK(zaps::parse_definition(json::array()).err().code == errc::internal);
+  CHECK(zaps::parse_definition_text("{").err().code == errc::internal);
+  CHECK(zaps::parse_definition_text("[1]").err().code == errc::internal);
 }

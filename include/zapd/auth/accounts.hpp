@@ -91,4 +91,7 @@ result<std::optional<token_owner>> find_token_owner(store::connection& c, std::s
 /// Records that a token was used now.
 status touch_api_token(store::connection& c, std::string_view token_id);
 
+/// The user's plan ("free" | "paid"); "free" when there is no such user (ingestion's lane).
+result<std::string> plan_of(store::connection& c, std::string_view user_id);
+
 }  // namespace zapd::auth

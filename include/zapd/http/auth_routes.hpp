@@ -30,8 +30,9 @@ class auth_api {
  public:
   auth_api(store::database& db, auth::hash_pool& hashes, const auth::options& opts, const clock& clk);
 
-  /// Resolves `Authorization: Bearer <token>` or a bare token: a session JWT (signature,
-  /// expiry and token version checked) or a live `zapd_` API token.
+  /// The `authenticator` for every other API route: `auth::authenticate` on a reader (a
+  /// session JWT or a live `zapd_` API token), then the token's `last_used_at` on the writer
+  /// when it is over a minute old.
   authenticator authenticate() const;
   void add_routes(router& r) const;
 

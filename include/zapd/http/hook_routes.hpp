@@ -36,7 +36,4 @@ struct hook_routes_deps {
 /// `deps` (and what it refers to) must outlive the router.
 void add_hook_routes(router& r, const hook_routes_deps& deps);
 
-/// GET /metrics: the registry in Prometheus text format.
-void add_metrics_route(router& r, metrics::registry& m);
-
 }  // namespace zapd::http

@@ -5,21 +5,18 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "zapd/auth/authenticate.hpp"
 #include "zapd/core/result.hpp"
 #include "zapd/http/message.hpp"
 
 namespace zapd::http {
 
-/// Who is making an authenticated API call.
-struct principal {
-  std::string user_id;
-  std::string email;
-  std::string plan;  // "free" | "paid"
-  bool admin = false;
-};
+/// Who is making an authenticated API call (the auth module's type).
+using principal = auth::principal;
 
 /// Resolves `Authorization` (Bearer token or a bare token) to a principal; an `unauthorized`
-/// error otherwise. Implemented by the auth module's routes, used by every API route.
+/// error otherwise. `auth_api::authenticate()` makes it around `auth::authenticate`; every
+/// API route uses it.
 using authenticator = std::function<boost::asio::awaitable<result<principal>>(const request&)>;
 
 /// Wraps a handler that needs a signed-in user: when `auth` refuses, answers its error as JSON

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "zapd/core/result.hpp"
+#include "zapd/core/wakeup.hpp"
 #include "zapd/metrics/registry.hpp"
 #include "zapd/queue/queue.hpp"
 
@@ -21,13 +22,14 @@ namespace zapd::outbox {
 
 /// Moves `outbox` rows (steps committed with their run) into the queue.
 ///
-/// One thread of its own, asleep until `notify()` (hooks and the worker call it after a
-/// commit that wrote outbox rows, so the happy path has no polling delay) or until
+/// One thread of its own, asleep until `outbox_ready` rings (hooks, run operations and the
+/// worker ring it after a commit that wrote outbox rows, so the happy path has no polling
+/// delay; `notify()` does the same) or until
 /// `poll` passes (a safety net for a missed wake-up, and the start-up pass for rows left by
 /// a previous process). Awake, it drains the outbox in batches of `batch` rows, oldest first:
 /// - with a `store_publisher` (the SQLite queue): ONE write request selects the batch,
 ///   inserts the jobs and deletes the rows, so after a crash each step is in exactly one
-///   of outbox/jobs;
+///   of outbox/jobs (the queue offers this when it is also a `queue::store_publisher`);
 /// - otherwise (a queue outside the store): read the batch, `publish` it, wait for the
 ///   acknowledgement, then delete the rows. A crash in between publishes them again
 ///   (at-least-once; the queue and the workers' idempotency keys absorb the duplicate).
@@ -37,6 +39,7 @@ namespace zapd::outbox {
 /// Lifecycle: construct, `start()`, `stop()` (also by the destructor). stop() wakes the
 /// thread, lets the batch in progress finish, joins; rows not yet moved stay in the outbox
 /// for the next start. Stop the relay before the queue and the database it uses.
+/// After a batch reached the queue it rings `jobs_ready` (the workers listen).
 /// Threading: `notify` is cheap and safe from any thread (a writer `done` callback too);
 /// start/stop from one owner thread.
 class relay {
@@ -44,12 +47,10 @@ class relay {
   struct options {
     std::size_t batch = 256;
     std::chrono::milliseconds poll{1000};
-    /// Called on the relay thread after a batch reached the queue (wakes the workers).
-    std::function<void()> moved;
   };
 
-  /// `in_store` may be null; when set it is the same queue as `q`, seen as a store publisher.
-  relay(store::database& db, queue::queue& q, queue::store_publisher* in_store, metrics::registry& m, options o);
+  /// Both bells must outlive the relay.
+  relay(store::database& db, queue::queue& q, metrics::registry& m, wakeup& outbox_ready, wakeup& jobs_ready, options o);
   ~relay();
   relay(const relay&) = delete;
   relay& operator=(const relay&) = delete;
@@ -70,8 +71,11 @@ class relay {
 
   store::database& db_;
   queue::queue& queue_;
-  queue::store_publisher* in_store_;
+  queue::store_publisher* in_store_;  // `queue_` itself when it lives in the store, else null
   metrics::registry& metrics_;
+  wakeup& outbox_ready_;
+  wakeup& jobs_ready_;
+  wakeup::listener_id listening_ = 0;
   options opts_;
 
   metrics::counter& batches_;

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cstddef>
 #include <functional>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -68,6 +70,13 @@ class store_publisher {
   virtual status ack_in(store::connection& c, const job& j) = 0;
   virtual status retry_in(store::connection& c, const job& j, std::chrono::system_clock::time_point at) = 0;
   virtual status dead_in(store::connection& c, const job& j, std::string_view reason) = 0;
+
+  /// Drops jobs of `run_id` (only step `step` when given) inside the caller's write
+  /// transaction: those not leased when `leased_too` is false (a cancelled run's pending
+  /// steps; a step retried by hand, whose dead job would hide the new one), every one when
+  /// true (a pruned run; a late worker's result then finds its lease gone). A queue outside
+  /// the store cannot: its workers see the run's state instead.
+  virtual status discard_in(store::connection& c, const std::string& run_id, std::optional<int> step, bool leased_too) = 0;
 
   enum class settlement { acked, retried, dead };
   /// Counts a settlement made by ack_in / retry_in / dead_in whose transaction committed.

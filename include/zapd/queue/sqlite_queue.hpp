@@ -48,6 +48,7 @@ class sqlite_queue final : public queue, public store_publisher {
   status ack_in(store::connection& c, const job& j) override;
   status retry_in(store::connection& c, const job& j, std::chrono::system_clock::time_point at) override;
   status dead_in(store::connection& c, const job& j, std::string_view reason) override;
+  status discard_in(store::connection& c, const std::string& run_id, std::optional<int> step, bool leased_too) override;
   void settled(const job& j, settlement s) override;
 
   /// Start-up recovery for the embedded queue: every leased job belonged to a previous

@@ -9,6 +9,7 @@
 
 #include "zapd/core/result.hpp"
 #include "zapd/queue/job.hpp"
+#include "zapd/queue/queue.hpp"
 #include "zapd/store/connection.hpp"
 
 namespace zapd::runs {
@@ -77,12 +78,15 @@ result<std::optional<run_record>> latest(store::connection& c, const std::string
 /// One run with its steps. Another user's run is `not_found`, like a missing one.
 result<run_record> get(store::connection& c, const std::string& user_id, const std::string& run_id);
 
-// Operator actions, each inside the caller's write transaction.
+// Operator actions, each inside the caller's write transaction. `jobs` is the queue when it
+// lives in the store (its jobs of the run are settled in the same transaction), else null.
 /// queued/running -> cancelled: pending steps are dropped from the outbox and the queue; a
 /// step in flight finishes but nothing after it runs. A finished run is `invalid_state`.
-result<run_record> cancel(store::connection& c, const std::string& user_id, const std::string& run_id, std::int64_t now_ms);
+result<run_record> cancel(store::connection& c, queue::store_publisher* jobs, const std::string& user_id, const std::string& run_id,
+                          std::int64_t now_ms);
 /// failed -> running: the failed step is queued again (attempts start over). Other states: `invalid_state`.
-result<run_record> retry(store::connection& c, const std::string& user_id, const std::string& run_id, std::int64_t now_ms);
+result<run_record> retry(store::connection& c, queue::store_publisher* jobs, const std::string& user_id, const std::string& run_id,
+                         std::int64_t now_ms);
 /// A new run with the same trigger payload, on the zap's current version (or the original
 /// run's version). Returns the new run's id. A deleted zap is `not_found`.
 result<std::string> replay(store::connection& c, const std::string& user_id, const std::string& run_id, bool original_version,
@@ -90,13 +94,10 @@ result<std::string> replay(store::connection& c, const std::string& user_id, con
 
 /// Deletes up to `batch` runs created before `before_ms` (finished or not) with their steps,
 /// outbox rows and jobs. The number of runs deleted.
-result<std::int64_t> prune(store::connection& c, std::int64_t before_ms, int batch);
+result<std::int64_t> prune(store::connection& c, queue::store_publisher* jobs, std::int64_t before_ms, int batch);
 
 /// The API shape: {id, zapId, zapVersion, status, lane, trigger, error, replayOf, createdAt,
 /// startedAt, finishedAt, durationMs[, steps:[...]]} with ISO-8601 times.
 nlohmann::json to_json(const run_record& r, bool with_steps);
-
-/// The zap version's definition ({"trigger","actions"}), or not_found.
-result<nlohmann::json> zap_definition(store::connection& c, const std::string& zap_id, std::int64_t version);
 
 }  // namespace zapd::runs

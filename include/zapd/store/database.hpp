@@ -41,4 +41,8 @@ class database {
 /// Opens a write connection with zapd's pragmas (WAL, synchronous, foreign keys).
 result<connection> open_write_connection(const std::string& path, const std::string& synchronous);
 
+/// A real write (the `kv` row 'readyz'), run by `/readyz` through the writer: proves the
+/// writer thread is alive, the write lock is obtainable and the file accepts a commit.
+status readiness_probe(connection& c);
+
 }  // namespace zapd::store

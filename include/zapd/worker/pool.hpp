@@ -15,11 +15,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "zapd/actions/catalog.hpp"
 #include "zapd/actions/executor.hpp"
 #include "zapd/core/clock.hpp"
+#include "zapd/core/wakeup.hpp"
 #include "zapd/metrics/registry.hpp"
-#include "zapd/queue/sqlite_queue.hpp"
+#include "zapd/queue/queue.hpp"
+#include "zapd/worker/retry.hpp"
 
 namespace zapd::secrets {
 class box;
@@ -30,31 +31,27 @@ class database;
 
 namespace zapd::worker {
 
-/// When a failed attempt is tried again, Svix-like: attempt 1 at once, then attempt 2 after
-/// 5 s, 3 after 5 min, then 30 min, 2 h, 5 h, 10 h, 10 h; each delay +-`jitter`, scaled by
-/// base / 5 s and capped at 24 h; at most `max_attempts` attempts. A Retry-After longer than
-/// the delay wins.
-/// A zap may override both: {"retry": {"attempts": N, "baseDelayMs": M}} in its body.
-struct retry_policy {
-  std::chrono::milliseconds base{5000};
-  int max_attempts = 8;
-  double jitter = 0.2;
-  /// Delay before attempt `next` (2..max_attempts), without jitter.
-  std::chrono::milliseconds delay_before(int next) const;
-};
+class version_cache;  // parsed zap versions (immutable), bounded (versions.hpp)
 
 /// Executes queued steps: claims jobs per lane, renders the step's config against the run
 /// (trigger, earlier steps' outputs, run, secrets), runs the action asynchronously, then in
-/// ONE write request records the step, settles the job and enqueues the next step or
-/// finishes the run. A crash between the action and that write re-runs the step only
-/// (at-least-once; actions carry `Idempotency-Key: {runId}:{step}`).
+/// ONE write request records the attempt (`runs::record_attempt`: the step, the next step
+/// or the run's end) and, when the queue lives in the store (`queue::store_publisher`),
+/// settles the job in the same transaction. With a queue elsewhere the job is settled
+/// through `queue::queue` right after that commit, on a claim thread. A crash between the
+/// action and the write re-runs the step only (at-least-once; actions carry
+/// `Idempotency-Key: {runId}:{step}`).
+///
+/// It knows the queue only by its interface, the store through the modules that own the
+/// tables (runs, zaps, secrets), and the relay not at all: it listens on `jobs_ready` and
+/// rings `outbox_ready` after a commit that enqueued a next step.
 ///
 /// Threads: one claim thread per lane (claims are blocking writer calls; context reads use
 /// a reader connection); actions complete on the outbound driver's thread; results are
 /// handed to the writer without waiting. In flight per lane: at most the lane's slots here,
 /// and the queue's own per-lane limit across every worker.
 ///
-/// Lifecycle: start(); notify() when jobs arrive (the relay does); stop() stops claiming,
+/// Lifecycle: start(); jobs_ready rings (or notify()) when jobs arrive; stop() stops claiming,
 /// waits up to `grace` for attempts in flight, then releases the leases of the rest (they
 /// are claimable at once by the next start). Stop the worker before the outbound driver,
 /// the relay and the database.
@@ -68,12 +65,21 @@ class pool {
     std::chrono::milliseconds poll{1'000};
     std::chrono::milliseconds grace{10'000};
     retry_policy retry;
-    /// Called after a commit that put a next step into the outbox (wakes the relay).
-    std::function<void()> enqueued;
   };
 
-  pool(store::database& db, queue::sqlite_queue& q, const actions::catalog& cat, const actions::executors& ex,
-       const secrets::box& box, const clock& clk, metrics::registry& m, options o);
+  /// What it works with; each must outlive the pool.
+  struct services {
+    store::database& db;
+    queue::queue& queue;
+    const actions::executors& executors;
+    const secrets::box& box;
+    const clock& clk;
+    metrics::registry& metrics;
+    wakeup& jobs_ready;    // listened to: jobs arrived (the relay rings it)
+    wakeup& outbox_ready;  // rung after a commit that put a next step in the outbox
+  };
+
+  pool(services s, options o);
   ~pool();
   pool(const pool&) = delete;
   pool& operator=(const pool&) = delete;
@@ -90,8 +96,15 @@ class pool {
     bool woken = false;         // guarded by mu_
     std::thread thread;
   };
-  struct attempt;           // one job being executed (pool.cpp)
-  struct definition_cache;  // parsed zap versions (immutable), bounded (pool.cpp)
+  struct attempt;  // one job being executed (pool.cpp)
+  // A settlement through the queue interface, for a queue outside the store: made by a
+  // claim thread after the attempt's record committed (queue calls block).
+  struct pending_settlement {
+    queue::job job;
+    queue::store_publisher::settlement how;
+    std::int64_t retry_at_ms = 0;
+    std::string reason;
+  };
 
   void claim_loop(lane_state& ls);
   void begin(const queue::job& j);
@@ -100,16 +113,20 @@ class pool {
   // Results the writer refused while full, handed over again by the claim threads.
   void defer(std::shared_ptr<std::function<status()>> record);
   bool resubmit_deferred();  // true when nothing is left deferred
+  void settle_pending();     // pending_ through the queue interface
   void done(const queue::job& j);
   std::chrono::system_clock::time_point next_attempt_at(const retry_policy& policy, int next,
                                                         std::optional<std::chrono::milliseconds> retry_after);
 
   store::database& db_;
-  queue::sqlite_queue& queue_;
-  const actions::catalog& catalog_;
+  queue::queue& queue_;
+  queue::store_publisher* in_store_;  // `queue_` itself when it lives in the store, else null
   const actions::executors& executors_;
   const secrets::box& box_;
   const clock& clock_;
+  wakeup& jobs_ready_;
+  wakeup& outbox_ready_;
+  wakeup::listener_id listening_ = 0;
   options opts_;
 
   metrics::counter& succeeded_;
@@ -126,8 +143,9 @@ class pool {
   std::array<lane_state, 2> lanes_;
   std::map<std::pair<std::int64_t, int>, queue::job> running_;  // (job id, attempts) = one claim
   std::mt19937_64 rng_{std::random_device{}()};
-  std::unique_ptr<definition_cache> definitions_;
+  std::unique_ptr<version_cache> versions_;
   std::vector<std::shared_ptr<std::function<status()>>> deferred_;  // guarded by mu_
+  std::vector<pending_settlement> pending_;                         // guarded by mu_
 };
 
 }  // namespace zapd::worker

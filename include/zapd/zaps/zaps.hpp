@@ -9,6 +9,7 @@
 #include "zapd/actions/catalog.hpp"
 #include "zapd/core/result.hpp"
 #include "zapd/store/connection.hpp"
+#include "zapd/zaps/definition.hpp"
 
 namespace zapd::zaps {
 
@@ -17,15 +18,14 @@ struct limits {
   std::size_t max_definition_bytes = 64 * 1024;
 };
 
-/// One zap as stored: its current version's name, state and definition JSON
-/// ({"trigger":{id,triggerId,metadata},"actions":[{id,actionId,sortingOrder,metadata}]}).
+/// One zap as stored: its current version's name, state and definition.
 struct zap_record {
   std::string id;
   std::string user_id;
   std::string name;
   bool enabled = true;
   std::int64_t version = 1;
-  nlohmann::json definition;
+  zaps::definition definition;
   std::string created_at;
   std::string updated_at;
 };
@@ -34,7 +34,7 @@ struct version_record {
   std::int64_t version;
   std::string name;
   bool enabled;
-  nlohmann::json definition;
+  zaps::definition definition;
   std::string created_at;
 };
 
@@ -43,7 +43,7 @@ struct version_record {
 /// On success: {"name", "definition"} with fresh trigger/action ids and canonical catalog ids.
 struct validated {
   std::string name;
-  nlohmann::json definition;
+  zaps::definition definition;
 };
 result<validated> validate(const nlohmann::json& body, const actions::catalog& cat, const std::set<std::string>& secrets,
                            const limits& lim);
@@ -58,6 +58,25 @@ status remove(store::connection& c, const std::string& user_id, const std::strin
 result<zap_record> get(store::connection& c, const std::string& user_id, const std::string& zap_id);
 result<std::vector<zap_record>> list(store::connection& c, const std::string& user_id);
 result<std::vector<version_record>> versions(store::connection& c, const std::string& user_id, const std::string& zap_id);
+
+// Reads for the other modules (zaps owns `zaps` and `zap_versions`; nobody else names them).
+/// Version `version` of a zap, whoever owns it (versions never change): `not_found` when
+/// there is no such version (the zap was deleted), `internal` when it is unreadable.
+result<zaps::definition> definition_at(store::connection& c, const std::string& zap_id, std::int64_t version);
+/// A zap's version name (the worker shows it as `run.zapName`), empty when there is none.
+result<std::string> name_at(store::connection& c, const std::string& zap_id, std::int64_t version);
+/// What ingestion reads: the zap's owner, state and current version with its definition.
+struct current_state {
+  std::string user_id;
+  bool enabled = true;
+  std::int64_t version = 0;
+};
+result<std::optional<current_state>> state_of(store::connection& c, const std::string& zap_id);
+struct current_zap {
+  current_state state;
+  zaps::definition definition;
+};
+result<std::optional<current_zap>> current(store::connection& c, const std::string& zap_id);
 
 /// The API shape of a zap (the seeds' dashboard reads trigger.type.image, actions[].type.image).
 nlohmann::json to_json(const zap_record& z, const actions::catalog& cat, const std::string& public_url);

@@ -1,0 +1,25 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "zapd/core/result.hpp"
+#include "zapd/queue/job.hpp"
+
+namespace zapd::store {
+class connection;
+}
+
+namespace zapd::outbox {
+
+/// The outbox table's writes for the other modules (the module owns `outbox`; the relay
+/// reads and deletes rows, these add and drop them). Each runs in the caller's write
+/// transaction, so a step is enqueued exactly when the change that made it due commits.
+
+/// Step `step_index` of `run_id` is due: the relay hands it to the queue after the commit.
+status enqueue(store::connection& c, const std::string& run_id, int step_index, queue::lane lane, std::int64_t now_ms);
+
+/// Drops the run's steps not handed to the queue yet (a cancelled or pruned run).
+status drop_run(store::connection& c, const std::string& run_id);
+
+}  // namespace zapd::outbox

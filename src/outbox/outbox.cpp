@@ -1,0 +1,16 @@
+#include "zapd/outbox/outbox.hpp"
+
+#include "zapd/store/connection.hpp"
+
+namespace zapd::outbox {
+
+status enqueue(store::connection& c, const std::string& run_id, int step_index, queue::lane lane, std::int64_t now_ms) {
+  return c.run("INSERT INTO outbox (run_id, step_index, lane, created_at) VALUES (?, ?, ?, ?)", run_id, step_index,
+               queue::lane_name(lane), now_ms);
+}
+
+status drop_run(store::connection& c, const std::string& run_id) {
+  return c.run("DELETE FROM outbox WHERE run_id = ?", run_id);
+}
+
+}  // namespace zapd::outbox
