@@ -1,6 +1,7 @@
 #include "zapd/config/config.hpp"
 
 #include <charconv>
+#include <fstream>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -202,6 +203,15 @@ status validate(settings& s) {
   const std::string& smtp = s.email_smtp_url;
   if (!smtp.empty() && !smtp.starts_with("smtp://") && !smtp.starts_with("smtps://"))
     return make_error(errc::invalid_argument, fmt::format("key 'email.smtp_url': '{}' must start with smtp:// or smtps://", smtp));
+  if (!s.email_password_file.empty()) {
+    // The file wins over email.password: read once here, so `config check` proves it too.
+    std::ifstream in(s.email_password_file, std::ios::binary);
+    std::string password;
+    if (!in) return make_error(errc::invalid_argument, "key 'email.password_file': cannot read " + s.email_password_file);
+    std::getline(in, password);
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+    s.email_password = std::move(password);
+  }
   return {};
 }
 

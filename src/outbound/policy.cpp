@@ -400,4 +400,32 @@ std::optional<std::string> policy::refusal(const ip_address& addr, std::string_v
   return fmt::format("{} is {}", addr.to_string(), describe(c.kind));
 }
 
+result<cidr_set> cidr_set::parse(std::string_view list) {
+  cidr_set out;
+  std::size_t start = 0;
+  while (start <= list.size()) {
+    auto comma = list.find(',', start);
+    std::string_view item = list.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (!item.empty()) {
+      auto block = cidr::parse(item);
+      if (!block) return make_error(errc::invalid_argument, fmt::format("'{}': {}", item, block.err().message));
+      out.blocks_.push_back(*block);
+    }
+    if (comma == std::string_view::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+bool cidr_set::contains(std::string_view ip) const {
+  auto a = ip_address::parse(ip);
+  if (!a) return false;
+  const auto plain = a->unmapped();
+  for (const auto& b : blocks_)
+    if (b.contains(plain)) return true;
+  return false;
+}
+
 }  // namespace zapd::outbound

@@ -98,6 +98,22 @@ struct cidr {
   std::string to_string() const;
 };
 
+/// A list of address blocks from config, e.g. `server.trusted_proxies` (the reverse proxies
+/// whose X-Forwarded-For names the client). A value; const members are thread-safe.
+class cidr_set {
+ public:
+  /// Comma-separated CIDR blocks or bare addresses; blanks and empty entries are ignored.
+  /// Error (invalid_argument) names the entry and what is wrong with it.
+  static result<cidr_set> parse(std::string_view list);
+  /// True when `ip` (textual; an IPv4-mapped IPv6 address counts as its IPv4 address) is in
+  /// one of the blocks. False for text that is not an address.
+  bool contains(std::string_view ip) const;
+  bool empty() const noexcept { return blocks_.empty(); }
+
+ private:
+  std::vector<cidr> blocks_;
+};
+
 /// The SSRF guard: which connect addresses outbound HTTP may use.
 ///
 /// Refuses every address that `classify` does not call `global` (the IANA special-purpose

@@ -1,0 +1,141 @@
+// The CLI commands other than `serve`: each opens the store (migrating first), does one
+// thing, and returns an exit code.
+#include <fmt/format.h>
+
+#include "options.hpp"
+#include "zapd/app/app.hpp"
+#include "zapd/auth/accounts.hpp"
+#include "zapd/core/files.hpp"
+#include "zapd/core/log.hpp"
+#include "zapd/store/database.hpp"
+#include "zapd/store/migrations.hpp"
+
+namespace zapd::app {
+namespace {
+
+// Opens the store for a CLI command (migrating first); logs and returns null on failure.
+std::unique_ptr<store::database> open_for_cli(const config::settings& s) {
+  auto dir = ensure_writable_dir(s.data_dir);
+  if (!dir) {
+    log::error("zapd.config_error", {{"error", dir.err().message}});
+    return nullptr;
+  }
+  auto db = store::database::open(db_options(s, true));
+  if (!db) {
+    log::error("zapd.store_error", {{"error", db.err().message}, {"path", db_path(s)}});
+    return nullptr;
+  }
+  return std::move(*db);
+}
+
+}  // namespace
+
+int user_create(const config::loaded& cfg, const std::string& raw_email, const std::string& name,
+                const std::string& password) {
+  const auto& s = cfg.values;
+  std::string email = auth::normalize_email(raw_email);
+  for (auto st : {auth::validate_email(email, "--email"), auth::validate_name(name, "--name"), auth::validate_password(password)}) {
+    if (!st) {
+      fmt::print(stderr, "zapd: {}\n", st.err().message);
+      return k_exit_usage;
+    }
+  }
+  auto db = open_for_cli(s);
+  if (!db) return k_exit_failure;
+  auto hash = auth::hash_password(password, hash_params(s));
+  if (!hash) {
+    fmt::print(stderr, "zapd: {}\n", hash.err().message);
+    return k_exit_failure;
+  }
+  auth::new_user nu{email, name, *hash, s.auth_default_plan};
+  auto u = db->writes().execute<auth::user>([&](store::connection& c) { return auth::insert_user(c, nu); });
+  db->stop();
+  if (!u) {
+    fmt::print(stderr, "zapd: {}: {}\n", email, u.err().message);
+    return (u.err().code == errc::already_exists || u.err().code == errc::constraint) ? k_exit_usage : k_exit_failure;
+  }
+  fmt::print("created user {} <{}> id {} plan {}{}\n", u->name, u->email, u->id, u->plan, u->admin ? " (admin)" : "");
+  return k_exit_ok;
+}
+
+int user_set_password(const config::loaded& cfg, const std::string& raw_email, const std::string& password) {
+  const auto& s = cfg.values;
+  std::string email = auth::normalize_email(raw_email);
+  if (auto st = auth::validate_password(password); !st) {
+    fmt::print(stderr, "zapd: {}\n", st.err().message);
+    return k_exit_usage;
+  }
+  auto db = open_for_cli(s);
+  if (!db) return k_exit_failure;
+  auto hash = auth::hash_password(password, hash_params(s));
+  if (!hash) {
+    fmt::print(stderr, "zapd: {}\n", hash.err().message);
+    return k_exit_failure;
+  }
+  auto v = db->writes().execute<std::int64_t>([&](store::connection& c) -> result<std::int64_t> {
+    auto u = auth::find_user_by_email(c, email);
+    if (!u) return std::move(u).err();
+    if (!*u) return make_error(errc::not_found, "no account with this email");
+    return auth::set_password_hash(c, (*u)->id, *hash);
+  });
+  db->stop();
+  if (!v) {
+    fmt::print(stderr, "zapd: {}: {}\n", email, v.err().message);
+    return v.err().code == errc::not_found ? k_exit_usage : k_exit_failure;
+  }
+  fmt::print("password changed for {}; every session of this user has ended\n", email);
+  return k_exit_ok;
+}
+
+int user_list(const config::loaded& cfg) {
+  auto db = open_for_cli(cfg.values);
+  if (!db) return k_exit_failure;
+  auto users = db->reads().with([](store::connection& c) { return auth::list_users(c); });
+  db->stop();
+  if (!users) {
+    fmt::print(stderr, "zapd: {}\n", users.err().message);
+    return k_exit_failure;
+  }
+  fmt::print("{:<36}  {:<32}  {:<5}  {:<5}  {:<24}  {}\n", "ID", "EMAIL", "PLAN", "ADMIN", "CREATED", "NAME");
+  for (const auto& u : *users)
+    fmt::print("{:<36}  {:<32}  {:<5}  {:<5}  {:<24}  {}\n", u.id, u.email, u.plan, u.admin ? "yes" : "no", u.created_at, u.name);
+  return k_exit_ok;
+}
+
+int migrate(const config::loaded& cfg, bool apply) {
+  const auto& s = cfg.values;
+  auto dir = ensure_writable_dir(s.data_dir);
+  if (!dir) {
+    log::error("zapd.config_error", {{"error", dir.err().message}});
+    return k_exit_usage;
+  }
+  auto conn = store::open_write_connection(db_path(s), s.store_synchronous);
+  if (!conn) {
+    log::error("zapd.store_error", {{"error", conn.err().message}});
+    return k_exit_failure;
+  }
+  const auto& all = store::embedded_migrations();
+  if (apply) {
+    auto n = store::migrate_up(*conn, all);
+    if (!n) {
+      log::error("zapd.migrate_failed", {{"error", n.err().message}});
+      return k_exit_failure;
+    }
+    fmt::print("applied {} migration(s); schema version {}\n", *n, all.empty() ? 0 : all.back().version);
+    return k_exit_ok;
+  }
+  auto st = store::migration_status(*conn, all);
+  if (!st) {
+    log::error("zapd.migrate_failed", {{"error", st.err().message}});
+    return k_exit_failure;
+  }
+  int pending = 0;
+  for (const auto& m : *st) {
+    fmt::print("{:04}_{:<24} {}\n", m.version, m.name, m.applied ? "applied " + m.applied_at : std::string("pending"));
+    pending += m.applied ? 0 : 1;
+  }
+  fmt::print("{} pending\n", pending);
+  return k_exit_ok;
+}
+
+}  // namespace zapd::app
