@@ -8,6 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -237,6 +238,16 @@ std::string loggable_path(std::string_view target) {
   return std::string(path);
 }
 
+namespace {
+// One request's read deadline (see session).
+struct read_deadline {
+  explicit read_deadline(const asio::any_io_executor& ex) : timer(ex) {}
+  asio::steady_timer timer;
+  bool armed = true;   // false once the read is over: a late expiry must not cancel the next read
+  bool fired = false;  // the expiry cancelled the read
+};
+}  // namespace
+
 asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
   beast::flat_buffer buf;
   std::string remote;
@@ -253,13 +264,27 @@ asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
     // Once the header is in, the request is in flight and gets its answer.
     c->idle = true;
     if (stopping_) break;
-    c->stream.expires_after(opts_.read_timeout);
+    // The read deadline is a timer of our own, not the stream's: Beast closes the socket when
+    // its expiry fires, and a slow client is owed a 408 on it. The timer only cancels the
+    // pending read (the connection's thread runs both, so the flags need no lock).
+    c->stream.expires_never();
+    auto deadline = std::make_shared<read_deadline>(c->stream.get_executor());
+    deadline->timer.expires_after(opts_.read_timeout);
+    deadline->timer.async_wait([deadline, c](const beast::error_code& e) {
+      if (e || !deadline->armed) return;
+      deadline->fired = true;
+      beast::error_code ignored;
+      c->stream.socket().cancel(ignored);
+    });
     fold_watch watched(buf);
     auto [ec, n] = co_await bhttp::async_read_header(c->stream, watched, parser, use_tuple);
     c->idle = false;
     std::string refused = ec ? std::string() : framing_problem(parser.get(), watched.folded());
     if (!ec && refused.empty() && !parser.is_done())
       std::tie(ec, n) = co_await bhttp::async_read(c->stream, buf, parser, use_tuple);
+    deadline->armed = false;
+    deadline->timer.cancel();
+    if (deadline->fired && ec == asio::error::operation_aborted) ec = beast::error::timeout;
     auto started = std::chrono::steady_clock::now();
 
     std::optional<response> early;
