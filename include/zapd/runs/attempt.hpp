@@ -61,7 +61,8 @@ struct attempt_outcome {
 ///   be retried stays `running` with its next attempt's time);
 /// - succeeded: the next step goes to the outbox, or the last one ends the run `succeeded`;
 ///   retry: the run is `running`; failed: the run ends `failed` with "step N: error";
-///   a run cancelled meanwhile keeps `cancelled`, and its step is recorded `cancelled`;
+///   a run cancelled meanwhile keeps `cancelled` and nothing after the step runs; the step
+///   is recorded `succeeded` when its action did succeed, else `cancelled`;
 /// - the job is settled through `jobs` (ack, retry at `retry_at_ms`, or dead) in the same
 ///   transaction when the queue lives in the store: `lease_lost` then means another worker
 ///   holds the step now, and the caller must let the transaction undo everything. With a
