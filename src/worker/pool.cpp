@@ -287,7 +287,6 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
   const bool give_up = r.v == actions::verdict::failed ||
                        (r.v == actions::verdict::retry && j.attempts >= a->retry.max_attempts);
   const bool schedules_retry = !give_up && r.v == actions::verdict::retry;
-  (r.v == actions::verdict::succeeded ? succeeded_ : give_up ? failed_ : retried_).inc();
   if (give_up && r.v == actions::verdict::retry)
     r.error = fmt::format("{} (gave up after {} attempts)", r.error, j.attempts);
   if (give_up)
@@ -334,6 +333,11 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
       done(j);
       return;
     }
+    // Counted once recorded: a result discarded for a lost lease is no outcome.
+    (rec->verdict == runs::attempt_verdict::succeeded ? succeeded_
+     : rec->verdict == runs::attempt_verdict::failed  ? failed_
+                                                      : retried_)
+        .inc();
     if (outcome->next_step_enqueued) outbox_ready_.ring();
     if (rec->verdict == runs::attempt_verdict::retry) {
       // Wake a claim loop when the retry falls due rather than at the next poll.
