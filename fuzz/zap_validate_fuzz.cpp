@@ -47,8 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (again.dump().size() > lim.max_definition_bytes) return 0;  // grew past the limit (defaults, name): see README
     auto v2 = zaps::validate(again, cat, secrets, lim);
     if (!v2) fail("zap_validate_fuzz", "a saved zap does not validate again", in, v2.err().message + "\n" + again.dump());
-    if (v2->name != v->name || without_ids(v2->definition) != without_ids(v->definition))
-      fail("zap_validate_fuzz", "validation is not idempotent", in, v->definition.dump() + "\n" + v2->definition.dump());
+    if (v2->name != v->name || without_ids(v2->definition.to_json()) != without_ids(v->definition.to_json()))
+      fail("zap_validate_fuzz", "validation is not idempotent", in, v->definition.to_json().dump() + "\n" + v2->definition.to_json().dump());
   } catch (const std::exception& e) {
     fail("zap_validate_fuzz", "exception", in, e.what());
   }
