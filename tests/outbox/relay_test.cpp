@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 
 #include "fake_clock.hpp"
+#include "outside_queue.hpp"
 #include "zapd/metrics/registry.hpp"
 #include "zapd/outbox/relay.hpp"
 #include "zapd/queue/sqlite_queue.hpp"
@@ -75,24 +76,10 @@ std::chrono::milliseconds wait_for(const std::function<bool()>& pred, std::chron
   }
 }
 
-// The embedded queue seen only through the queue interface, as a queue outside the store
-// (Kafka) is: the relay must take the publish-then-delete path.
-struct outside_queue final : zapd::queue::queue {
-  explicit outside_queue(zapd::queue::queue& q) : inner(q) {}
-  status publish(std::vector<zapd::queue::job_spec> b, done_fn d) override { return inner.publish(std::move(b), std::move(d)); }
-  result<std::vector<zapd::queue::job>> claim(zapd::queue::lane l, std::size_t max, std::chrono::milliseconds lease) override {
-    return inner.claim(l, max, lease);
-  }
-  status ack(const zapd::queue::job& j) override { return inner.ack(j); }
-  status retry(const zapd::queue::job& j, std::chrono::system_clock::time_point at) override { return inner.retry(j, at); }
-  status dead(const zapd::queue::job& j, std::string_view reason) override { return inner.dead(j, reason); }
-  zapd::queue::queue& inner;
-};
-
 struct fixture {
   explicit fixture(outbox::relay::options ro, bool in_store = true) : db(open_db(fresh_db())) {
     q = std::make_unique<queue::sqlite_queue>(*db, clk, reg, queue::sqlite_queue::options{});
-    outside = std::make_unique<outside_queue>(*q);
+    outside = std::make_unique<test::outside_queue>(*q);
     jobs_heard = jobs_ready.listen([this] { ++rings; });
     r = std::make_unique<outbox::relay>(*db, in_store ? static_cast<queue::queue&>(*q) : *outside, reg, outbox_ready, jobs_ready, ro);
   }
@@ -109,7 +96,7 @@ struct fixture {
   metrics::registry reg;
   std::unique_ptr<store::database> db;
   std::unique_ptr<queue::sqlite_queue> q;
-  std::unique_ptr<outside_queue> outside;
+  std::unique_ptr<test::outside_queue> outside;
   wakeup outbox_ready, jobs_ready;
   wakeup::listener_id jobs_heard = 0;
   std::atomic<int> rings{0};  // jobs_ready rings heard

@@ -17,6 +17,7 @@
 
 #include "fake_action.hpp"
 #include "fake_clock.hpp"
+#include "outside_queue.hpp"
 #include "zapd/actions/catalog.hpp"
 #include "zapd/core/wakeup.hpp"
 #include "zapd/metrics/registry.hpp"
@@ -45,20 +46,6 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds lim
     std::this_thread::sleep_for(2ms);
   }
 }
-
-// The embedded queue seen only through the queue interface, as a queue outside the store
-// (Kafka) is: the pool must settle jobs through it after each commit.
-struct outside_queue final : zapd::queue::queue {
-  explicit outside_queue(zapd::queue::queue& q) : inner(q) {}
-  status publish(std::vector<zapd::queue::job_spec> b, done_fn d) override { return inner.publish(std::move(b), std::move(d)); }
-  result<std::vector<zapd::queue::job>> claim(zapd::queue::lane l, std::size_t max, std::chrono::milliseconds lease) override {
-    return inner.claim(l, max, lease);
-  }
-  status ack(const zapd::queue::job& j) override { return inner.ack(j); }
-  status retry(const zapd::queue::job& j, std::chrono::system_clock::time_point at) override { return inner.retry(j, at); }
-  status dead(const zapd::queue::job& j, std::string_view reason) override { return inner.dead(j, reason); }
-  zapd::queue::queue& inner;
-};
 
 // Small numbers so each case takes well under a second of real time. The lease is in fake
 // time: the pool ends an attempt 3 s before its lease and gives back a job with < 1 s left.
@@ -104,7 +91,7 @@ struct fixture {
     REQUIRE(b.ok());
     box.emplace(std::move(b).value());
     q = std::make_unique<queue::sqlite_queue>(*db, clk, reg, queue::sqlite_queue::options{});
-    outside = std::make_unique<outside_queue>(*q);
+    outside = std::make_unique<test::outside_queue>(*q);
     auto a = std::make_unique<test::fake_action>();
     action = a.get();
     executors.add("http", std::move(a));
@@ -216,7 +203,7 @@ struct fixture {
   std::unique_ptr<store::database> db;
   std::optional<secrets::box> box;
   std::unique_ptr<queue::sqlite_queue> q;
-  std::unique_ptr<outside_queue> outside;
+  std::unique_ptr<test::outside_queue> outside;
   actions::executors executors;
   test::fake_action* action = nullptr;  // owned by `executors`
   wakeup outbox_ready, jobs_ready;

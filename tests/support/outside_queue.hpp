@@ -1,0 +1,26 @@
+#pragma once
+
+#include <chrono>
+#include <string_view>
+#include <vector>
+
+#include "zapd/queue/queue.hpp"
+
+namespace zapd::test {
+
+/// A queue seen only through the `queue::queue` interface, as a queue outside the store
+/// (Kafka) is: wrapping the embedded queue in it makes the relay publish-then-delete and the
+/// worker settle jobs through the interface after each commit.
+struct outside_queue final : zapd::queue::queue {
+  explicit outside_queue(zapd::queue::queue& q) : inner(q) {}
+  status publish(std::vector<zapd::queue::job_spec> b, done_fn d) override { return inner.publish(std::move(b), std::move(d)); }
+  result<std::vector<zapd::queue::job>> claim(zapd::queue::lane l, std::size_t max, std::chrono::milliseconds lease) override {
+    return inner.claim(l, max, lease);
+  }
+  status ack(const zapd::queue::job& j) override { return inner.ack(j); }
+  status retry(const zapd::queue::job& j, std::chrono::system_clock::time_point at) override { return inner.retry(j, at); }
+  status dead(const zapd::queue::job& j, std::string_view reason) override { return inner.dead(j, reason); }
+  zapd::queue::queue& inner;
+};
+
+}  // namespace zapd::test
