@@ -1,5 +1,9 @@
-// The CLI commands other than `serve`: each opens the store (migrating first), does one
-// thing, and returns an exit code.
+// The CLI commands other than `serve` and `healthcheck`: each does one thing and returns an
+// exit code. `user` and `migrate` open the store (migrating first); `backup` and `restore`
+// work on the database file through store/backup.hpp.
+#include <ctime>
+#include <filesystem>
+
 #include <fmt/format.h>
 
 #include "options.hpp"
@@ -7,6 +11,7 @@
 #include "zapd/auth/accounts.hpp"
 #include "zapd/core/files.hpp"
 #include "zapd/core/log.hpp"
+#include "zapd/store/backup.hpp"
 #include "zapd/store/database.hpp"
 #include "zapd/store/migrations.hpp"
 
@@ -26,6 +31,16 @@ std::unique_ptr<store::database> open_for_cli(const config::settings& s) {
     return nullptr;
   }
   return std::move(*db);
+}
+
+// "20250131T235959Z": the suffix of a database moved aside by `restore`.
+std::string utc_stamp() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
 }
 
 }  // namespace
@@ -135,6 +150,70 @@ int migrate(const config::loaded& cfg, bool apply) {
     pending += m.applied ? 0 : 1;
   }
   fmt::print("{} pending\n", pending);
+  return k_exit_ok;
+}
+
+int backup(const config::loaded& cfg, const std::string& file, bool force) {
+  const auto& s = cfg.values;
+  store::backup_options opts;
+  opts.overwrite = force;
+  int shown = -1;
+  // Progress only when the copy takes more than one step (a database over ~1 MiB).
+  auto progress = [&](std::int64_t done, std::int64_t total) {
+    if (total <= opts.pages_per_step) return;
+    const int pct = static_cast<int>(done * 100 / total);
+    if (pct == shown) return;
+    shown = pct;
+    fmt::print(stderr, "backup: {}% ({}/{} pages)\n", pct, done, total);
+  };
+  auto r = store::backup(db_path(s), file, opts, progress);
+  if (!r) {
+    fmt::print(stderr, "zapd: backup: {}\n", r.err().message);
+    const bool refused = r.err().code == errc::already_exists || r.err().code == errc::not_found;
+    return refused ? k_exit_usage : k_exit_failure;
+  }
+  fmt::print("backed up {} to {} ({} pages, {} bytes)\n", db_path(s), file, r->pages, r->bytes);
+  fmt::print("note: the keys in {} (secrets.key, secret.key) are not in the backup: keep a copy of them "
+             "with it (they do not change); stored secrets cannot be read without secrets.key\n",
+             s.data_dir);
+  return k_exit_ok;
+}
+
+int restore(const config::loaded& cfg, const std::string& file) {
+  namespace fs = std::filesystem;
+  const auto& s = cfg.values;
+  std::error_code ec;
+  if (!fs::is_regular_file(file, ec)) {
+    fmt::print(stderr, "zapd: restore: refusing: {}: no such file\n", file);
+    return k_exit_usage;
+  }
+  if (auto dir = ensure_writable_dir(s.data_dir); !dir) {
+    fmt::print(stderr, "zapd: restore: {}\n", dir.err().message);
+    return k_exit_usage;
+  }
+  // Held until the restore is done: no `serve` can start on a half-restored data dir.
+  auto lock = lock_file((fs::path(s.data_dir) / "zapd.lock").string());
+  if (!lock) {
+    fmt::print(stderr, "zapd: restore: refusing: a zapd process is using {} ({}); stop it first (e.g. systemctl stop zapd)\n",
+               s.data_dir, lock.err().message);
+    return k_exit_usage;
+  }
+  auto r = store::install_backup(file, db_path(s), ".before-restore-" + utc_stamp(), store::embedded_migrations());
+  if (!r) {
+    const auto code = r.err().code;
+    if (code == errc::invalid_argument || code == errc::schema_mismatch || code == errc::not_found) {
+      fmt::print(stderr, "zapd: restore: refusing: {}\n", r.err().message);
+      return k_exit_usage;
+    }
+    fmt::print(stderr, "zapd: restore failed: {}\n", r.err().message);
+    return k_exit_failure;
+  }
+  fmt::print("restored {} into {} (schema version {})\n", file, db_path(s), r->info.versions.back());
+  if (!r->aside.empty()) fmt::print("the previous database is kept as {}\n", r->aside);
+  if (!fs::exists(fs::path(s.data_dir) / "secrets.key", ec))
+    fmt::print("note: {} has no secrets.key: copy the one of the data dir this backup came from here before starting "
+               "zapd, or its stored secrets cannot be read\n",
+               s.data_dir);
   return k_exit_ok;
 }
 

@@ -1,5 +1,8 @@
 #pragma once
 
+#include <chrono>
+#include <string>
+
 #include "zapd/config/config.hpp"
 
 namespace zapd::app {
@@ -26,5 +29,19 @@ int user_set_password(const config::loaded& cfg, const std::string& email, const
 
 /// `zapd user list`: one line per account.
 int user_list(const config::loaded& cfg);
+
+/// `zapd backup FILE`: a consistent copy of the database while `serve` runs (SQLite's online
+/// backup API from a read snapshot), written to FILE.tmp (0600) and renamed; progress on
+/// stderr when it takes more than one step. Refuses an existing FILE unless `force`.
+int backup(const config::loaded& cfg, const std::string& file, bool force);
+
+/// `zapd restore FILE`: refuses while a process holds the data dir's lock; checks FILE
+/// (integrity, migrations known to this binary), moves the current database aside to
+/// zapd.db.before-restore-<UTC time> and installs the copy (0600).
+int restore(const config::loaded& cfg, const std::string& file);
+
+/// `zapd healthcheck`: GET http://<server.listen>/readyz (0.0.0.0 / :: asked on loopback);
+/// 0 on a 200 within `timeout`, 1 otherwise with a one-line reason on stderr.
+int healthcheck(const config::loaded& cfg, std::chrono::milliseconds timeout);
 
 }  // namespace zapd::app
