@@ -4,7 +4,7 @@ PRESET ?= default
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: deps test-deps build run test web-deps ui ui-check clean
+.PHONY: deps test-deps build run test web-deps ui ui-check clean deb
 
 deps:
 	@./packaging/install-deps.sh
@@ -37,6 +37,12 @@ ui-check: ui
 	@if [ -n "$$(git status --porcelain -- web/dist web/package-lock.json)" ]; then \
 	  git status --short -- web/dist web/package-lock.json; \
 	  echo "web/dist (or the lock) differs from what web/src builds: run 'make ui' and commit both" >&2; exit 1; fi
+
+# $(BUILD_DIR)/zapd_<version>_amd64.deb (cmake/packaging.cmake): /usr/bin/zapd stripped,
+# /etc/zapd/zapd.toml, the hardened unit, the zapd user made by its postinst.
+deb: build
+	@./packaging/install-deps.sh --package
+	cd $(BUILD_DIR) && cpack -G DEB
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -13,6 +13,9 @@ PACKAGES=(
 # `--test`: what the test suites add: a real SMTP server, and for the web UI's build and
 # browser tests Chromium and (unless a Node.js is already installed) Debian's Node.js + npm.
 # `--fuzz`: clang 14 and its libFuzzer/sanitizer runtimes for the `fuzz` preset (fuzz/README.md).
+# `--package`: `make deb` and its tests: dpkg-shlibdeps (dpkg-dev) for the package's Depends,
+# systemd-analyze (systemd; nothing is started) for .ci/check-unit, adduser for the postinst,
+# util-linux's setpriv to run the installed zapd as its user.
 for flag in "$@"; do
   case "$flag" in
     --test)
@@ -20,7 +23,8 @@ for flag in "$@"; do
       if ! command -v node >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
       ;;
     --fuzz) PACKAGES+=(clang-14 libclang-rt-14-dev) ;;
-    *) echo "install-deps: unknown flag $flag (--test, --fuzz)" >&2; exit 2 ;;
+    --package) PACKAGES+=(dpkg-dev systemd adduser util-linux binutils) ;;
+    *) echo "install-deps: unknown flag $flag (--test, --fuzz, --package)" >&2; exit 2 ;;
   esac
 done
 
