@@ -1,6 +1,11 @@
 // The CLI commands other than `serve` and `healthcheck`: each does one thing and returns an
 // exit code. `user` and `migrate` open the store (migrating first); `backup` and `restore`
 // work on the database file through store/backup.hpp.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 
@@ -208,6 +213,14 @@ int restore(const config::loaded& cfg, const std::string& file) {
     fmt::print(stderr, "zapd: restore failed: {}\n", r.err().message);
     return k_exit_failure;
   }
+  // Run as root on a data dir that belongs to the service's user (the package's zapd): the
+  // restored file and the lock go to that user, or the service could not open them.
+  struct stat dir_st{};
+  if (::geteuid() == 0 && ::stat(s.data_dir.c_str(), &dir_st) == 0 && dir_st.st_uid != 0)
+    for (const auto& f : {db_path(s), (fs::path(s.data_dir) / "zapd.lock").string()})
+      if (::chown(f.c_str(), dir_st.st_uid, dir_st.st_gid) != 0)
+        fmt::print(stderr, "zapd: restore: warning: cannot give {} to the data dir's owner (uid {}): {}\n", f,
+                   dir_st.st_uid, std::strerror(errno));
   fmt::print("restored {} into {} (schema version {})\n", file, db_path(s), r->info.versions.back());
   if (!r->aside.empty()) fmt::print("the previous database is kept as {}\n", r->aside);
   if (!fs::exists(fs::path(s.data_dir) / "secrets.key", ec))

@@ -3,7 +3,8 @@
 # systemd runs here: the maintainer scripts must cope), run the INSTALLED /usr/bin/zapd as the
 # zapd user with /etc/zapd/zapd.toml and /var/lib/zapd on a free port, sign up, a zap whose
 # HTTP step reaches a local sink, a webhook, the step arrives, SIGTERM; then dpkg -r (data and
-# user kept) and dpkg -P (data, user, config gone).
+# user kept) and dpkg -P (data, user, config gone). On the way, the README's backup/restore
+# flow as root against the package's data dir.
 #
 # Usage: deb_test.sh BUILD_DIR. Uses BUILD_DIR/zapd_<version>_<arch>.deb when it is newer than
 # BUILD_DIR/zapd (what `make deb` leaves), else builds one with cpack into a temp dir.
@@ -123,11 +124,29 @@ step "the step reached the sink"
 bad=$(find /var/lib/zapd -mindepth 1 \( ! -user zapd -o -perm /077 \) -printf '%p %u %m\n')
 [ -z "$bad" ] || fail "files in /var/lib/zapd not owner-only zapd: $bad"
 
+# The README's admin flow: back up while it runs (as root), stop, restore as root, start again.
+/usr/bin/zapd --config /etc/zapd/zapd.toml backup "$tmp/backup.db" >/dev/null || fail "zapd backup as root"
+
 kill -TERM "$zapd_pid"
 rc=0; wait "$zapd_pid" || rc=$?
 zapd_pid=""
 [ "$rc" -eq 0 ] || { cat "$tmp/zapd.log" >&2; fail "zapd exited $rc after SIGTERM"; }
 step "SIGTERM: exit 0"
+
+/usr/bin/zapd --config /etc/zapd/zapd.toml restore "$tmp/backup.db" >/dev/null || fail "zapd restore as root"
+bad=$(find /var/lib/zapd -mindepth 1 -name 'zapd.*' ! -user zapd -printf '%p %u\n')
+[ -z "$bad" ] || fail "restore as root left files the zapd user cannot open: $bad"
+(cd /var/lib/zapd && umask 0077 && exec setpriv --reuid=zapd --regid=zapd --init-groups --inh-caps=-all \
+  /usr/bin/zapd --config /etc/zapd/zapd.toml --listen 127.0.0.1:0 serve 2>"$tmp/zapd2.log") & zapd_pid=$!
+for _ in $(seq 200); do grep -q zapd.listening "$tmp/zapd2.log" && break; sleep 0.05; done
+port=$(sed -n 's/.*zapd\.listening addr=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$tmp/zapd2.log")
+[ -n "$port" ] || { cat "$tmp/zapd2.log" >&2; fail "zapd did not start on the restored database"; }
+token=$(curl -fsS -XPOST "http://127.0.0.1:$port/api/v1/user/signin" -d '{"username":"deb@example.com","password":"a long password"}' | json '["token"]')
+runs=$(curl -fsS "http://127.0.0.1:$port/api/v1/runs" -H "Authorization: Bearer $token" | json '["runs"].__len__()')
+[ "$runs" = 1 ] || fail "the restored database has $runs runs, expected 1"
+kill -TERM "$zapd_pid"; wait "$zapd_pid" || fail "zapd on the restored database did not stop cleanly"
+zapd_pid=""
+step "backup as root while serving, restore as root, serve again as zapd: the run is there"
 
 # --- remove: data kept; purge: everything gone --------------------------------------------
 dpkg -r zapd >"$tmp/dpkg-r.log" 2>&1 || { cat "$tmp/dpkg-r.log" >&2; fail "dpkg -r"; }
