@@ -9,6 +9,8 @@
 #include <ctime>
 #include <filesystem>
 
+#include <optional>
+
 #include <fmt/format.h>
 
 #include "options.hpp"
@@ -48,6 +50,16 @@ std::string utc_stamp() {
   return buf;
 }
 
+// The password's argon2id hash with the configured cost; prints why not and returns nothing.
+std::optional<std::string> hash_for_cli(const std::string& password, const config::settings& s) {
+  auto hash = auth::hash_password(password, hash_params(s));
+  if (!hash) {
+    fmt::print(stderr, "zapd: {}\n", hash.err().message);
+    return std::nullopt;
+  }
+  return std::move(*hash);
+}
+
 }  // namespace
 
 int user_create(const config::loaded& cfg, const std::string& raw_email, const std::string& name,
@@ -62,11 +74,8 @@ int user_create(const config::loaded& cfg, const std::string& raw_email, const s
   }
   auto db = open_for_cli(s);
   if (!db) return k_exit_failure;
-  auto hash = auth::hash_password(password, hash_params(s));
-  if (!hash) {
-    fmt::print(stderr, "zapd: {}\n", hash.err().message);
-    return k_exit_failure;
-  }
+  auto hash = hash_for_cli(password, s);
+  if (!hash) return k_exit_failure;
   auth::new_user nu{email, name, *hash, s.auth_default_plan};
   auto u = db->writes().execute<auth::user>([&](store::connection& c) { return auth::insert_user(c, nu); });
   db->stop();
@@ -87,11 +96,8 @@ int user_set_password(const config::loaded& cfg, const std::string& raw_email, c
   }
   auto db = open_for_cli(s);
   if (!db) return k_exit_failure;
-  auto hash = auth::hash_password(password, hash_params(s));
-  if (!hash) {
-    fmt::print(stderr, "zapd: {}\n", hash.err().message);
-    return k_exit_failure;
-  }
+  auto hash = hash_for_cli(password, s);
+  if (!hash) return k_exit_failure;
   auto v = db->writes().execute<std::int64_t>([&](store::connection& c) -> result<std::int64_t> {
     auto u = auth::find_user_by_email(c, email);
     if (!u) return std::move(u).err();

@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "raw_http.hpp"
 #include "api_helpers.hpp"
 #include "zapd/core/json.hpp"
 #include "zapd_process.hpp"
@@ -27,34 +28,11 @@ namespace {
 
 constexpr std::size_t k_header_limit = 16 * 1024;  // src/http/server.cpp
 
-struct exchange {
-  std::string answer;
-  bool closed = false;       // the server closed the connection (not our read timeout)
-  milliseconds waited{0};    // from the last byte sent to the server's close
-};
+using exchange = zapd::test::raw_answer;
 
 // Sends `bytes` on a new connection, then reads until the server closes it or `patience` passes.
 exchange send_and_wait(std::uint16_t port, const std::string& bytes, std::chrono::seconds patience = std::chrono::seconds(10)) {
-  asio::io_context ioc;
-  asio::ip::tcp::socket sock(ioc);
-  sock.connect({asio::ip::make_address("127.0.0.1"), port});
-  timeval tv{static_cast<time_t>(patience.count()), 0};
-  setsockopt(sock.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (!bytes.empty()) asio::write(sock, asio::buffer(bytes));
-  const auto sent = steady_clock::now();
-  exchange out;
-  std::array<char, 4096> buf{};
-  for (;;) {
-    boost::system::error_code ec;
-    auto n = sock.read_some(asio::buffer(buf), ec);
-    out.answer.append(buf.data(), n);
-    if (ec) {
-      out.closed = ec == asio::error::eof || ec == asio::error::connection_reset;
-      break;
-    }
-  }
-  out.waited = std::chrono::duration_cast<milliseconds>(steady_clock::now() - sent);
-  return out;
+  return zapd::test::send_raw_until_close(port, bytes, patience);
 }
 
 // The JSON body of a raw HTTP answer (after the blank line), or a discarded value.

@@ -14,6 +14,7 @@
 #include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
 
+#include "raw_http.hpp"
 #include "api_helpers.hpp"
 #include "zapd/store/connection.hpp"
 #include "zapd_process.hpp"
@@ -98,33 +99,10 @@ TEST_CASE("serve: malformed requests get 400 JSON, not a crash") {
 
 namespace {
 
-struct exchange {
-  std::string answer;
-  bool closed = false;  // the server closed the connection (not our 5 s read timeout)
-};
+using exchange = zapd::test::raw_answer;
 
 // Sends `bytes` on a new connection and reads until the server closes it or 5 s pass.
-exchange send_raw(std::uint16_t port, const std::string& bytes) {
-  namespace asio = boost::asio;
-  asio::io_context ioc;
-  asio::ip::tcp::socket sock(ioc);
-  sock.connect({asio::ip::make_address("127.0.0.1"), port});
-  timeval tv{5, 0};
-  setsockopt(sock.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  asio::write(sock, asio::buffer(bytes));
-  exchange out;
-  std::array<char, 4096> buf{};
-  for (;;) {
-    boost::system::error_code ec;
-    auto n = sock.read_some(asio::buffer(buf), ec);
-    out.answer.append(buf.data(), n);
-    if (ec) {
-      out.closed = ec == asio::error::eof || ec == asio::error::connection_reset;
-      break;
-    }
-  }
-  return out;
-}
+exchange send_raw(std::uint16_t port, const std::string& bytes) { return zapd::test::send_raw_until_close(port, bytes); }
 
 std::size_t count_of(const std::string& text, const std::string& what) {
   std::size_t n = 0;
