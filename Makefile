@@ -4,7 +4,7 @@ PRESET ?= default
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: deps test-deps build run test web-deps ui ui-check clean deb
+.PHONY: deps test-deps build run test web-deps ui ui-check clean deb image
 
 deps:
 	@./packaging/install-deps.sh
@@ -43,6 +43,23 @@ ui-check: ui
 deb: build
 	@./packaging/install-deps.sh --package
 	cd $(BUILD_DIR) && cpack -G DEB
+
+# The container image zapd:<version> (packaging/Dockerfile): the .deb above installed with apt
+# on a Debian 12 minbase made locally by packaging/image-base.sh (debootstrap; no registry is
+# reachable here, so nothing is pulled), built by buildah with chroot isolation (no daemon, no
+# user namespaces needed). Docker format: OCI images drop HEALTHCHECK. Needs root.
+# Test: ZAPD_IMAGE_TEST=1 tests/packaging/image_test.sh (CTest label `image`). Not in .ci/run:
+# the first base takes 2-3 min of debootstrap and each image 1-1.5 min (apt inside) on 2 cores,
+# too much for CI's budget; run it by hand.
+VERSION := $(shell grep -m1 -o 'zapd VERSION [0-9.]*' CMakeLists.txt | cut -d' ' -f3)
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+IMAGE ?= zapd:$(VERSION)
+image: deb
+	@./packaging/install-deps.sh --image
+	@./packaging/image-base.sh
+	buildah bud --isolation=chroot --format docker --layers=false \
+	  --build-arg ZAPD_DEB=zapd_$(VERSION)_$(DEB_ARCH).deb -f packaging/Dockerfile -t $(IMAGE) $(BUILD_DIR)
+	@buildah images --format '{{.Name}}:{{.Tag}} {{.Size}}' $(IMAGE)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -16,6 +16,10 @@ PACKAGES=(
 # `--package`: `make deb` and its tests: dpkg-shlibdeps (dpkg-dev) for the package's Depends,
 # systemd-analyze (systemd; nothing is started) for .ci/check-unit, adduser for the postinst,
 # util-linux's setpriv to run the installed zapd as its user.
+# `--image`: `make image` and tests/packaging/image_test.sh: buildah (builds and runs the
+# container image without a daemon, chroot isolation) and debootstrap (makes the Debian 12
+# base image from deb.debian.org, since no container registry is reachable); with them apt
+# pulls containers-common, uidmap and iptables (buildah's Depends). Nothing is started.
 for flag in "$@"; do
   case "$flag" in
     --test)
@@ -24,7 +28,8 @@ for flag in "$@"; do
       ;;
     --fuzz) PACKAGES+=(clang-14 libclang-rt-14-dev) ;;
     --package) PACKAGES+=(dpkg-dev systemd adduser util-linux binutils) ;;
-    *) echo "install-deps: unknown flag $flag (--test, --fuzz, --package)" >&2; exit 2 ;;
+    --image) PACKAGES+=(buildah debootstrap) ;;
+    *) echo "install-deps: unknown flag $flag (--test, --fuzz, --package, --image)" >&2; exit 2 ;;
   esac
 done
 
