@@ -4,7 +4,7 @@ PRESET ?= default
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: deps test-deps build run test web-deps ui ui-check clean deb image
+.PHONY: deps test-deps build run test web-deps ui ui-check clean deb arm64 deb-arm64 image
 
 deps:
 	@./packaging/install-deps.sh
@@ -60,6 +60,20 @@ image: deb
 	buildah bud --isolation=chroot --format docker --layers=false \
 	  --build-arg ZAPD_DEB=zapd_$(VERSION)_$(DEB_ARCH).deb -f packaging/Dockerfile -t $(IMAGE) $(BUILD_DIR)
 	@buildah images --format '{{.Name}}:{{.Tag}} {{.Size}}' $(IMAGE)
+
+# Raspberry Pi (arm64, 64-bit OS): a cross build with Debian's multiarch into build-arm64/
+# (preset `arm64`, cmake/toolchains/aarch64-linux-gnu.cmake; install-deps.sh --arm64 adds the
+# arm64 architecture, the cross compiler and the :arm64 libraries, and says what apt upgrades).
+# `make arm64` builds build-arm64/zapd; `make deb-arm64` build-arm64/zapd_<version>_arm64.deb.
+# .ci/arm64 also builds the tests and runs them under qemu-user.
+arm64:
+	@./packaging/install-deps.sh --arm64
+	@cmake --preset arm64 >/dev/null
+	@cmake --build --preset arm64 -j $(JOBS) --target zapd
+
+deb-arm64: arm64
+	@./packaging/install-deps.sh --package
+	cd build-arm64 && cpack -G DEB
 
 clean:
 	rm -rf $(BUILD_DIR)

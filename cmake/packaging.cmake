@@ -36,6 +36,11 @@ set(CPACK_DEBIAN_PACKAGE_MAINTAINER "zapd developers <zapd@localhost>")
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+# A cross build (the `arm64` preset) is packaged for its target, not for the build machine
+# (CPack otherwise asks dpkg --print-architecture).
+if(CMAKE_CROSSCOMPILING AND CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$")
+  set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE arm64)
+endif()
 # The maintainer scripts call adduser and deb-systemd-helper; the rest comes from shlibdeps.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, init-system-helpers (>= 1.54~)")
 file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/packaging/conffiles CONTENT "/etc/zapd/zapd.toml\n")

@@ -20,6 +20,13 @@ PACKAGES=(
 # container image without a daemon, chroot isolation) and debootstrap (makes the Debian 12
 # base image from deb.debian.org, since no container registry is reachable); with them apt
 # pulls containers-common, uidmap and iptables (buildah's Depends). Nothing is started.
+# `--arm64`: cross-building for a Raspberry Pi (`make arm64`, `make deb-arm64`, .ci/arm64) with
+# Debian's multiarch: adds the arm64 architecture to dpkg, then the cross compiler
+# (crossbuild-essential-arm64), the arm64 builds of the libraries zapd links (the :arm64 -dev
+# packages), pkgconf:arm64 (aarch64-linux-gnu-pkg-config, which finds the arm64 .pc files),
+# dpkg-dev (dpkg-shlibdeps for the .deb) and qemu-user (runs the arm64 tests here; no binfmt).
+# catch2 (header-only, Multi-Arch: foreign) and nlohmann-json (arch: all) serve both builds.
+ARM64=0
 for flag in "$@"; do
   case "$flag" in
     --test)
@@ -29,7 +36,13 @@ for flag in "$@"; do
     --fuzz) PACKAGES+=(clang-14 libclang-rt-14-dev) ;;
     --package) PACKAGES+=(dpkg-dev systemd adduser util-linux binutils) ;;
     --image) PACKAGES+=(buildah debootstrap) ;;
-    *) echo "install-deps: unknown flag $flag (--test, --fuzz, --package, --image)" >&2; exit 2 ;;
+    --arm64)
+      ARM64=1
+      PACKAGES+=(crossbuild-essential-arm64 dpkg-dev qemu-user pkgconf:arm64
+                 libboost1.81-dev:arm64 libsqlite3-dev:arm64 libfmt-dev:arm64 libsodium-dev:arm64
+                 libcurl4-openssl-dev:arm64 libtomlplusplus-dev:arm64)
+      ;;
+    *) echo "install-deps: unknown flag $flag (--test, --fuzz, --package, --arm64, --image)" >&2; exit 2 ;;
   esac
 done
 
@@ -44,9 +57,28 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
-echo "install-deps: installing ${missing[*]}" >&2
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
+if [ "$ARM64" -eq 1 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "install-deps: adding the arm64 architecture: dpkg --add-architecture arm64 (apt then also reads the archive's arm64 package lists)" >&2
+  $SUDO dpkg --add-architecture arm64
+fi
 $SUDO apt-get update -q
+if [ "$ARM64" -eq 1 ]; then
+  # An :arm64 library and its amd64 twin are Multi-Arch: same, so they must be the same
+  # version: apt upgrades the installed amd64 one to the archive's version. Say which, and
+  # never let it remove an amd64 package to make room (e.g. catch2:arm64 would replace catch2).
+  plan=$(apt-get install -s -q --no-install-recommends "${missing[@]}")
+  if grep -q '^Remv ' <<<"$plan"; then
+    echo "install-deps: installing the arm64 packages would REMOVE these packages; not doing it:" >&2
+    grep '^Remv ' <<<"$plan" | cut -d' ' -f2 >&2
+    exit 1
+  fi
+  upgraded=$(grep '^Inst [^ ]* \[' <<<"$plan" | cut -d' ' -f2 | grep -v ':arm64$' | tr '\n' ' ' || true)
+  if [ -n "$upgraded" ]; then
+    echo "install-deps: note: installing the :arm64 packages upgrades these installed amd64 packages to the archive's versions: $upgraded" >&2
+  fi
+fi
+echo "install-deps: installing ${missing[*]}" >&2
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -23,6 +23,11 @@
 #ifndef ZAPD_BINARY
 #error "ZAPD_BINARY must name the zapd executable"
 #endif
+// A cross build's tests run zapd through CMAKE_CROSSCOMPILING_EMULATOR (e.g. "qemu-aarch64";
+// words separated by spaces): without binfmt the kernel cannot exec an arm64 binary itself.
+#ifndef ZAPD_EMULATOR
+#define ZAPD_EMULATOR ""
+#endif
 
 namespace zapd::test {
 
@@ -120,12 +125,15 @@ pid_t spawn(const std::vector<std::string>& args, const std::vector<std::pair<st
     dup2(err_fd, 2);
     if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(127);
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<std::string> words;
+    std::istringstream emulator(ZAPD_EMULATOR);
+    for (std::string w; emulator >> w;) words.push_back(w);
+    words.push_back(ZAPD_BINARY);
     std::vector<char*> argv;
-    std::string bin = ZAPD_BINARY;
-    argv.push_back(bin.data());
+    for (auto& w : words) argv.push_back(w.data());
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
+    execvp(argv[0], argv.data());
     _exit(127);
   }
   return pid;
