@@ -239,7 +239,7 @@ result<std::string> replay(store::connection& c, const std::string& user_id, con
       return make_error(errc::not_found, fmt::format("zap {} of run {} no longer exists", r->zap_id, run_id));
     version = (*z)->version;
   }
-  auto def = zaps::definition_at(c, r->zap_id, version);
+  auto def = zaps::version_at(c, r->zap_id, version);
   if (!def) return std::move(def).err();
   new_run n;
   n.id = new_uuid_v7(now_ms);
@@ -247,7 +247,7 @@ result<std::string> replay(store::connection& c, const std::string& user_id, con
   n.user_id = user_id;
   n.zap_version = version;
   n.lane = queue::parse_lane(r->lane).value_or(queue::lane::free);
-  n.actions = def->step_count();
+  n.actions = def->definition.step_count();
   n.trigger_json = dump_safe(r->trigger);
   n.replay_of = run_id;
   n.now_ms = now_ms;

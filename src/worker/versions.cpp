@@ -14,12 +14,10 @@ result<std::shared_ptr<const version_info>> version_cache::get(store::connection
     std::lock_guard lk(mu_);
     if (auto it = map_.find(key); it != map_.end()) return it->second;
   }
-  auto def = zaps::definition_at(c, zap_id, version);
-  if (!def) return std::move(def).err();
-  auto name = zaps::name_at(c, zap_id, version);
-  if (!name) return std::move(name).err();
-  auto secrets = templates::referenced_secrets(def->to_json());
-  auto shared = std::make_shared<const version_info>(version_info{std::move(*def), std::move(*name), std::move(secrets)});
+  auto v = zaps::version_at(c, zap_id, version);
+  if (!v) return std::move(v).err();
+  auto secrets = templates::referenced_secrets(v->definition.to_json());
+  auto shared = std::make_shared<const version_info>(version_info{std::move(v->definition), std::move(v->name), std::move(secrets)});
   std::lock_guard lk(mu_);
   if (map_.size() >= 1024) map_.clear();
   map_.emplace(std::move(key), shared);

@@ -27,7 +27,7 @@ struct version_info {
   std::vector<std::string> secrets;
 };
 
-/// Parsed zap versions by (zap, version), read through the zaps module on a miss; bounded
+/// Parsed zap versions by (zap, version), read through `zaps::version_at` on a miss; bounded
 /// (cleared wholesale past 1,024 entries). Threading: thread-safe.
 class version_cache {
  public:

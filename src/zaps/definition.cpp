@@ -14,6 +14,13 @@ json object_or_empty(const json& parent, const char* key) {
 
 }  // namespace
 
+json retry_override::to_json() const {
+  json r = json::object();
+  if (attempts) r["attempts"] = *attempts;
+  if (base_delay_ms) r["baseDelayMs"] = *base_delay_ms;
+  return r;
+}
+
 const step* definition::step_at(int index) const {
   if (index < 1 || static_cast<std::size_t>(index) > steps.size()) return nullptr;
   return &steps[static_cast<std::size_t>(index - 1)];
@@ -25,12 +32,7 @@ json definition::to_json() const {
     acts.push_back({{"id", s.id}, {"actionId", s.action_id}, {"sortingOrder", s.sorting_order}, {"metadata", s.metadata}});
   json out = {{"trigger", {{"id", trigger.id}, {"triggerId", trigger.trigger_id}, {"metadata", trigger.metadata}}},
               {"actions", std::move(acts)}};
-  if (!retry.empty()) {
-    json r = json::object();
-    if (retry.attempts) r["attempts"] = *retry.attempts;
-    if (retry.base_delay_ms) r["baseDelayMs"] = *retry.base_delay_ms;
-    out["retry"] = std::move(r);
-  }
+  if (!retry.empty()) out["retry"] = retry.to_json();
   return out;
 }
 

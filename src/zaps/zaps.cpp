@@ -235,10 +235,7 @@ std::string webhook_url(const std::string& public_url, const std::string& user_i
 
 namespace {
 // The zap's retry override as the API shows it: {attempts?, baseDelayMs?} or null.
-nlohmann::json retry_json(const definition& d) {
-  auto stored = d.to_json();
-  return stored.contains("retry") ? stored["retry"] : nlohmann::json(nullptr);
-}
+nlohmann::json retry_json(const definition& d) { return d.retry.empty() ? nlohmann::json(nullptr) : d.retry.to_json(); }
 }  // namespace
 
 nlohmann::json to_json(const zap_record& z, const actions::catalog& cat, const std::string& public_url) {
@@ -270,8 +267,8 @@ nlohmann::json export_json(const zap_record& z) {
           {"retry", retry_json(z.definition)}};
 }
 
-result<definition> definition_at(store::connection& c, const std::string& zap_id, std::int64_t version) {
-  auto q = c.prepare("SELECT definition FROM zap_versions WHERE zap_id = ? AND version = ?");
+result<stored_version> version_at(store::connection& c, const std::string& zap_id, std::int64_t version) {
+  auto q = c.prepare("SELECT definition, name FROM zap_versions WHERE zap_id = ? AND version = ?");
   if (!q) return std::move(q).err();
   q->bind_all(zap_id, version);
   auto row = q->step();
@@ -279,16 +276,7 @@ result<definition> definition_at(store::connection& c, const std::string& zap_id
   if (!*row) return make_error(errc::not_found, fmt::format("zap {} has no version {}", zap_id, version));
   auto d = parse_definition_text(q->text(0));
   if (!d) return make_error(errc::internal, fmt::format("zap {} version {} is unreadable", zap_id, version));
-  return d;
-}
-
-result<std::string> name_at(store::connection& c, const std::string& zap_id, std::int64_t version) {
-  auto q = c.prepare("SELECT name FROM zap_versions WHERE zap_id = ? AND version = ?");
-  if (!q) return std::move(q).err();
-  q->bind_all(zap_id, version);
-  auto row = q->step();
-  if (!row) return std::move(row).err();
-  return *row ? q->text(0) : std::string{};
+  return stored_version{std::move(*d), q->text(1)};
 }
 
 result<std::optional<current_state>> state_of(store::connection& c, const std::string& zap_id) {

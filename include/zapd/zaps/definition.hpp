@@ -40,6 +40,8 @@ struct retry_override {
   std::optional<int> attempts;
   std::optional<std::int64_t> base_delay_ms;
   bool empty() const { return !attempts && !base_delay_ms; }
+  /// The stored and API form: {"attempts"?, "baseDelayMs"?}.
+  nlohmann::json to_json() const;
 };
 
 struct definition {

@@ -60,11 +60,14 @@ result<std::vector<zap_record>> list(store::connection& c, const std::string& us
 result<std::vector<version_record>> versions(store::connection& c, const std::string& user_id, const std::string& zap_id);
 
 // Reads for the other modules (zaps owns `zaps` and `zap_versions`; nobody else names them).
-/// Version `version` of a zap, whoever owns it (versions never change): `not_found` when
-/// there is no such version (the zap was deleted), `internal` when it is unreadable.
-result<zaps::definition> definition_at(store::connection& c, const std::string& zap_id, std::int64_t version);
-/// A zap's version name (the worker shows it as `run.zapName`), empty when there is none.
-result<std::string> name_at(store::connection& c, const std::string& zap_id, std::int64_t version);
+/// Version `version` of a zap, whoever owns it (versions never change), in one read: its
+/// definition and its name (the worker shows it as `run.zapName`). `not_found` when there is
+/// no such version (the zap was deleted), `internal` when it is unreadable.
+struct stored_version {
+  zaps::definition definition;
+  std::string name;
+};
+result<stored_version> version_at(store::connection& c, const std::string& zap_id, std::int64_t version);
 /// What ingestion reads: the zap's owner, state and current version with its definition.
 struct current_state {
   std::string user_id;
