@@ -239,12 +239,13 @@ std::string loggable_path(std::string_view target) {
 }
 
 namespace {
-// One request's read deadline (see session).
+// A connection's read deadline (see session): one timer, re-armed for each request.
 struct read_deadline {
   explicit read_deadline(const asio::any_io_executor& ex) : timer(ex) {}
   asio::steady_timer timer;
-  bool armed = true;   // false once the read is over: a late expiry must not cancel the next read
-  bool fired = false;  // the expiry cancelled the read
+  std::uint64_t request = 0;  // the request being read; an expiry of an earlier one is ignored
+  bool armed = false;         // false once the read is over
+  bool fired = false;         // the expiry cancelled this request's read
 };
 }  // namespace
 
@@ -256,6 +257,7 @@ asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
     auto ep = c->stream.socket().remote_endpoint(ec);
     if (!ec) remote = ep.address().to_string();
   }
+  auto deadline = std::make_shared<read_deadline>(c->stream.get_executor());
   for (;;) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.body_limit(opts_.body_limit);
@@ -268,10 +270,12 @@ asio::awaitable<void> server::session(std::shared_ptr<connection> c) {
     // its expiry fires, and a slow client is owed a 408 on it. The timer only cancels the
     // pending read (the connection's thread runs both, so the flags need no lock).
     c->stream.expires_never();
-    auto deadline = std::make_shared<read_deadline>(c->stream.get_executor());
+    const std::uint64_t reading = ++deadline->request;
+    deadline->armed = true;
+    deadline->fired = false;
     deadline->timer.expires_after(opts_.read_timeout);
-    deadline->timer.async_wait([deadline, c](const beast::error_code& e) {
-      if (e || !deadline->armed) return;
+    deadline->timer.async_wait([deadline, c, reading](const beast::error_code& e) {
+      if (e || !deadline->armed || deadline->request != reading) return;
       deadline->fired = true;
       beast::error_code ignored;
       c->stream.socket().cancel(ignored);
