@@ -84,6 +84,7 @@ pool::pool(services s, options o)
 pool::~pool() {
   jobs_ready_.forget(listening_);
   stop();
+  life_.end();  // late answers and writer callbacks from here on find the pool gone
 }
 
 void pool::start() {
@@ -265,7 +266,9 @@ void pool::begin(const queue::job& j) {
   req.zap_name = version.name;
   req.config = std::move(config);
   req.idempotency_key = fmt::format("{}:{}", j.run_id, j.step_index);
-  ex->execute(std::move(req), [this, a](actions::step_result r) { finish(a, std::move(r)); });
+  // The answer may come after stop() gave the job back and the pool is gone (an action that
+  // outlives the grace): the lifeline drops it then.
+  ex->execute(std::move(req), life_.guard([this, a](actions::step_result r) { finish(a, std::move(r)); }));
 }
 
 std::chrono::system_clock::time_point pool::next_attempt_at(const retry_policy& policy, int next,
@@ -315,13 +318,18 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
   // What happened, set by `work` on the writer thread and read by `committed` (same thread)
   // only once the transaction holding it committed.
   auto outcome = std::make_shared<runs::attempt_outcome>();
-  auto work = [this, rec, outcome](store::connection& c) -> result<bool> {
-    auto o = runs::record_attempt(c, *rec, in_store_);
-    if (!o) return std::move(o).err();
-    *outcome = *o;
-    return true;
-  };
-  auto committed = [this, rec, outcome](result<bool> res) {
+  // Both run on the writer thread, possibly after the pool is gone (handed over just before
+  // a stop): guarded, a result nobody waits for any more is not recorded (its job was given
+  // back, so the lease check would refuse it anyway).
+  auto work = life_.guard_or(
+      [this, rec, outcome](store::connection& c) -> result<bool> {
+        auto o = runs::record_attempt(c, *rec, in_store_);
+        if (!o) return std::move(o).err();
+        *outcome = *o;
+        return true;
+      },
+      result<bool>(make_error(errc::lease_lost, "the worker stopped before its result was recorded")));
+  auto committed = life_.guard([this, rec, outcome](result<bool> res) {
     const queue::job& j = rec->job;
     if (!res) {
       if (res.err().code == errc::lease_lost) {
@@ -358,7 +366,7 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
       pending_.push_back({j, outcome->settlement, rec->retry_at_ms, rec->error});
     }
     cv_.notify_all();
-  };
+  });
   // Kept callable more than once: a writer whose queue is full refuses without taking it,
   // and the result is then handed over again shortly (its slot stays taken meanwhile)
   // instead of being dropped and the action run a second time after the lease.
@@ -429,14 +437,16 @@ void pool::settle_skip(const queue::job& j, const std::string& why) {
     done(j);
     return;
   }
-  auto work = [this, j](store::connection& c) -> result<bool> {
-    if (auto s = in_store_->ack_in(c, j); !s) return std::move(s).err();
-    return true;
-  };
-  auto st = db_.writes().submit_for<bool>(std::move(work), [this, j](result<bool> r) {
+  auto work = life_.guard_or(
+      [this, j](store::connection& c) -> result<bool> {
+        if (auto s = in_store_->ack_in(c, j); !s) return std::move(s).err();
+        return true;
+      },
+      result<bool>(make_error(errc::lease_lost, "the worker stopped before the skip was recorded")));
+  auto st = db_.writes().submit_for<bool>(std::move(work), life_.guard([this, j](result<bool> r) {
     if (r) in_store_->settled(j, settlement::acked);
     done(j);
-  });
+  }));
   if (!st) done(j);
 }
 

@@ -1,15 +1,19 @@
 #include <sys/stat.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
 #include "zapd/core/files.hpp"
 #include "zapd/core/ids.hpp"
 #include "zapd/core/json.hpp"
+#include "zapd/core/lifeline.hpp"
 #include "zapd/core/result.hpp"
 
 namespace fs = std::filesystem;
@@ -118,4 +122,42 @@ TEST_CASE("trim and split: spaces and tabs go, empty pieces stay") {
   CHECK(zapd::split("a,,b,", ',') == v{"a", "", "b", ""});
   CHECK(zapd::split("", ',') == v{""});
   CHECK(zapd::split("v1,x v1,y", ' ') == v{"v1,x", "v1,y"});
+}
+
+TEST_CASE("lifeline: a guarded call runs while the owner lives, and does nothing after end()") {
+  int calls = 0;
+  auto owner = std::make_unique<zapd::lifeline>();
+  auto cb = owner->guard([&](int n) { calls += n; });
+  auto get = owner->guard_or([&] { return calls; }, -1);
+  cb(2);
+  CHECK(calls == 2);
+  CHECK(get() == 2);
+  owner->end();
+  cb(5);
+  CHECK(calls == 2);
+  CHECK(get() == -1);
+  owner.reset();  // the wrapped callbacks keep the shared state, not the owner
+  cb(7);
+  CHECK(calls == 2);
+}
+
+TEST_CASE("lifeline: end() waits for a guarded call that is running, and a nested call does not deadlock") {
+  zapd::lifeline owner;
+  std::atomic<int> stage{0};
+  std::atomic<bool> nested_ran{false};
+  auto inner = owner.guard([&] { nested_ran = true; });
+  auto outer = owner.guard([&] {
+    inner();  // nested on the same thread
+    stage = 1;
+    while (stage.load() != 2) std::this_thread::yield();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    stage = 3;
+  });
+  std::thread t([&] { outer(); });
+  while (stage.load() != 1) std::this_thread::yield();
+  stage = 2;
+  owner.end();  // must return only after `outer` finished
+  CHECK(stage.load() == 3);
+  CHECK(nested_ran);
+  t.join();
 }

@@ -17,6 +17,7 @@
 
 #include "zapd/actions/executor.hpp"
 #include "zapd/core/clock.hpp"
+#include "zapd/core/lifeline.hpp"
 #include "zapd/core/wakeup.hpp"
 #include "zapd/metrics/registry.hpp"
 #include "zapd/queue/queue.hpp"
@@ -146,6 +147,7 @@ class pool {
   std::unique_ptr<version_cache> versions_;
   std::vector<std::shared_ptr<std::function<status()>>> deferred_;  // guarded by mu_
   std::vector<pending_settlement> pending_;                         // guarded by mu_
+  lifeline life_;  // the action answers and writer callbacks that may outlive the pool
 };
 
 }  // namespace zapd::worker
