@@ -14,10 +14,13 @@ namespace {
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 // A byte of a bare segment. Quotes and backslashes are refused so that, in json mode, a
-// placeholder can never swallow the quote that ends a JSON string.
+// placeholder can never swallow the quote that ends a JSON string; `|` starts the filters.
 bool segment_byte(unsigned char c) {
-  return c > 0x20 && c != 0x7F && c != '.' && c != '[' && c != ']' && c != '{' && c != '}' && c != '"' && c != '\\';
+  return c > 0x20 && c != 0x7F && c != '.' && c != '[' && c != ']' && c != '{' && c != '}' && c != '"' && c != '\\' &&
+         c != '|';
 }
+
+bool name_byte(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'; }
 
 // Bytes of a path: segment bytes and the separators.
 bool path_byte(unsigned char c) { return segment_byte(c) || c == '.' || c == '[' || c == ']'; }
@@ -79,7 +82,82 @@ bool parse_path(std::string_view s, std::vector<std::string>& out) {
   }
 }
 
-std::vector<token> tokenize(std::string_view t, const options& o, warning_list& warn) {
+bool parse_filters(std::string_view s, std::vector<filter_call>& out, std::string& err) {
+  out.clear();
+  std::size_t i = 0;
+  auto skip = [&] {
+    while (i < s.size() && is_space(s[i])) ++i;
+  };
+  for (;;) {
+    skip();
+    if (i == s.size()) return true;
+    if (s[i] != '|') {
+      err = fmt::format("expected | before '{}'", s.substr(i, 20));
+      return false;
+    }
+    ++i;
+    skip();
+    auto n = i;
+    while (i < s.size() && name_byte(s[i])) ++i;
+    if (n == i) {
+      err = "expected a filter name after |";
+      return false;
+    }
+    if (out.size() == max_filters) {
+      err = fmt::format("more than {} filters", max_filters);
+      return false;
+    }
+    filter_call call{.name = std::string(s.substr(n, i - n))};
+    for (;;) {
+      skip();
+      if (i == s.size() || s[i] != ':') break;
+      ++i;
+      skip();
+      filter_arg arg;
+      if (i < s.size() && s[i] == '"') {
+        // A string: backslash escapes (\n \t \r, any other byte as itself), ends at its quote.
+        bool closed = false;
+        for (++i; i < s.size(); ++i) {
+          char c = s[i];
+          if (c == '"') {
+            closed = true;
+            ++i;
+            break;
+          }
+          if (c == '\\' && i + 1 < s.size()) {
+            c = s[++i];
+            c = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c;
+          }
+          arg.s += c;
+        }
+        if (!closed) {
+          err = fmt::format("unterminated argument string of {} (a placeholder ends at the first }}}}; write \\}} for a brace)",
+                            call.name);
+          return false;
+        }
+      } else {
+        auto d = i;
+        if (i < s.size() && s[i] == '-') ++i;
+        auto digits = i;
+        while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+        if (digits == i) {
+          err = fmt::format("argument of {} must be a \"string\" or an integer", call.name);
+          return false;
+        }
+        if (i - digits > 18) {
+          err = fmt::format("integer argument of {} too large", call.name);
+          return false;
+        }
+        arg.is_int = true;
+        arg.i = std::stoll(std::string(s.substr(d, i - d)));
+      }
+      call.args.push_back(std::move(arg));
+    }
+    out.push_back(std::move(call));
+  }
+}
+
+std::vector<token> tokenize(std::string_view t, const options& o, warning_list& warn, std::vector<std::string>* filter_errors) {
   const bool json = o.m == mode::json;
   const bool legacy = o.legacy_single_brace && t.find("{{") == std::string_view::npos;
   const std::string_view open = legacy ? "{" : "{{";
@@ -134,6 +212,18 @@ std::vector<token> tokenize(std::string_view t, const options& o, warning_list& 
     auto after = b;
     while (after < end && is_space(t[after])) ++after;
     token p{.is_placeholder = true, .text = t.substr(a, b - a), .legacy = legacy, .at_start = i == 0, .in_json_string = in_string};
+    if (!legacy && after != end && t[after] == '|' && parse_path(p.text, p.segments)) {
+      std::string err;
+      if (!parse_filters(t.substr(after, end - after), p.filters, err)) {
+        // A path with a broken filter chain: text, like any other non-placeholder.
+        auto shown = trim(t.substr(a, std::min(end - a, max_warning_bytes)));
+        warn.add(fmt::format("{{{{{}}}}}: {}; left as text", shown, err));
+        if (filter_errors != nullptr) filter_errors->push_back(fmt::format("{{{{{}}}}}: {}", shown, err));
+        ++i;
+        continue;
+      }
+      after = end;
+    }
     if (after != end || !parse_path(p.text, p.segments)) {
       // Not a placeholder: this brace is text, and scanning goes on right after it, so
       // `{{{a}}}` renders `{` + a + `}` and quotes inside are tracked. Legacy braces are
@@ -145,6 +235,7 @@ std::vector<token> tokenize(std::string_view t, const options& o, warning_list& 
       ++i;
       continue;
     }
+    p.whole = trim(t.substr(a, end - a));
     flush(i);
     out.push_back(std::move(p));
     i = end + close.size();

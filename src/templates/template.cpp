@@ -8,6 +8,7 @@
 #include "zapd/core/json.hpp"
 #include "zapd/templates/mask.hpp"
 #include "escape.hpp"
+#include "filters.hpp"
 #include "scan.hpp"
 
 namespace zapd::templates {
@@ -99,36 +100,102 @@ std::string plain(const json& v) {
   return dump_safe(v);
 }
 
+// A placeholder's value after its filters, and the masked twin of it.
+struct evaluated {
+  json value;   // null when missing
+  json masked;  // `value` computed from the masked input and masked again; a secret's: "********"
+  bool missing = false;  // the path did not resolve (or the value is too deep)
+  bool secret = false;
+};
+
+evaluated evaluate(const token& t, const json& ctx, const options& o, const masker& mk, warning_list& warn,
+                   std::vector<std::string>& missing_secrets) {
+  const auto shown = t.legacy ? fmt::format("{{{}}}", t.whole) : fmt::format("{{{{{}}}}}", t.whole);
+  auto f = resolve(t.segments, ctx);
+  if (f.v != nullptr && deeper_than(*f.v, max_value_depth)) {
+    f = {nullptr, fmt::format("value nested deeper than {} levels; left out", max_value_depth)};
+  }
+  const bool defaulted = std::any_of(t.filters.begin(), t.filters.end(), is_default);
+  // `default` expects a missing value; a missing secret is worth a warning all the same.
+  if (f.v == nullptr && (!defaulted || !f.missing_secret.empty())) warn.add(fmt::format("{}: {}", shown, f.why));
+  if (!f.missing_secret.empty() &&
+      std::find(missing_secrets.begin(), missing_secrets.end(), f.missing_secret) == missing_secrets.end())
+    missing_secrets.push_back(f.missing_secret);
+
+  evaluated e;
+  e.missing = f.v == nullptr;
+  e.secret = f.secret;
+  if (f.v != nullptr) e.value = *f.v;
+  if (t.filters.empty()) {
+    e.masked = e.secret ? json(mask_text) : mk.empty() ? e.value : mk.value(e.value);
+    return e;
+  }
+  // A filter may transform a secret beyond what the masker recognises (`| base64`, `| upper`):
+  // the masked twin runs the same filters on the masked input, so it never sees the value.
+  if (!e.secret && !mk.empty()) e.masked = mk.value(e.value);
+  for (const auto& call : t.filters) {
+    auto problem = check_filter(call);
+    if (!problem.empty()) {
+      warn.add(fmt::format("{}: {}; filter skipped", shown, problem));
+      continue;
+    }
+    if (!apply_filter(call, e.value, o.max_output, problem)) warn.add(fmt::format("{}: {}", shown, problem));
+    std::string ignored;
+    if (!e.secret && !mk.empty()) apply_filter(call, e.masked, o.max_output, ignored);
+  }
+  if (e.secret) e.masked = json(mask_text);
+  else if (mk.empty()) e.masked = e.value;
+  else mk.in_place(e.masked);
+  return e;
+}
+
+// The masked input of a URL value holds `********`, which encoding turned into `%2A...`:
+// the mask reads as itself, as for a secret placeholder.
+void unencode_masks(std::string& s) {
+  static const std::string encoded = url_component(mask_text);
+  for (auto at = s.find(encoded); at != std::string::npos; at = s.find(encoded, at + mask_text.size()))
+    s.replace(at, encoded.size(), mask_text);
+}
+
 struct piece {
   std::string text;
   std::string masked;
 };
 
-piece render_value(const token& t, const json* v, bool secret, const masker& mk, mode m) {
-  const bool json_value = m == mode::json && !t.in_json_string;
-  if (v == nullptr) return json_value ? piece{"null", "null"} : piece{};
-  if (json_value) {
+piece render_piece(const token& t, const evaluated& e, const masker& mk, mode m) {
+  if (m == mode::json && !t.in_json_string) {
     // A JSON value position: the value's own JSON, so the document stays valid.
-    return {dump_safe(*v), secret ? fmt::format("\"{}\"", mask_text) : mk.empty() ? dump_safe(*v) : dump_safe(mk.value(*v))};
+    return {dump_safe(e.value), dump_safe(e.masked)};
   }
-  std::string raw = plain(*v);
+  std::string raw = plain(e.value);
+  std::string raw_masked = e.secret ? std::string(mask_text) : plain(e.masked);
   piece p;
   switch (m) {
     case mode::json:
       // Masked before escaping: a mask cutting an escape sequence (a secret `n` in `\n`)
       // would make the masked document invalid JSON.
       p.text = json_string_content(raw);
-      p.masked = secret ? std::string(mask_text) : mk.empty() ? p.text : json_string_content(mk.str(raw));
+      p.masked = e.secret ? std::string(mask_text) : json_string_content(mk.empty() ? raw_masked : mk.str(raw_masked));
       return p;
     case mode::url:
       // Masked after encoding (the masker knows the encoded forms), so the mask reads
       // `********`, not `%2A%2A...`.
-      p.text = t.at_start ? url_whole(raw) : url_component(raw);
+    {
+      // A value that ends with `| urlencode` is encoded already: not encoded twice (only
+      // bytes never valid in a URL are, should the filter have failed).
+      const bool whole = t.at_start || (!t.filters.empty() && t.filters.back().name == "urlencode");
+      p.text = whole ? url_whole(raw) : url_component(raw);
+      p.masked = e.secret ? std::string(mask_text) : whole ? url_whole(raw_masked) : url_component(raw_masked);
+    }
+      if (!e.secret) unencode_masks(p.masked);
       break;
     case mode::text:
-    case mode::header: p.text = std::move(raw); break;  // header: the whole output is cleaned at the end
+    case mode::header:  // header: the whole output is cleaned at the end
+      p.text = std::move(raw);
+      p.masked = std::move(raw_masked);
+      break;
   }
-  p.masked = secret ? std::string(mask_text) : mk.empty() ? p.text : mk.str(p.text);
+  if (!e.secret && !mk.empty()) p.masked = mk.str(p.masked);
   return p;
 }
 
@@ -161,16 +228,7 @@ void render_into(rendered& r, std::string_view tmpl, const json& ctx, const opti
       if (!out.put(t.text, t.text)) break;
       continue;
     }
-    auto shown = t.legacy ? fmt::format("{{{}}}", t.text) : fmt::format("{{{{{}}}}}", t.text);
-    auto f = resolve(t.segments, ctx);
-    if (f.v != nullptr && deeper_than(*f.v, max_value_depth)) {
-      f = {nullptr, fmt::format("value nested deeper than {} levels; left out", max_value_depth)};
-    }
-    if (f.v == nullptr) warn.add(fmt::format("{}: {}", shown, f.why));
-    if (!f.missing_secret.empty() &&
-        std::find(r.missing_secrets.begin(), r.missing_secrets.end(), f.missing_secret) == r.missing_secrets.end())
-      r.missing_secrets.push_back(f.missing_secret);
-    auto p = render_value(t, f.v, f.secret, mk, o.m);
+    auto p = render_piece(t, evaluate(t, ctx, o, mk, warn, r.missing_secrets), mk, o.m);
     if (!out.put(p.text, p.masked)) break;
   }
   if (o.m == mode::header) {
@@ -179,6 +237,49 @@ void render_into(rendered& r, std::string_view tmpl, const json& ctx, const opti
     if (changed) warn.add("control characters (line breaks) in the header value were replaced by spaces");
   }
   warn.finish();
+}
+
+// The one placeholder of a template that is nothing else (whitespace around it allowed).
+const token* lone_placeholder(const std::vector<token>& tokens) {
+  const token* found = nullptr;
+  for (const auto& t : tokens) {
+    if (t.is_placeholder) {
+      if (found != nullptr) return nullptr;
+      found = &t;
+    } else if (!trim(t.text).empty()) {
+      return nullptr;
+    }
+  }
+  return found;
+}
+
+rendered_value value_of(std::string_view tmpl, const json& ctx, const options& o, const masker& mk) {
+  rendered_value r;
+  std::vector<std::string> ignored;
+  warning_list scan_warn(ignored);
+  const auto tokens = tokenize(tmpl, o, scan_warn);
+  const token* lone = lone_placeholder(tokens);
+  if (lone != nullptr && o.keep_type) {
+    warning_list warn(r.warnings);
+    auto e = evaluate(*lone, ctx, o, mk, warn, r.missing_secrets);
+    warn.finish();
+    r.value = std::move(e.value);
+    r.masked = std::move(e.masked);
+    r.missing = e.missing;
+    return r;
+  }
+  rendered text;
+  render_into(text, tmpl, ctx, o, mk);
+  r.value = std::move(text.text);
+  r.masked = std::move(text.masked);
+  r.warnings = std::move(text.warnings);
+  r.missing_secrets = std::move(text.missing_secrets);
+  r.truncated = text.truncated;
+  if (lone != nullptr) {
+    auto f = resolve(lone->segments, ctx);
+    r.missing = f.v == nullptr || deeper_than(*f.v, max_value_depth);
+  }
+  return r;
 }
 
 struct config_walk {
@@ -194,14 +295,22 @@ struct config_walk {
       return;
     }
     if (in.is_string()) {
+      const auto o = for_field ? for_field(field) : options{};
+      if (o.keep_type) {
+        auto one = value_of(in.get_ref<const std::string&>(), ctx, o, mk);
+        out = std::move(one.value);
+        masked = std::move(one.masked);
+        for (auto& w : one.warnings) add_warning(field, w);
+        add_missing(one.missing_secrets);
+        if (one.missing) r.missing_fields.push_back(field);
+        return;
+      }
       rendered one;
-      render_into(one, in.get_ref<const std::string&>(), ctx, for_field ? for_field(field) : options{}, mk);
+      render_into(one, in.get_ref<const std::string&>(), ctx, o, mk);
       out = std::move(one.text);
       masked = std::move(one.masked);
       for (auto& w : one.warnings) add_warning(field, w);
-      for (auto& name : one.missing_secrets)
-        if (std::find(r.missing_secrets.begin(), r.missing_secrets.end(), name) == r.missing_secrets.end())
-          r.missing_secrets.push_back(std::move(name));
+      add_missing(one.missing_secrets);
       return;
     }
     const auto len = field.size();
@@ -229,6 +338,12 @@ struct config_walk {
     out = masked = in;
   }
 
+  void add_missing(std::vector<std::string>& names) {
+    for (auto& name : names)
+      if (std::find(r.missing_secrets.begin(), r.missing_secrets.end(), name) == r.missing_secrets.end())
+        r.missing_secrets.push_back(std::move(name));
+  }
+
   void add_warning(const std::string& field, const std::string& w) {
     auto line = field.empty() ? w : fmt::format("{}: {}", field, w);
     if (std::find(r.warnings.begin(), r.warnings.end(), line) == r.warnings.end()) r.warnings.push_back(std::move(line));
@@ -241,6 +356,28 @@ rendered render(std::string_view tmpl, const json& ctx, const options& o) {
   rendered r;
   render_into(r, tmpl, ctx, o, masker::from_context(ctx));
   return r;
+}
+
+rendered_value render_value(std::string_view tmpl, const json& ctx, const options& o) {
+  return value_of(tmpl, ctx, o, masker::from_context(ctx));
+}
+
+std::vector<std::string> check(std::string_view tmpl, const options& o) {
+  std::vector<std::string> ignored;
+  warning_list warn(ignored);
+  std::vector<std::string> found;
+  const auto tokens = tokenize(tmpl, o, warn, &found);
+  for (const auto& t : tokens) {
+    if (!t.is_placeholder) continue;
+    for (const auto& call : t.filters)
+      if (auto problem = check_filter(call); !problem.empty()) found.push_back(fmt::format("{{{{{}}}}}: {}", t.whole, problem));
+  }
+  // Messages quote the template: keep them valid UTF-8 and without repeats.
+  std::vector<std::string> out;
+  warning_list clean(out);
+  for (auto& p : found) clean.add(std::move(p));
+  clean.finish();
+  return out;
 }
 
 rendered_json render_config(const json& config, const json& ctx, const field_options& for_field) {
