@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "zapd/templates/template.hpp"
+
 namespace zapd::actions {
 namespace {
 
@@ -36,6 +38,9 @@ void check_string(const field_spec& f, const std::string& v, const std::string& 
     out.push_back({path, "templates are not allowed in this field"});
     return;
   }
+  // Unknown filters, bad filter arguments: a 400 at save rather than a warning on every run.
+  if (has_template(v))
+    for (auto& problem : templates::check(v)) out.push_back({path, std::move(problem)});
   if (f.max_length && v.size() > f.max_length) {
     out.push_back({path, fmt::format("longer than {} characters", f.max_length)});
     return;
@@ -152,7 +157,7 @@ void check_value(const field_spec& f, const nlohmann::json& v, const std::string
 }
 
 void collect_secrets(const nlohmann::json& j, std::set<std::string>& out) {
-  static const std::regex ref(R"(\{\{\s*secrets\.([A-Za-z0-9_-]+)\s*\}\})");
+  static const std::regex ref(R"(\{\{\s*secrets\.([A-Za-z0-9_-]+)\s*(\}\}|\|))");  // `| filter` may follow
   if (j.is_string()) {
     const auto& s = j.get_ref<const std::string&>();
     for (auto it = std::sregex_iterator(s.begin(), s.end(), ref); it != std::sregex_iterator(); ++it) out.insert((*it)[1]);
