@@ -439,7 +439,7 @@ bool warns(std::string_view tmpl, std::string_view part) {
 
 }  // namespace
 
-TEST_CASE("filters: lower, upper, trim act on the text of a value; null stays null") {
+TEST_CASE("filters: lower, upper, trim act on the text of a value, null stays null") {
   CHECK(ftext("{{s | lower}}") == "  hello world  ");
   CHECK(ftext("{{s | upper}}") == "  HELLO WORLD  ");
   CHECK(ftext("{{s | trim}}") == "Hello World");
