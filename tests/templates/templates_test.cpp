@@ -787,3 +787,14 @@ TEST_CASE("filters: broken chains and long arguments scan in linear time") {
   spaces += std::string(200'000, ' ') + "}}";
   CHECK(timed(spaces) < std::chrono::seconds(5));
 }
+
+TEST_CASE("filters in a json template: argument quotes written as they are, the body stays valid") {
+  t::options js;
+  js.m = t::mode::json;
+  auto r = t::render(R"({"name": "{{nope | default:"anon"}}", "tags": {{csv | split:","}}, "n": {{numtext | number}}, "s": "{{s | trim | replace:"o":"\""}}"})",
+                     filter_context(), js);
+  INFO(r.text);
+  REQUIRE(json::accept(r.text));
+  CHECK(json::parse(r.text) == json{{"name", "anon"}, {"tags", {"a", "b", "", "c"}}, {"n", 12.5}, {"s", "Hell\" W\"rld"}});
+  REQUIRE(json::accept(r.masked));
+}
