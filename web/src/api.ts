@@ -115,6 +115,10 @@ export interface Field {
   templates?: boolean;
   choices?: string[];
   format?: string;
+  // type "conditions" (the filter step): every operator, those without a right side, the row limit.
+  ops?: string[];
+  unaryOps?: string[];
+  maxItems?: number;
 }
 
 export interface CatalogItem {
@@ -139,7 +143,8 @@ export interface Zap {
   createdAt: string;
   updatedAt: string;
   userId: string;
-  webhookUrl: string;
+  webhookUrl: string | null; // null: a schedule zap (nothing to call)
+  nextFireAt?: string | null; // a schedule zap's next slot (RFC 3339)
   retry: { attempts?: number; baseDelayMs?: number } | null;
   trigger: { id: string; triggerId: string; metadata: Record<string, unknown>; type?: { id: string; name: string } };
   actions: {
@@ -179,12 +184,23 @@ export interface Run {
   durationMs: number | null;
   error: string | null;
   replayOf: string | null;
-  trigger: { method?: string; body?: unknown; query?: Record<string, unknown>; headers?: Record<string, string>; contentType?: string; receivedAt?: string };
+  resumeAt?: string | null; // a waiting run (a delay step): when its next step is due
+  trigger: { method?: string; body?: unknown; query?: Record<string, unknown>; headers?: Record<string, string>; contentType?: string; receivedAt?: string; scheduledFor?: string; firedAt?: string };
   steps?: Step[];
 }
 
-export const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
-export const isActive = (status: string) => status === 'queued' || status === 'running';
+// `waiting`: a delay step holds the run until resumeAt; `filtered`: a filter step ended it (final, not a failure).
+export const RUN_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'filtered', 'failed', 'cancelled'];
+// Not final yet: pages refresh these, and they can be cancelled.
+export const isActive = (status: string) => status === 'queued' || status === 'running' || status === 'waiting';
+
+// The filter step's output: which conditions held, and (when it stopped the run) why.
+export interface FilterOutput {
+  passed: boolean;
+  match: string;
+  conditions: { index: number; left: unknown; op: string; right?: unknown; result: boolean; note?: string }[];
+  stoppedBy?: string;
+}
 
 let catalog: Promise<{ triggers: CatalogItem[]; actions: CatalogItem[] }> | null = null;
 

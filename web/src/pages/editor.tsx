@@ -1,8 +1,8 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation, useRoute } from 'preact-iso/router';
 import { api, ApiError, type CatalogItem, errorMessage, isActive, loadCatalog, type Run, type Zap } from '../api';
-import { CopyField, ErrorBox, Icon, Loading, Page, Status, useTitle } from '../ui';
-import { extraKeys, FieldInput, initValues, type TemplTarget, toMetadata, type Values } from './fields';
+import { CopyField, ErrorBox, Icon, Loading, Page, Status, Time, useTitle } from '../ui';
+import { extraKeys, FieldInput, initValues, SchedulePreview, type TemplTarget, toMetadata, type Values } from './fields';
 
 interface ActionState {
   key: number;
@@ -33,8 +33,10 @@ export function flatten(v: unknown, prefix: string, out: string[], depth = 0) {
   }
 }
 
-function Hints({ run, secrets, step, onPick, note }: { run: Run | null; secrets: string[]; step: number | null; onPick: (p: string) => void; note: string }) {
+function Hints({ run, secrets, step, onPick, note, scheduled }: { run: Run | null; secrets: string[]; step: number | null; onPick: (p: string) => void; note: string; scheduled: boolean }) {
   const groups: { title: string; paths: string[] }[] = [];
+  // A schedule run's trigger body is always {scheduledFor, firedAt}: offer them before the first run.
+  if (!run && scheduled) groups.push({ title: 'Schedule', paths: ['scheduledFor', 'firedAt'] });
   if (run) {
     const body: string[] = [];
     flatten(run.trigger?.body, '', body);
@@ -57,7 +59,7 @@ function Hints({ run, secrets, step, onPick, note }: { run: Run | null; secrets:
       <h2 id="hints-h">Field hints</h2>
       <p class="help">
         Click a path to insert it as <code>{'{{path}}'}</code> into the field you were last editing.
-        {!run && ' Send a test event to see the fields of your trigger.'}
+        {!run && !scheduled && ' Send a test event to see the fields of your trigger.'}
       </p>
       <p class="copy-note" role="status">
         {note}
@@ -94,7 +96,7 @@ function TestEvent({ zap, onSent }: { zap: Zap; onSent: (runId: string) => void 
     setResult(null);
     try {
       // Post to the path on this origin: the configured public URL may name another host.
-      const path = new URL(zap.webhookUrl, location.href).pathname;
+      const path = new URL(zap.webhookUrl ?? '', location.href).pathname;
       const res = await fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
       const data = await res.json().catch(() => null);
       if (!res.ok) throw new Error(data?.error?.message || `${res.status} ${res.statusText}`);
@@ -318,7 +320,7 @@ export function ZapEditor() {
     try {
       const r = await api<{ zapId?: string; zap?: Zap }>(zap ? 'PUT' : 'POST', zap ? `/api/v1/zap/${zap.id}` : '/api/v1/zap', body);
       if (!zap) {
-        flash = 'Zap created. Its webhook URL is ready.';
+        flash = triggerId === 'schedule' ? 'Zap created. It runs on its schedule while enabled.' : 'Zap created. Its webhook URL is ready.';
         route(`/zaps/${r.zapId ?? r.zap?.id}`, true);
       } else {
         // PUT answers without lastRun: keep the one we have.
@@ -342,7 +344,10 @@ export function ZapEditor() {
           } else if ((m = d.path.match(/^actions\[(\d+)\](?:\.actionMetadata(?:\.([^.[]+))?)?(.*)$/)) && actions[+m[1]]) {
             const a = actions[+m[1]];
             const field = m[2];
-            if (field && actionSpec(a.actionId)?.configSchema.fields.some((f) => f.name === field)) fe[`a${a.key}.${field}`] ??= sub(m[3], d.message);
+            const spec = actionSpec(a.actionId)?.configSchema.fields.find((f) => f.name === field);
+            // A conditions field shows every row's error at its row: one "[i].left: message" per line.
+            if (spec?.type === 'conditions') fe[`a${a.key}.${field}`] = (fe[`a${a.key}.${field}`] ? `${fe[`a${a.key}.${field}`]}\n` : '') + sub(m[3], d.message);
+            else if (spec) fe[`a${a.key}.${field}`] ??= sub(m[3], d.message);
             else add(`a${a.key}`, field ? sub(field + m[3], d.message) : d.message);
           } else if ((m = d.path.match(/^triggerMetadata(?:\.([^.[]+))?(.*)$/)) || d.path === 'availableTriggerId') {
             const field = m?.[1];
@@ -399,6 +404,12 @@ export function ZapEditor() {
         </p>
       )}
     </div>
+  );
+
+  const lastRun = zap?.lastRun && (
+    <p>
+      Last run: <Status status={zap.lastRun.status} /> <a href={`/runs/${zap.lastRun.id}`}>view</a>
+    </p>
   );
 
   return (
@@ -476,17 +487,24 @@ export function ZapEditor() {
               // fold away unless set or in error, so the common case stays short.
               const fields = triggerSpec?.configSchema.fields ?? [];
               const render = (f: (typeof fields)[number]) => (
-                <FieldInput
-                  field={f}
-                  idBase="t"
-                  step={0}
-                  value={triggerValues[f.name]}
-                  error={err(`t.${f.name}`)}
-                  onChange={(v) => setTriggerValues((tv) => ({ ...tv, [f.name]: typeof v === 'function' ? v(tv[f.name]) : v }))}
-                  onTarget={onTarget}
-                />
+                <>
+                  <FieldInput
+                    field={f}
+                    idBase="t"
+                    step={0}
+                    value={triggerValues[f.name]}
+                    error={err(`t.${f.name}`)}
+                    onChange={(v) => setTriggerValues((tv) => ({ ...tv, [f.name]: typeof v === 'function' ? v(tv[f.name]) : v }))}
+                    onTarget={onTarget}
+                  />
+                  {triggerId === 'schedule' && f.name === 'cron' && (
+                    <SchedulePreview cron={String(triggerValues.cron ?? '')} intervalSeconds={String(triggerValues.intervalSeconds ?? '')} timezone={String(triggerValues.timezone ?? '')} />
+                  )}
+                </>
               );
-              const optional = fields.filter((f) => !f.required);
+              // A schedule has no required field (cron or intervalSeconds), but those and its zone are what it is.
+              const shown = (f: (typeof fields)[number]) => f.required || (triggerId === 'schedule' && ['cron', 'intervalSeconds', 'timezone'].includes(f.name));
+              const optional = fields.filter((f) => !shown(f));
               const changed = optional.some((f) => {
                 const v = triggerValues[f.name];
                 const d = f.default == null ? '' : f.default;
@@ -494,7 +512,7 @@ export function ZapEditor() {
               });
               return (
                 <>
-                  {fields.filter((f) => f.required).map(render)}
+                  {fields.filter(shown).map(render)}
                   {optional.length > 0 && (
                     <details class="options" open={!!changed}>
                       <summary>Options ({optional.map((f) => f.name).join(', ')})</summary>
@@ -506,7 +524,9 @@ export function ZapEditor() {
             })()}
           </fieldset>
 
-          {actions.length === 0 && <p class="muted">No actions yet: add one below. Each webhook request runs the actions in order.</p>}
+          {actions.length === 0 && (
+            <p class="muted">No actions yet: add one below. {triggerId === 'schedule' ? 'Each time the schedule fires' : 'Each webhook request'} runs the actions in order.</p>
+          )}
           <ol class="steps">
             {actions.map((a, i) => {
               const spec = actionSpec(a.actionId);
@@ -578,7 +598,7 @@ export function ZapEditor() {
         </form>
 
         <aside class="editor-side">
-          {zap ? (
+          {zap && zap.webhookUrl ? (
             <>
               <section class="card" aria-labelledby="hook-h">
                 <h2 id="hook-h">Webhook URL</h2>
@@ -586,21 +606,34 @@ export function ZapEditor() {
                 <p class="help">
                   Any request to this URL starts a run. {zap.enabled ? '' : 'This zap is disabled: requests are refused.'}
                 </p>
-                {zap.lastRun && (
-                  <p>
-                    Last run: <Status status={zap.lastRun.status} /> <a href={`/runs/${zap.lastRun.id}`}>view</a>
-                  </p>
-                )}
+                {lastRun}
               </section>
               <TestEvent zap={zap} onSent={afterTestEvent} />
             </>
+          ) : zap ? (
+            // A schedule zap (webhookUrl null): nothing to call or test by hand; when it runs next.
+            <section class="card" aria-labelledby="sched-h">
+              <h2 id="sched-h">Schedule</h2>
+              <p class="next-run">
+                {zap.nextFireAt ? (
+                  <>
+                    Next run at <Time at={zap.nextFireAt} /> (<Time at={zap.nextFireAt} relative />)
+                  </>
+                ) : zap.enabled ? (
+                  'No next run scheduled.'
+                ) : (
+                  'This zap is disabled: it does not run until enabled.'
+                )}
+              </p>
+              {lastRun}
+            </section>
           ) : (
             <section class="card">
-              <h2>Webhook URL</h2>
-              <p class="muted">Save the zap to get its webhook URL and send test events.</p>
+              <h2>{triggerId === 'schedule' ? 'Schedule' : 'Webhook URL'}</h2>
+              <p class="muted">{triggerId === 'schedule' ? 'Save the zap to start its schedule.' : 'Save the zap to get its webhook URL and send test events.'}</p>
             </section>
           )}
-          <Hints run={hintRun} secrets={secrets} step={focusStep} onPick={pick} note={hintNote} />
+          <Hints run={hintRun} secrets={secrets} step={focusStep} onPick={pick} note={hintNote} scheduled={triggerId === 'schedule'} />
         </aside>
       </div>
     </Page>

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { useLocation, useRoute } from 'preact-iso/router';
-import { api, type CatalogItem, errorMessage, isActive, loadCatalog, type Run, RUN_STATUSES, type Zap } from '../api';
+import { api, type CatalogItem, errorMessage, type FilterOutput, isActive, loadCatalog, type Run, RUN_STATUSES, type Step, type Zap } from '../api';
 import { ErrorBox, Fact, fmtDuration, Icon, Json, Loading, Page, Status, Time, useApi, useInterval, useTitle } from '../ui';
 
 const PAGE = 25;
@@ -84,8 +84,10 @@ export function RunsList() {
   };
 
   const active = !!runs?.some((r) => isActive(r.status));
+  // A schedule zap (no webhook URL) starts runs by itself: keep looking for new ones, more slowly.
+  const scheduled = zap.data?.zap.webhookUrl === null && zap.data.zap.enabled;
   // A tick while a request is still out waits for the next one, so a slow server is not piled on.
-  useInterval(() => inflight.current.size === 0 && load(runs?.length ?? 0), 2000, active);
+  useInterval(() => inflight.current.size === 0 && load(runs?.length ?? 0), active ? 2000 : 5000, active || !!scheduled);
 
   return (
     <Page
@@ -115,15 +117,15 @@ export function RunsList() {
             ))}
           </select>
         </div>
-        {active && (
+        {(active || scheduled) && (
           <span class="muted small" role="status">
-            Refreshing while runs are in progress…
+            {active ? 'Refreshing while runs are in progress…' : 'Refreshing: this zap runs on a schedule.'}
           </span>
         )}
       </div>
       <ErrorBox error={error || zap.error} />
       {!runs && !error && <Loading what="Loading runs" />}
-      {runs && runs.length === 0 && <p class="empty card">{status ? `No ${status} runs.` : 'No runs yet. Send a request to the webhook URL to start one.'}</p>}
+      {runs && runs.length === 0 && <p class="empty card">{status ? `No ${status} runs.` : zap.data?.zap.webhookUrl === null ? 'No runs yet. The schedule starts one at its next slot.' : 'No runs yet. Send a request to the webhook URL to start one.'}</p>}
       {runs && runs.length > 0 && (
         <div class="table-wrap">
           <table class="runs">
@@ -140,6 +142,12 @@ export function RunsList() {
                 <tr key={r.id} data-run-id={r.id}>
                   <td>
                     <Status status={r.status} />
+                    {r.status === 'waiting' && r.resumeAt && (
+                      <span class="small muted status-note">
+                        {' '}
+                        until <Time at={r.resumeAt} />
+                      </span>
+                    )}
                   </td>
                   <td>
                     <Time at={r.createdAt} />
@@ -256,6 +264,16 @@ export function RunPage() {
             </a>
           </Fact>
         )}
+        {r.trigger?.scheduledFor && (
+          <Fact label="Scheduled for">
+            <Time at={r.trigger.scheduledFor} />
+          </Fact>
+        )}
+        {r.status === 'waiting' && (
+          <Fact label="Resumes at">
+            <Time at={r.resumeAt} />
+          </Fact>
+        )}
         <Fact label="Created">
           <Time at={r.createdAt} />
         </Fact>
@@ -267,6 +285,19 @@ export function RunPage() {
         </Fact>
         <Fact label="Duration">{fmtDuration(r.durationMs)}</Fact>
       </dl>
+      {r.status === 'waiting' && (
+        <div class="info-box run-waiting" role="status">
+          <strong>Waiting</strong> until <Time at={r.resumeAt} />
+          {r.resumeAt && (
+            <>
+              {' '}
+              (<Time at={r.resumeAt} relative />)
+            </>
+          )}
+          : a delay step holds the run; the next step starts then. Cancel run stops it.
+        </div>
+      )}
+      {r.status === 'filtered' && <FilteredNote run={r} />}
       {r.error && (
         <div class="error-box run-error">
           <strong>Error:</strong> {r.error}
@@ -285,8 +316,12 @@ export function RunPage() {
             <Json value={r.trigger.query} label="Trigger query" />
           </>
         )}
-        <h3>Headers</h3>
-        <Json value={r.trigger?.headers} label="Trigger headers" />
+        {r.trigger?.headers && (
+          <>
+            <h3>Headers</h3>
+            <Json value={r.trigger.headers} label="Trigger headers" />
+          </>
+        )}
         <p class="muted small">
           Received <Time at={r.trigger?.receivedAt} />
         </p>
@@ -330,6 +365,7 @@ export function RunPage() {
                 </ul>
               </div>
             )}
+            {isFilterOutput(s.output) && <ConditionsTable step={s} out={s.output} />}
             <div class="io">
               <div>
                 <h4>Input</h4>
@@ -344,5 +380,76 @@ export function RunPage() {
         ))}
       </ol>
     </Page>
+  );
+}
+
+const isFilterOutput = (o: unknown): o is FilterOutput => !!o && typeof o === 'object' && Array.isArray((o as FilterOutput).conditions) && typeof (o as FilterOutput).passed === 'boolean';
+
+const show = (v: unknown) => (v === undefined ? '' : v === null ? 'null' : typeof v === 'string' ? JSON.stringify(v) : JSON.stringify(v));
+
+// A filtered run is final and not a failure: say which filter step stopped it and why.
+function FilteredNote({ run }: { run: Run }) {
+  const step = (run.steps ?? []).find((s) => s.status === 'filtered');
+  const out = step && isFilterOutput(step.output) ? step.output : null;
+  const failed = out ? out.conditions.filter((c) => !c.result) : [];
+  return (
+    <div class="info-box run-filtered" role="status">
+      <strong>Filtered</strong>: {step ? `step ${step.index}` : 'a filter step'} stopped the run (not a failure; the later steps did not run).
+      {out?.stoppedBy && <> Stopped by: {out.stoppedBy}.</>}
+      {failed.length > 0 && (
+        <ul class="stopped-by">
+          {failed.map((c) => (
+            <li>
+              Condition {c.index}: <code>{show(c.left)}</code> {c.op}
+              {c.right !== undefined && (
+                <>
+                  {' '}
+                  <code>{show(c.right)}</code>
+                </>
+              )}{' '}
+              was false{c.note ? ` (${c.note})` : ''}
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+// A filter step's verdict per condition, with the values it compared (after templates).
+function ConditionsTable({ step, out }: { step: Step; out: FilterOutput }) {
+  return (
+    <div class="table-wrap">
+      <table class="conditions-result" aria-label={`Step ${step.index} conditions`}>
+        <caption>
+          Conditions (match {out.match}): {out.passed ? 'passed' : 'did not pass'}
+        </caption>
+        <thead>
+          <tr>
+            <th scope="col">#</th>
+            <th scope="col">Value</th>
+            <th scope="col">Operator</th>
+            <th scope="col">Compared with</th>
+            <th scope="col">Result</th>
+          </tr>
+        </thead>
+        <tbody>
+          {out.conditions.map((c) => (
+            <tr class={c.result ? 'cond-true' : 'cond-false'} data-condition={c.index}>
+              <td>{c.index}</td>
+              <td>
+                <code>{show(c.left)}</code>
+              </td>
+              <td>{c.op}</td>
+              <td>{c.right === undefined ? <span class="muted">—</span> : <code>{show(c.right)}</code>}</td>
+              <td>
+                {c.result ? 'true' : 'false'}
+                {c.note && <span class="muted small"> ({c.note})</span>}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }

@@ -22,7 +22,7 @@ function ZapRow({ zap, onChange, onDelete }: { zap: Zap; onChange: (z: Zap) => v
   };
 
   const remove = async () => {
-    if (!window.confirm(`Delete the zap “${zap.name}”? Its webhook URL stops working.`)) return;
+    if (!window.confirm(`Delete the zap “${zap.name}”? ${zap.webhookUrl ? 'Its webhook URL stops working.' : 'Its schedule stops.'}`)) return;
     setBusy(true);
     setError(null);
     try {
@@ -56,7 +56,20 @@ function ZapRow({ zap, onChange, onDelete }: { zap: Zap; onChange: (z: Zap) => v
           <span aria-hidden="true">{zap.enabled ? 'On' : 'Off'}</span>
         </label>
       </div>
-      <CopyField value={zap.webhookUrl} id={`hook-${zap.id}`} />
+      {zap.webhookUrl ? (
+        <CopyField value={zap.webhookUrl} id={`hook-${zap.id}`} />
+      ) : (
+        // A schedule zap has no URL: say when it runs next instead.
+        <p class="next-run">
+          {zap.nextFireAt ? (
+            <>
+              Next run at <Time at={zap.nextFireAt} /> (<Time at={zap.nextFireAt} relative />)
+            </>
+          ) : (
+            <span class="muted">{zap.enabled ? 'No next run scheduled' : 'Scheduled; off while disabled'}</span>
+          )}
+        </p>
+      )}
       <div class="zap-meta">
         {zap.lastRun !== undefined && (
           <span>
@@ -107,7 +120,7 @@ export function ZapsList() {
       {!zaps && !error && <Loading what="Loading zaps" />}
       {zaps && zaps.length === 0 && (
         <div class="empty card">
-          <p>No zaps yet. A zap gives you a webhook URL and runs its actions for every request it receives.</p>
+          <p>No zaps yet. A zap runs its actions for every request to its webhook URL, or on a schedule.</p>
           <a class="btn primary" href="/zaps/new">
             Create your first zap
           </a>
