@@ -8,6 +8,9 @@ const catalog& catalog::builtin() {
     k.triggers_.push_back(webhook_trigger_spec());
     k.actions_.push_back(http_action_spec());
     k.actions_.push_back(email_action_spec());
+    k.actions_.push_back(filter_action_spec());
+    k.actions_.push_back(delay_action_spec());
+    k.actions_.push_back(formatter_action_spec());
     return k;
   }();
   return c;

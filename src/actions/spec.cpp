@@ -4,8 +4,12 @@
 #include <cmath>
 #include <limits>
 #include <regex>
+#include <sstream>
+
+#include <date/date.h>
 
 #include <fmt/format.h>
+#include <re2/re2.h>
 
 #include "zapd/templates/template.hpp"
 
@@ -21,6 +25,7 @@ std::string_view type_name(field_type t) {
     case field_type::choice: return "choice";
     case field_type::string_map: return "string_map";
     case field_type::string_list: return "string_list";
+    case field_type::conditions: return "conditions";
   }
   return "string";
 }
@@ -52,6 +57,8 @@ void check_string(const field_spec& f, const std::string& v, const std::string& 
   if (v.empty() || has_any_template(v)) return;  // a template is checked when it renders
   if (f.format == field_format::url && !(v.starts_with("http://") || v.starts_with("https://")))
     out.push_back({path, "must be an http:// or https:// URL"});
+  if (f.format == field_format::duration)
+    if (auto d = parse_duration(v); !d) out.push_back({path, d.err().message});
   if (f.format == field_format::email && !looks_like_email(v))
     out.push_back({path, fmt::format("'{}' is not an email address", v)});
   if (f.type == field_type::choice) {
@@ -99,6 +106,63 @@ bool check_header(const std::string& name, const std::string& value, const std::
 result<std::int64_t> field_integer(const field_spec& f, const nlohmann::json& v) {
   return bounded_integer(v, f.minimum.value_or(std::numeric_limits<std::int64_t>::min()),
                          f.maximum.value_or(std::numeric_limits<std::int64_t>::max()));
+}
+
+// The filter step's rows: [{left, op, right}], left/right templates, op from condition_ops.
+void check_conditions(const field_spec& f, const nlohmann::json& v, const std::string& path, std::vector<field_error>& out) {
+  if (!v.is_array()) return out.push_back({path, "must be a list of {left, op, right} conditions"});
+  if (f.required && v.empty()) return out.push_back({path, "add at least one condition"});
+  if (v.size() > k_max_conditions) return out.push_back({path, fmt::format("at most {} conditions", k_max_conditions)});
+  const field_spec operand{.name = "operand", .type = field_type::string, .templates = true, .max_length = 4096};
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const auto p = fmt::format("{}[{}]", path, i);
+    const auto& row = v[i];
+    if (!row.is_object()) {
+      out.push_back({p, "must be an object {left, op, right}"});
+      continue;
+    }
+    for (const auto& [k, item] : row.items())
+      if (k != "left" && k != "op" && k != "right") out.push_back({p + "." + k, "unknown field (a condition has left, op, right)"});
+    auto op = row.find("op");
+    if (op == row.end() || !op->is_string()) {
+      out.push_back({p + ".op", fmt::format("required: one of {}", fmt::join(condition_ops(), ", "))});
+      continue;
+    }
+    const auto& name = op->get_ref<const std::string&>();
+    if (std::find(condition_ops().begin(), condition_ops().end(), name) == condition_ops().end()) {
+      out.push_back({p + ".op", fmt::format("'{}' is not an operator; use one of {}", printable(name), fmt::join(condition_ops(), ", "))});
+      continue;
+    }
+    auto left = row.find("left");
+    if (left == row.end() || !left->is_string() || left->get_ref<const std::string&>().empty())
+      out.push_back({p + ".left", "required: a value or a template such as {{body.status}}"});
+    else
+      check_string(operand, left->get<std::string>(), p + ".left", out);
+    auto right = row.find("right");
+    const bool unary = condition_op_is_unary(name);
+    if (right != row.end() && !right->is_string() && !(unary && right->is_null())) {
+      out.push_back({p + ".right", "must be a string"});
+      continue;
+    }
+    if (unary) {
+      if (right != row.end() && right->is_string() && !right->get_ref<const std::string&>().empty())
+        out.push_back({p + ".right", fmt::format("'{}' takes no right-hand value", name)});
+      continue;
+    }
+    if (right == row.end()) {
+      out.push_back({p + ".right", fmt::format("required: '{}' compares with a right-hand value", name)});
+      continue;
+    }
+    const auto& r = right->get_ref<const std::string&>();
+    check_string(operand, r, p + ".right", out);
+    if (name == "matches" && !has_template(r)) {
+      RE2::Options o;
+      o.set_log_errors(false);
+      o.set_max_mem(k_regex_max_mem);
+      RE2 re(r, o);
+      if (!re.ok()) out.push_back({p + ".right", fmt::format("not a valid regular expression (RE2 syntax): {}", re.error())});
+    }
+  }
 }
 
 void check_value(const field_spec& f, const nlohmann::json& v, const std::string& path, std::vector<field_error>& out) {
@@ -153,6 +217,8 @@ void check_value(const field_spec& f, const nlohmann::json& v, const std::string
         check_string(f, v[i].get<std::string>(), p, out);
       }
       return;
+    case field_type::conditions:
+      return check_conditions(f, v, path, out);
   }
 }
 
@@ -167,6 +233,112 @@ void collect_secrets(const nlohmann::json& j, std::set<std::string>& out) {
 }
 
 }  // namespace
+
+std::optional<std::int64_t> parse_rfc3339_ms(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  if (text.size() < 20 || text.size() > 40) return std::nullopt;
+  std::string t(text);
+  for (auto& c : t) {
+    if (c == 't' || c == ' ') c = 'T';
+    if (c == 'z') c = 'Z';
+  }
+  for (const char* f : {"%FT%T%Ez", "%FT%TZ"}) {
+    std::istringstream in(t);
+    date::sys_time<std::chrono::milliseconds> tp;
+    in >> date::parse(f, tp);
+    if (!in.fail() && in.peek() == std::char_traits<char>::eof())
+      return std::chrono::duration_cast<std::chrono::milliseconds>(tp.time_since_epoch()).count();
+  }
+  return std::nullopt;
+}
+
+const std::vector<std::string>& condition_ops() {
+  static const std::vector<std::string> ops = {
+      "exists", "notExists", "equals", "notEquals", "contains", "notContains", "startsWith", "endsWith", "gt", "gte",
+      "lt",     "lte",       "matches", "isTrue",   "isFalse",  "isEmpty"};
+  return ops;
+}
+
+bool condition_op_is_unary(std::string_view op) {
+  return op == "exists" || op == "notExists" || op == "isTrue" || op == "isFalse" || op == "isEmpty";
+}
+
+result<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  using std::chrono::milliseconds;
+  constexpr std::int64_t k_max_ms = std::int64_t{10} * 366 * 24 * 3600 * 1000;
+  auto bad = [&](std::string_view why) {
+    return make_error(errc::invalid_argument,
+                      fmt::format("'{}' is not a duration ({}); write 90s, 5m, 2h, 1d or ISO 8601 like PT5M",
+                                  printable(text), why));
+  };
+  std::string_view t = text;
+  while (!t.empty() && t.front() == ' ') t.remove_prefix(1);
+  while (!t.empty() && t.back() == ' ') t.remove_suffix(1);
+  if (t.empty()) return bad("empty");
+  // One number and its unit: digits then one of ms, s, m, h, d, w.
+  auto unit_ms = [](std::string_view u) -> std::int64_t {
+    if (u == "ms") return 1;
+    if (u == "s" || u == "S") return 1000;
+    if (u == "m" || u == "M") return 60'000;
+    if (u == "h" || u == "H") return 3'600'000;
+    if (u == "d" || u == "D") return 86'400'000;
+    if (u == "w" || u == "W") return 604'800'000;
+    return 0;
+  };
+  auto add = [&](std::int64_t& total, std::string_view digits, std::int64_t unit) -> bool {
+    if (digits.empty() || digits.size() > 12) return false;
+    std::int64_t n = 0;
+    for (char c : digits) n = n * 10 + (c - '0');
+    if (n > k_max_ms / unit) return false;
+    total += n * unit;
+    return total <= k_max_ms;
+  };
+  std::int64_t total = 0;
+  if (t.front() == 'P' || t.front() == 'p') {
+    // ISO 8601: P[nW] or P[nD][T[nH][nM][nS]], integers only.
+    std::size_t i = 1;
+    bool in_time = false, any = false;
+    std::string order = "WDHMS";
+    std::size_t last = 0;
+    while (i < t.size()) {
+      if (t[i] == 'T' || t[i] == 't') {
+        if (in_time) return bad("two T separators");
+        in_time = true;
+        ++i;
+        continue;
+      }
+      std::size_t j = i;
+      while (j < t.size() && t[j] >= '0' && t[j] <= '9') ++j;
+      if (j == i || j == t.size()) return bad("expected a number then W, D, H, M or S");
+      const char u = static_cast<char>(std::toupper(static_cast<unsigned char>(t[j])));
+      std::int64_t unit = 0;
+      if (!in_time && u == 'W') unit = 604'800'000;
+      else if (!in_time && u == 'D') unit = 86'400'000;
+      else if (in_time && u == 'H') unit = 3'600'000;
+      else if (in_time && u == 'M') unit = 60'000;
+      else if (in_time && u == 'S') unit = 1000;
+      else return bad(in_time ? "after T only H, M and S" : "before T only W and D (years and months vary)");
+      const auto pos = order.find(u) + 1;
+      if (pos <= last) return bad("units out of order or repeated");
+      last = pos;
+      if (!add(total, t.substr(i, j - i), unit)) return bad("too long; at most 10 years");
+      any = true;
+      i = j + 1;
+    }
+    if (!any) return bad("no amount");
+    return milliseconds(total);
+  }
+  std::size_t j = 0;
+  while (j < t.size() && t[j] >= '0' && t[j] <= '9') ++j;
+  if (j == 0) return bad("it must start with a number");
+  auto unit_text = t.substr(j);
+  while (!unit_text.empty() && unit_text.front() == ' ') unit_text.remove_prefix(1);
+  const std::int64_t unit = unit_ms(unit_text);
+  if (unit == 0) return bad(unit_text.empty() ? "no unit" : "unknown unit");
+  if (!add(total, t.substr(0, j), unit)) return bad("too long; at most 10 years");
+  return milliseconds(total);
+}
 
 result<std::int64_t> bounded_integer(const nlohmann::json& v, std::int64_t lo, std::int64_t hi) {
   auto out_of_range = [&] { return make_error(errc::invalid_argument, fmt::format("must be between {} and {}", lo, hi)); };
@@ -222,6 +394,15 @@ nlohmann::json config_schema_json(const spec& s) {
     if (f.format == field_format::url) j["format"] = "url";
     if (f.format == field_format::email) j["format"] = "email";
     if (f.format == field_format::headers) j["format"] = "headers";
+    if (f.format == field_format::duration) j["format"] = "duration";
+    if (f.type == field_type::conditions) {
+      j["ops"] = condition_ops();
+      nlohmann::json unary = nlohmann::json::array();
+      for (const auto& op : condition_ops())
+        if (condition_op_is_unary(op)) unary.push_back(op);
+      j["unaryOps"] = std::move(unary);
+      j["maxItems"] = k_max_conditions;
+    }
     if (f.minimum) j["minimum"] = *f.minimum;
     if (f.maximum) j["maximum"] = *f.maximum;
     fields.push_back(std::move(j));
@@ -265,6 +446,7 @@ nlohmann::json validate_config(const spec& s, const nlohmann::json& config, cons
     if (!f.required || !f.alias_of.empty() || normal.contains(f.name)) continue;
     out.push_back({path + "." + f.name, "required"});
   }
+  if (s.check && out.empty()) s.check(normal, path, out);
   for (const auto& name : secret_references(normal)) {
     if (!known_secrets.count(name)) out.push_back({path, fmt::format("unknown secret '{}'; create it first", name)});
   }

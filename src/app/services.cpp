@@ -144,6 +144,10 @@ services::services(const config::settings& s, prepared p)
                                                                  static_cast<std::size_t>(s.actions_http_max_body)}));
   executors_.add("email", actions::make_email_executor(outbound_io_, {s.email_smtp_url, s.email_username, s.email_password,
                                                                       s.email_from, std::chrono::milliseconds(s.email_timeout_ms)}));
+  // Built-in steps: they run on the claim thread and answer at once.
+  executors_.add("filter", actions::make_filter_executor());
+  executors_.add("formatter", actions::make_formatter_executor());
+  executors_.add("delay", actions::make_delay_executor(real_clock(), std::chrono::days(s.worker_max_delay_days)));
   if (s.email_smtp_url.empty())
     log::warn("email.unconfigured", {{"hint", "set email.smtp_url (env ZAPD_EMAIL_SMTP_URL): email steps fail until then"}});
 

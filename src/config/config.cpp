@@ -98,6 +98,7 @@ const std::vector<key_def>& defs() {
       int_key("worker.retry_base_ms", "scale of the retry schedule: the delay before the 2nd attempt (then x60, x360, ...)", &settings::worker_retry_base_ms, 1, 3'600'000),
       int_key("worker.max_attempts", "attempts of a failing step before it fails for good", &settings::worker_max_attempts, 1, 100),
       int_key("worker.claim_batch", "most jobs one claim takes from a lane", &settings::worker_claim_batch, 1, 10'000),
+      int_key("worker.max_delay_days", "longest wait a delay step may ask for; a longer one fails the step", &settings::worker_max_delay_days, 1, 3'650),
       str_key("actions.http.allow", "CIDRs and host names the HTTP action may reach despite the SSRF guard (comma-separated)", &settings::actions_http_allow),
       int_key("actions.http.max_body", "bytes of an HTTP action's response body kept on the step", &settings::actions_http_max_body, 0, 64LL * 1024 * 1024),
       str_key("email.smtp_url", "SMTP server of the email action: smtp://host:587 (STARTTLS when offered) or smtps://host:465; empty = email steps fail", &settings::email_smtp_url),

@@ -19,7 +19,7 @@ struct row {
 
 // The oldest `limit` outbox rows, through `c` (the writer's or a reader's connection).
 result<std::vector<row>> read_rows(store::connection& c, std::size_t limit) {
-  auto q = c.prepare("SELECT id, run_id, step_index, lane FROM outbox ORDER BY id LIMIT ?");
+  auto q = c.prepare("SELECT id, run_id, step_index, lane, run_at FROM outbox ORDER BY id LIMIT ?");
   if (!q) return std::move(q).err();
   q->bind(1, static_cast<std::int64_t>(limit));
   std::vector<row> out;
@@ -34,6 +34,7 @@ result<std::vector<row>> read_rows(store::connection& c, std::size_t limit) {
     auto l = queue::parse_lane(q->text(3));
     if (!l) return make_error(errc::internal, fmt::format("outbox row {}: unknown lane '{}'", r.id, q->text(3)));
     r.spec.lane = *l;
+    if (!q->is_null(4)) r.spec.run_at_ms = q->int64(4);  // after a delay step
     out.push_back(std::move(r));
   }
 }

@@ -15,14 +15,22 @@ using json = nlohmann::json;
 using settlement = queue::store_publisher::settlement;
 
 // A run whose step is being retried or has a next step is running (unless it ended meanwhile).
+// A run is live while queued, running or waiting (a delay); a later step's record moves it on.
 constexpr const char* k_mark_running =
-    "UPDATE runs SET status = 'running', started_at = COALESCE(started_at, ?) WHERE id = ? AND status IN ('queued', 'running')";
+    "UPDATE runs SET status = 'running', resume_at = NULL, started_at = COALESCE(started_at, ?) "
+    "WHERE id = ? AND status IN ('queued', 'running', 'waiting')";
+constexpr const char* k_mark_waiting =
+    "UPDATE runs SET status = 'waiting', resume_at = ?, started_at = COALESCE(started_at, ?) "
+    "WHERE id = ? AND status IN ('queued', 'running', 'waiting')";
 constexpr const char* k_mark_succeeded =
-    "UPDATE runs SET status = 'succeeded', started_at = COALESCE(started_at, ?), finished_at = ? "
-    "WHERE id = ? AND status IN ('queued', 'running')";
+    "UPDATE runs SET status = 'succeeded', resume_at = NULL, started_at = COALESCE(started_at, ?), finished_at = ? "
+    "WHERE id = ? AND status IN ('queued', 'running', 'waiting')";
+constexpr const char* k_mark_filtered =
+    "UPDATE runs SET status = 'filtered', resume_at = NULL, started_at = COALESCE(started_at, ?), finished_at = ? "
+    "WHERE id = ? AND status IN ('queued', 'running', 'waiting')";
 constexpr const char* k_mark_failed =
-    "UPDATE runs SET status = 'failed', error = ?, started_at = COALESCE(started_at, ?), finished_at = ? "
-    "WHERE id = ? AND status IN ('queued', 'running')";
+    "UPDATE runs SET status = 'failed', resume_at = NULL, error = ?, started_at = COALESCE(started_at, ?), finished_at = ? "
+    "WHERE id = ? AND status IN ('queued', 'running', 'waiting')";
 constexpr const char* k_upsert_step =
     "INSERT INTO run_steps (run_id, step_index, action_id, status, attempts, input, output, error, warnings, "
     "started_at, finished_at, duration_ms, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -77,9 +85,14 @@ result<attempt_outcome> record_attempt(store::connection& c, const attempt_recor
   if (!state) return std::move(state).err();
   const bool cancelled = *state == "cancelled";
   const bool ok = a.verdict == attempt_verdict::succeeded;
+  const bool filtered = a.verdict == attempt_verdict::filtered;
   const bool give_up = a.verdict == attempt_verdict::failed;
-  const bool final_step = ok || give_up || cancelled;
-  const char* step_status = ok ? "succeeded" : cancelled ? "cancelled" : give_up ? "failed" : "running";
+  const bool final_step = ok || filtered || give_up || cancelled;
+  const char* step_status = ok         ? "succeeded"
+                            : filtered ? "filtered"
+                            : cancelled ? "cancelled"
+                            : give_up  ? "failed"
+                                       : "running";
   {
     auto st = c.prepare(k_upsert_step);
     if (!st) return std::move(st).err();
@@ -95,7 +108,7 @@ result<attempt_outcome> record_attempt(store::connection& c, const attempt_recor
   }
 
   attempt_outcome out;
-  out.settlement = cancelled || ok ? settlement::acked : give_up ? settlement::dead : settlement::retried;
+  out.settlement = cancelled || ok || filtered ? settlement::acked : give_up ? settlement::dead : settlement::retried;
   if (jobs) {
     status s = out.settlement == settlement::acked     ? jobs->ack_in(c, j)
                : out.settlement == settlement::retried ? jobs->retry_in(c, j, std::chrono::system_clock::time_point(
@@ -104,10 +117,19 @@ result<attempt_outcome> record_attempt(store::connection& c, const attempt_recor
     if (!s) return std::move(s).err();
   }
   if (cancelled) return out;
+  if (filtered) {
+    if (auto s = c.run(k_mark_filtered, a.started_ms, a.now_ms, j.run_id); !s) return std::move(s).err();
+    return out;
+  }
   if (ok) {
     if (static_cast<std::size_t>(j.step_index) < a.steps) {
-      if (auto s = outbox::enqueue(c, j.run_id, j.step_index + 1, j.lane, a.now_ms); !s) return std::move(s).err();
-      if (auto s = c.run(k_mark_running, a.started_ms, j.run_id); !s) return std::move(s).err();
+      const bool waits = a.resume_at_ms > a.now_ms;
+      if (auto s = outbox::enqueue(c, j.run_id, j.step_index + 1, j.lane, a.now_ms, waits ? a.resume_at_ms : 0); !s)
+        return std::move(s).err();
+      if (auto s = waits ? c.run(k_mark_waiting, a.resume_at_ms, a.started_ms, j.run_id)
+                         : c.run(k_mark_running, a.started_ms, j.run_id);
+          !s)
+        return std::move(s).err();
       out.next_step_enqueued = true;
       return out;
     }

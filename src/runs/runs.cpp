@@ -16,7 +16,8 @@ namespace {
 using json = nlohmann::json;
 
 constexpr const char* k_run_columns =
-    "id, zap_id, zap_version, user_id, lane, status, \"trigger\", error, replay_of, created_at, started_at, finished_at";
+    "id, zap_id, zap_version, user_id, lane, status, \"trigger\", error, replay_of, created_at, started_at, finished_at, "
+    "resume_at";
 
 std::optional<std::int64_t> opt_int(const store::statement& st, int col) {
   if (st.is_null(col)) return std::nullopt;
@@ -46,6 +47,7 @@ run_record read_run(const store::statement& st) {
   r.created_at = st.int64(9);
   r.started_at = opt_int(st, 10);
   r.finished_at = opt_int(st, 11);
+  r.resume_at = opt_int(st, 12);
   return r;
 }
 
@@ -95,7 +97,8 @@ json nullable(const std::optional<std::string>& s) { return s ? json(*s) : json(
 json nullable(const std::optional<std::int64_t>& v) { return v ? json(*v) : json(nullptr); }
 
 bool valid_status(const std::string& s) {
-  return s == "queued" || s == "running" || s == "succeeded" || s == "failed" || s == "cancelled";
+  return s == "queued" || s == "running" || s == "waiting" || s == "succeeded" || s == "failed" || s == "filtered" ||
+         s == "cancelled";
 }
 
 }  // namespace
@@ -121,7 +124,8 @@ status insert(store::connection& c, const new_run& r) {
 result<page> list(store::connection& c, const std::string& user_id, const filter& f) {
   if (f.limit < 1 || f.limit > 200) return make_error(errc::invalid_argument, "limit must be between 1 and 200");
   if (f.status && !valid_status(*f.status))
-    return make_error(errc::invalid_argument, "status must be queued, running, succeeded, failed or cancelled");
+    return make_error(errc::invalid_argument,
+                      "status must be queued, running, waiting, succeeded, failed, filtered or cancelled");
   std::int64_t cur_at = 0;
   std::string cur_id;
   if (f.cursor) {
@@ -183,9 +187,9 @@ result<run_record> cancel(store::connection& c, queue::store_publisher* jobs, co
                           std::int64_t now_ms) {
   auto r = load(c, user_id, run_id);
   if (!r) return r;
-  if (r->status != "queued" && r->status != "running")
+  if (r->status != "queued" && r->status != "running" && r->status != "waiting")
     return make_error(errc::invalid_state, fmt::format("run {} is already {}", run_id, r->status));
-  if (auto s = c.run("UPDATE runs SET status = 'cancelled', finished_at = ? WHERE id = ?", now_ms, run_id); !s)
+  if (auto s = c.run("UPDATE runs SET status = 'cancelled', resume_at = NULL, finished_at = ? WHERE id = ?", now_ms, run_id); !s)
     return std::move(s).err();
   // Steps not started yet go away; a leased job finishes and its worker sees the cancel.
   if (auto s = outbox::drop_run(c, run_id); !s) return std::move(s).err();
@@ -294,6 +298,7 @@ json to_json(const run_record& r, bool with_steps) {
             {"createdAt", iso_time_ms(r.created_at)},
             {"startedAt", nullable(iso_or_null(r.started_at))},
             {"finishedAt", nullable(iso_or_null(r.finished_at))},
+            {"resumeAt", nullable(iso_or_null(r.resume_at))},
             {"durationMs", nullable(duration)}};
   if (with_steps) {
     json steps = json::array();

@@ -70,6 +70,7 @@ pool::pool(services s, options o)
       succeeded_(s.metrics.add_counter("zapd_worker_steps_total", "Step attempts by outcome", {{"outcome", "succeeded"}})),
       retried_(s.metrics.add_counter("zapd_worker_steps_total", "Step attempts by outcome", {{"outcome", "retry"}})),
       failed_(s.metrics.add_counter("zapd_worker_steps_total", "Step attempts by outcome", {{"outcome", "failed"}})),
+      filtered_(s.metrics.add_counter("zapd_worker_steps_total", "Step attempts by outcome", {{"outcome", "filtered"}})),
       lost_(s.metrics.add_counter("zapd_worker_results_discarded_total", "Results not recorded because the job's lease was lost")),
       deferred_count_(s.metrics.add_counter("zapd_worker_results_deferred_total", "Results handed to the writer again because its queue was full")),
       in_flight_gauge_(s.metrics.add_gauge("zapd_worker_in_flight", "Step attempts executing now")),
@@ -184,7 +185,8 @@ void pool::begin(const queue::job& j) {
     finish(a, std::move(r));
     return;
   }
-  if (!*data || (*data)->run.status == "cancelled" || (*data)->run.status == "succeeded" || (*data)->run.status == "failed") {
+  if (!*data || (*data)->run.status == "cancelled" || (*data)->run.status == "succeeded" || (*data)->run.status == "failed" ||
+      (*data)->run.status == "filtered") {
     settle_skip(j, *data ? "run is " + (*data)->run.status : "run no longer exists");
     return;
   }
@@ -299,9 +301,11 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
   rec->job = j;
   rec->action_id = a->action_id;
   rec->steps = a->steps;
-  rec->verdict = r.v == actions::verdict::succeeded ? runs::attempt_verdict::succeeded
-                 : give_up                          ? runs::attempt_verdict::failed
-                                                    : runs::attempt_verdict::retry;
+  rec->verdict = r.v == actions::verdict::succeeded  ? runs::attempt_verdict::succeeded
+                 : r.v == actions::verdict::filtered ? runs::attempt_verdict::filtered
+                 : give_up                           ? runs::attempt_verdict::failed
+                                                     : runs::attempt_verdict::retry;
+  if (r.v == actions::verdict::succeeded && r.resume_at_ms) rec->resume_at_ms = *r.resume_at_ms;
   if (schedules_retry) {
     // Only a retry has a next attempt (drawing its jitter takes the pool's mutex).
     const auto at = next_attempt_at(a->retry, j.attempts + 1, r.retry_after);
@@ -342,15 +346,17 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
       return;
     }
     // Counted once recorded: a result discarded for a lost lease is no outcome.
-    (rec->verdict == runs::attempt_verdict::succeeded ? succeeded_
-     : rec->verdict == runs::attempt_verdict::failed  ? failed_
-                                                      : retried_)
+    (rec->verdict == runs::attempt_verdict::succeeded  ? succeeded_
+     : rec->verdict == runs::attempt_verdict::filtered ? filtered_
+     : rec->verdict == runs::attempt_verdict::failed   ? failed_
+                                                       : retried_)
         .inc();
     if (outcome->next_step_enqueued) outbox_ready_.ring();
-    if (rec->verdict == runs::attempt_verdict::retry) {
-      // Wake a claim loop when the retry falls due rather than at the next poll.
+    // Wake a claim loop when a retry or the step after a delay falls due, not at the next poll.
+    const std::int64_t due = rec->verdict == runs::attempt_verdict::retry ? rec->retry_at_ms : rec->resume_at_ms;
+    if (due > 0) {
       std::int64_t cur = next_due_ms_.load();
-      while ((cur == 0 || rec->retry_at_ms < cur) && !next_due_ms_.compare_exchange_weak(cur, rec->retry_at_ms)) {
+      while ((cur == 0 || due < cur) && !next_due_ms_.compare_exchange_weak(cur, due)) {
       }
       cv_.notify_all();
     }

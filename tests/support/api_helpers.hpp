@@ -88,7 +88,7 @@ inline nlohmann::json get_run(const zapd_process& z, const account& a, const std
   return r.json()["run"];
 }
 
-/// Polls the run until it is succeeded, failed or cancelled (fails the test after `timeout`).
+/// Polls the run until it is final: succeeded, failed, filtered or cancelled (fails the test after `timeout`).
 inline nlohmann::json wait_final(const zapd_process& z, const account& a, const std::string& id,
                                  std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -96,7 +96,7 @@ inline nlohmann::json wait_final(const zapd_process& z, const account& a, const 
   while (std::chrono::steady_clock::now() < deadline) {
     run = get_run(z, a, id);
     std::string s = run["status"];
-    if (s == "succeeded" || s == "failed" || s == "cancelled") return run;
+    if (s == "succeeded" || s == "failed" || s == "filtered" || s == "cancelled") return run;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   FAIL("run " << id << " did not finish: " << run.dump());

@@ -582,3 +582,60 @@ TEST_CASE("pool: stop waits the grace for an action that never answers, then giv
   CHECK(f.status_of(id) == "queued");
   CHECK(f.job(id, 1)->attempts == 2);
 }
+
+TEST_CASE("pool: a filtered step ends the run `filtered`; nothing after it runs (both queue kinds)") {
+  for (bool outside : {false, true}) {
+    INFO("queue outside the store: " << outside);
+    setup s;
+    s.outside = outside;
+    fixture f(s);
+    f.action->answer_with([](const actions::step_request& r) -> std::optional<actions::step_result> {
+      auto res = test::succeeded({{"passed", false}});
+      if (r.step_index == 1) res.v = actions::verdict::filtered;
+      return res;
+    });
+    const auto z = f.make_zap(2);
+    const auto id = f.fire(z);
+    REQUIRE(eventually([&] { return f.status_of(id) == "filtered"; }));
+    auto r = f.run(id);
+    REQUIRE(r.steps.size() == 1);
+    CHECK(r.steps[0].status == "filtered");
+    CHECK_FALSE(r.error);
+    CHECK(r.finished_at);
+    REQUIRE(eventually([&] { return !f.job(id, 1); }));  // acked
+    std::this_thread::sleep_for(100ms);
+    CHECK(f.action->calls() == 1);
+    CHECK_FALSE(f.job(id, 2));
+    CHECK(f.count("SELECT count(*) FROM outbox") == 0);
+    CHECK(f.steps_total("filtered") == 1);
+  }
+}
+
+TEST_CASE("pool: a step that asks to resume later leaves the run `waiting` and the next job due then, by the clock") {
+  for (bool outside : {false, true}) {
+    INFO("queue outside the store: " << outside);
+    setup s;
+    s.outside = outside;
+    fixture f(s);
+    const std::int64_t resume = f.clk.now_ms() + 60'000;
+    f.action->answer_with([&](const actions::step_request& r) -> std::optional<actions::step_result> {
+      auto res = test::succeeded({{"step", r.step_index}});
+      if (r.step_index == 1) res.resume_at_ms = resume;
+      return res;
+    });
+    const auto z = f.make_zap(2);
+    const auto id = f.fire(z);
+    REQUIRE(eventually([&] { return f.status_of(id) == "waiting"; }));
+    CHECK(f.run(id).resume_at == resume);
+    REQUIRE(eventually([&] { return f.job(id, 2).has_value(); }));
+    CHECK(f.job(id, 2)->run_at_ms == resume);
+    std::this_thread::sleep_for(150ms);  // several polls: not due yet by the fake clock
+    CHECK(f.action->calls() == 1);
+    CHECK(f.status_of(id) == "waiting");
+
+    f.advance(61s);
+    REQUIRE(eventually([&] { return f.status_of(id) == "succeeded"; }));
+    CHECK(f.action->calls() == 2);
+    CHECK_FALSE(f.run(id).resume_at);
+  }
+}

@@ -12,7 +12,7 @@ namespace zapd::actions {
 /// Immutable after construction; safe to share between threads.
 class catalog {
  public:
-  /// The built-in catalog (triggers: webhook; actions: http, email).
+  /// The built-in catalog (triggers: webhook; actions: http, email, filter, delay, formatter).
   static const catalog& builtin();
 
   const spec* find_trigger(std::string_view id_or_alias) const;
@@ -37,5 +37,8 @@ class catalog {
 spec webhook_trigger_spec();
 spec http_action_spec();
 spec email_action_spec();
+spec filter_action_spec();
+spec delay_action_spec();
+spec formatter_action_spec();
 
 }  // namespace zapd::actions

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "zapd/core/clock.hpp"
 #include "zapd/templates/template.hpp"
 
 namespace zapd::outbound {
@@ -32,6 +33,7 @@ enum class verdict {
   succeeded,  // record the output, go on with the next step
   retry,      // failed for now (network, timeout, 408, 429, 5xx): try again later
   failed,     // failed for good (4xx, policy refusal, bad config): no retry
+  filtered,   // a filter's conditions did not hold: record the output, end the run `filtered`
 };
 
 struct step_result {
@@ -40,6 +42,8 @@ struct step_result {
   std::string error;                                  // empty on success
   std::optional<std::chrono::milliseconds> retry_after;  // the server asked for this delay
   std::chrono::milliseconds duration{};
+  /// Succeeded, and the next step is due then, not now (a delay step): Unix ms.
+  std::optional<std::int64_t> resume_at_ms;
 };
 
 /// How one action runs. Implementations never touch the database (the worker records).
@@ -92,6 +96,25 @@ struct email_options {
 /// Retry on connection errors, timeouts and 4xx replies; fail on 5xx replies, AUTH refusals,
 /// addresses that render invalid and a missing smtp_url. Output: {accepted, reply, messageId}.
 std::unique_ptr<executor> make_email_executor(outbound::driver& d, email_options o);
+
+// Built-in steps that run inside the worker (no I/O, they answer at once on the calling
+// thread). Their configs are rendered with `keep_type` where a value's JSON type matters.
+
+/// The `filter` step: `match` (all|any) over `conditions` rows {left, op, right}. Conditions
+/// that hold: succeeded, the run goes on. Otherwise `filtered`: the run ends `filtered`. The
+/// output says, per row, the values compared and the result: {passed, match, conditions:[...]}.
+/// Ops and their rules: src/actions/README.md. `matches` uses RE2 (linear time).
+std::unique_ptr<executor> make_filter_executor();
+
+/// The `formatter` step: `fields` (name -> template). The output is that object; a field whose
+/// template is a single placeholder keeps the value's JSON type.
+std::unique_ptr<executor> make_formatter_executor();
+
+/// The `delay` step: `for` (a duration, `parse_duration`) or `until` (a template rendering an
+/// RFC 3339 time). Succeeds at once with `resume_at_ms` = when the next step is due; a time in
+/// the past continues at once; beyond `max_delay` (worker.max_delay_days) it fails.
+/// Output: {resumeAt, delayMs}.
+std::unique_ptr<executor> make_delay_executor(const clock& clk, std::chrono::milliseconds max_delay);
 
 /// Whether `status` matches an expectedStatus spec like "2xx", "200", "200,201,3xx".
 bool status_matches(long status, std::string_view spec);

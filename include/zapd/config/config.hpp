@@ -64,6 +64,7 @@ struct settings {
   std::int64_t worker_retry_base_ms = 5'000;
   std::int64_t worker_max_attempts = 8;
   std::int64_t worker_claim_batch = 32;
+  std::int64_t worker_max_delay_days = 30;
   // [actions.http]
   std::string actions_http_allow;
   std::int64_t actions_http_max_body = 256 * 1024;

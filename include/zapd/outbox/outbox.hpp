@@ -17,7 +17,9 @@ namespace zapd::outbox {
 /// transaction, so a step is enqueued exactly when the change that made it due commits.
 
 /// Step `step_index` of `run_id` is due: the relay hands it to the queue after the commit.
-status enqueue(store::connection& c, const std::string& run_id, int step_index, queue::lane lane, std::int64_t now_ms);
+/// `run_at_ms` > 0: the job is not claimable before then (the step after a delay).
+status enqueue(store::connection& c, const std::string& run_id, int step_index, queue::lane lane, std::int64_t now_ms,
+               std::int64_t run_at_ms = 0);
 
 /// Drops the run's steps not handed to the queue yet (a cancelled or pruned run).
 status drop_run(store::connection& c, const std::string& run_id);

@@ -32,7 +32,7 @@ result<std::optional<step_context>> load_for_step(store::connection& c, const st
 
 /// How an attempt ended, as the worker decided it (a retry past the policy's last attempt is
 /// already `failed`, with its error saying so).
-enum class attempt_verdict { succeeded, retry, failed };
+enum class attempt_verdict { succeeded, retry, failed, filtered };
 
 /// One finished attempt of a step. Everything here is recorded as given: the worker masked
 /// secret values in input, output, error and warnings before.
@@ -42,6 +42,7 @@ struct attempt_record {
   std::size_t steps = 0;  // steps in the run's zap version
   attempt_verdict verdict = attempt_verdict::failed;
   std::int64_t retry_at_ms = 0;  // verdict retry: when the job is claimable again (Unix ms)
+  std::int64_t resume_at_ms = 0;  // succeeded (a delay step): the next step is due then, the run `waiting`
   nlohmann::json input;          // the rendered config (null when it never rendered)
   nlohmann::json output;
   nlohmann::json warnings = nlohmann::json::array();
@@ -60,6 +61,9 @@ struct attempt_outcome {
 /// - the step's row is written (attempts, input, output, error, warnings, times; a step to
 ///   be retried stays `running` with its next attempt's time);
 /// - succeeded: the next step goes to the outbox, or the last one ends the run `succeeded`;
+///   with `resume_at_ms` (a delay) the next step is due then and the run is `waiting` with
+///   `resume_at` until a later step records; filtered (a filter's conditions did not hold):
+///   the step is `filtered` and the run ends `filtered`, nothing after it runs;
 ///   retry: the run is `running`; failed: the run ends `failed` with "step N: error";
 ///   a run cancelled meanwhile keeps `cancelled` and nothing after the step runs; the step
 ///   is recorded `succeeded` when its action did succeed, else `cancelled`;

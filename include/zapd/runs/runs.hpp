@@ -56,6 +56,7 @@ struct run_record {
   std::optional<std::string> replay_of;
   std::int64_t created_at = 0;
   std::optional<std::int64_t> started_at, finished_at;
+  std::optional<std::int64_t> resume_at;  // while `waiting` (a delay step): when the next step is due
   std::vector<step_record> steps;  // filled by `get`, not by `list`
 };
 

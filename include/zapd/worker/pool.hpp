@@ -133,6 +133,7 @@ class pool {
   metrics::counter& succeeded_;
   metrics::counter& retried_;
   metrics::counter& failed_;
+  metrics::counter& filtered_;
   metrics::counter& lost_;
   metrics::counter& deferred_count_;
   metrics::gauge& in_flight_gauge_;
