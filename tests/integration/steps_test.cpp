@@ -168,6 +168,15 @@ TEST_CASE("filter and delay: save-time validation names the field") {
   CHECK(has_path(r, "actions[0].actionMetadata.until"));
   CHECK(save(json::array({step("delay", {{"for", "PT1H30M"}})})).status == 200);
   CHECK(save(json::array({step("delay", {{"until", "{{body.at}}"}})})).status == 200);
+  // Template filters are checked at save: an unknown one names its field.
+  r = save(json::array({http_step("https://example.org/x", {{"body", "{{name | shout}}"}})}));
+  CHECK(r.status == 400);
+  CHECK(has_path(r, "actions[0].actionMetadata.body"));
+  CHECK_THAT(r.body, Catch::Contains("shout"));
+  r = save(json::array({step("formatter", {{"fields", {{"n", "{{x | truncate:\"a\"}}"}}}})}));
+  CHECK(r.status == 400);
+  CHECK(has_path(r, "actions[0].actionMetadata.fields.n"));
+  CHECK(save(json::array({step("formatter", {{"fields", {{"n", "{{x | trim | upper | default:\"none\"}}"}}}})})).status == 200);
   r = save(json::array({step("formatter", {{"fields", {{"a.b", "{{x}}"}}}})}));
   CHECK(r.status == 400);
   CHECK(has_path(r, "actions[0].actionMetadata.fields.a.b"));
@@ -184,7 +193,9 @@ TEST_CASE("formatter: typed fields, read by a later step") {
                                                         {"order", "{{order}}"},
                                                         {"flag", "{{ok}}"},
                                                         {"label", "Order {{order.id}} for {{name}}"},
-                                                        {"missing", "{{nope}}"}}}}),
+                                                        {"missing", "{{nope}}"},
+                                                        {"shout", "{{name | upper}}"},
+                                                        {"items", "{{order.items | length}}"}}}}),
                                    http_step(sink.url("/out"), {{"body", R"({"c":{{steps.1.count}},"l":"{{steps.1.label}}"})"}})}));
   auto run = wait_final(z, a, fire(z, a, zap, R"({"n":3,"order":{"id":"o-1","items":[1,2]},"ok":true,"name":"Ada"})"));
   INFO(run.dump(2));
@@ -195,6 +206,8 @@ TEST_CASE("formatter: typed fields, read by a later step") {
   CHECK(out["flag"] == true);
   CHECK(out["label"] == "Order o-1 for Ada");
   CHECK(out["missing"].is_null());
+  CHECK(out["shout"] == "ADA");
+  CHECK(out["items"] == 2);  // a filter's number keeps its type too
   REQUIRE(sink.wait_for(1));
   CHECK(json::parse(sink.requests()[0].body) == json{{"c", 3}, {"l", "Order o-1 for Ada"}});
 }
