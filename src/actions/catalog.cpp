@@ -6,6 +6,7 @@ const catalog& catalog::builtin() {
   static const catalog c = [] {
     catalog k;
     k.triggers_.push_back(webhook_trigger_spec());
+    k.triggers_.push_back(schedule_trigger_spec());
     k.actions_.push_back(http_action_spec());
     k.actions_.push_back(email_action_spec());
     k.actions_.push_back(filter_action_spec());

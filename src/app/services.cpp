@@ -119,6 +119,7 @@ services::services(const config::settings& s, prepared p)
       relay_(*p_.db, jobs_, registry_, outbox_ready_, jobs_ready_, relay_options(s)),
       http_out_(outbound_io_, p_.allow),
       workers_({*p_.db, jobs_, executors_, p_.box, real_clock(), registry_, jobs_ready_, outbox_ready_}, worker_options(s)),
+      scheduler_(*p_.db, real_clock(), registry_, outbox_ready_),
       zap_cache_(p_.db->reads(), p_.box, real_clock(), std::chrono::milliseconds(s.hooks_cache_ms)),
       limiter_(real_clock()),
       zap_deps_{*p_.db,
@@ -126,8 +127,12 @@ services::services(const config::settings& s, prepared p)
                 p_.box,
                 accounts_.authenticate(),
                 s.server_public_url,
-                zaps::limits{static_cast<std::size_t>(s.zaps_max_actions), static_cast<std::size_t>(s.zaps_max_bytes)},
-                [this](const std::string& user_id) { zap_cache_.forget_user(user_id); }},
+                zaps::limits{static_cast<std::size_t>(s.zaps_max_actions), static_cast<std::size_t>(s.zaps_max_bytes),
+                             s.schedule_min_interval_seconds},
+                [this](const std::string& user_id) {
+                  zap_cache_.forget_user(user_id);
+                  scheduler_.zaps_changed();  // an edited, disabled or deleted schedule applies at once
+                }},
       hook_deps_{*p_.db,
                  zap_cache_,
                  limiter_,
@@ -138,7 +143,8 @@ services::services(const config::settings& s, prepared p)
                  static_cast<std::size_t>(s.hooks_max_depth),
                  s.hooks_dedup_window_seconds * 1000,
                  [this] { outbox_ready_.ring(); }},
-      run_deps_{*p_.db, accounts_.authenticate(), real_clock(), [this] { outbox_ready_.ring(); }, &jobs_} {
+      run_deps_{*p_.db, accounts_.authenticate(), real_clock(), [this] { outbox_ready_.ring(); }, &jobs_},
+      schedule_deps_{accounts_.authenticate(), s.schedule_min_interval_seconds, real_clock()} {
   // Executing steps: outbound I/O on the driver's thread.
   executors_.add("http", actions::make_http_executor(http_out_, {fmt::format("zapd/{}", ZAPD_VERSION),
                                                                  static_cast<std::size_t>(s.actions_http_max_body)}));
@@ -157,6 +163,7 @@ services::services(const config::settings& s, prepared p)
   http::add_hook_routes(routes_, hook_deps_);
   http::add_metrics_route(routes_, registry_);
   http::add_run_routes(routes_, run_deps_);
+  http::add_schedule_routes(routes_, schedule_deps_);
   http::add_ui_routes(routes_);
 
   const std::size_t threads = http_threads(s);
@@ -183,6 +190,7 @@ void services::start() {
   relay_.start();
   if (s_.worker_enabled == "on") workers_.start();
   else log::info("worker.disabled", {{"why", "worker.enabled = off: steps are queued, not executed"}});
+  scheduler_.start();
 }
 
 result<std::uint16_t> services::listen() { return server_->start(); }
@@ -213,6 +221,8 @@ void services::stop() {
   http_threads_.clear();
   // Hash jobs still queued complete into the (stopped) io_context before it is destroyed.
   hashes_.stop();
+  // No new schedule runs once shutdown begins (a slot cut short fires after the restart).
+  scheduler_.stop();
   // Workers stop claiming and give back what is still running; the driver then completes
   // every transfer (their late results find the lease gone).
   workers_.stop();

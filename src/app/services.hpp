@@ -22,6 +22,7 @@
 #include "zapd/http/hook_routes.hpp"
 #include "zapd/http/router.hpp"
 #include "zapd/http/run_routes.hpp"
+#include "zapd/http/schedule_routes.hpp"
 #include "zapd/http/server.hpp"
 #include "zapd/http/zap_routes.hpp"
 #include "zapd/metrics/registry.hpp"
@@ -30,6 +31,7 @@
 #include "zapd/outbound/policy.hpp"
 #include "zapd/outbox/relay.hpp"
 #include "zapd/queue/sqlite_queue.hpp"
+#include "zapd/schedule/scheduler.hpp"
 #include "zapd/secrets/secrets.hpp"
 #include "zapd/store/database.hpp"
 #include "zapd/worker/pool.hpp"
@@ -97,11 +99,13 @@ class services {
   outbound::http_client http_out_;
   actions::executors executors_;
   worker::pool workers_;
+  schedule::scheduler scheduler_;  // schedule zaps -> runs (+ outbox rows), like ingestion
   hooks::zap_cache zap_cache_;
   hooks::rate_limiter limiter_;
   http::zap_routes_deps zap_deps_;
   http::hook_routes_deps hook_deps_;
   http::run_routes_deps run_deps_;
+  http::schedule_routes_deps schedule_deps_;
   http::router routes_;
   // One io_context per HTTP thread: the first also runs the acceptor, signals and timers;
   // connections are spread over all of them, each served by its thread alone. The extra

@@ -94,6 +94,7 @@ const std::vector<key_def>& defs() {
       int_key("auth.signin_window_seconds", "time in which spent sign-in attempts come back", &settings::auth_signin_window_seconds, 1, 86'400),
       int_key("zaps.max_actions", "most actions one zap may have", &settings::zaps_max_actions, 1, 1000),
       int_key("zaps.max_bytes", "largest zap definition (trigger + actions JSON) in bytes", &settings::zaps_max_bytes, 1024, 16 * 1024 * 1024),
+      int_key("schedule.min_interval_seconds", "shortest time between two runs of a schedule zap (a faster cron or intervalSeconds gets 400)", &settings::schedule_min_interval_seconds, 1, 86'400),
       str_key("worker.enabled", "on: this process executes queued steps; off: it only accepts and queues them", &settings::worker_enabled, {"on", "off"}),
       int_key("worker.retry_base_ms", "scale of the retry schedule: the delay before the 2nd attempt (then x60, x360, ...)", &settings::worker_retry_base_ms, 1, 3'600'000),
       int_key("worker.max_attempts", "attempts of a failing step before it fails for good", &settings::worker_max_attempts, 1, 100),

@@ -49,6 +49,10 @@ result<runs::new_run> admit(const zap_info* zap, const inbound& in, std::int64_t
   if (!zap || zap->user_id != in.user_id)
     return make_error(errc::not_found, fmt::format("no zap {} for user {}", in.zap_id, in.user_id));
   if (!zap->enabled) return disabled_error(in.zap_id);
+  // 409, not 404: the zap is the caller's and exists; its trigger is what refuses the request.
+  if (!zap->webhook)
+    return make_error(errc::invalid_state,
+                      fmt::format("zap {} is started by its schedule, not by webhooks: it has no webhook URL", in.zap_id));
 
   verify_options vo;
   vo.hmac_header = zap->signature_header;

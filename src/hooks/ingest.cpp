@@ -37,6 +37,7 @@ result<std::optional<zap_info>> load_zap(store::connection& c, const secrets::bo
   z.version = zc.state.version;
   z.lane = *plan == "paid" ? queue::lane::paid : queue::lane::free;
   z.actions = zc.definition.step_count();
+  z.webhook = zc.definition.trigger.trigger_id == "webhook";
   const nlohmann::json& meta = zc.definition.trigger.metadata;
   auto sig = parse_scheme(string_field(meta, "signature"));
   z.sig = sig.value_or(scheme::none);

@@ -79,14 +79,15 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
     auto apply = [](store::connection& c, const std::string& user, const zaps::validated& v) { return zaps::create(c, user, v); };
     auto z = co_await validated_write(d, who, std::move(*body), apply);
     if (!z) co_return error_response(z.err());
-    co_return response::json(200, {{"zapId", z->id},
-                                   {"webhookUrl", zaps::webhook_url(d.public_url, z->user_id, z->id)},
-                                   {"zap", zaps::to_json(*z, d.catalog, d.public_url)}});
+    json zap = zaps::to_json(*z, d.catalog, d.public_url, real_clock().now_ms());
+    json url = zap["webhookUrl"];  // null for a schedule zap
+    co_return response::json(200, {{"zapId", z->id}, {"webhookUrl", std::move(url)}, {"zap", std::move(zap)}});
   };
   r.add(verb::post, "/api/v1/zap", authed(d.auth, notifying(d, create)));
   r.add(verb::post, "/api/v1/zap/import", authed(d.auth, notifying(d, create)));
 
   r.add(verb::get, "/api/v1/zap", authed(d.auth, [&d](request&, const principal& who) -> asio::awaitable<response> {
+    const std::int64_t now = real_clock().now_ms();
     auto list = d.db.reads().with([&](store::connection& c) -> result<json> {
       auto all = zaps::list(c, who.user_id);
       if (!all) return std::move(all).err();
@@ -94,7 +95,7 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
       for (const auto& z : *all) {
         auto last = last_run(c, who.user_id, z.id);
         if (!last) return std::move(last).err();
-        out.push_back(zaps::to_json(z, d.catalog, d.public_url));
+        out.push_back(zaps::to_json(z, d.catalog, d.public_url, now));
         out.back()["lastRun"] = std::move(*last);
       }
       return out;
@@ -109,7 +110,7 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
       if (!z) return std::move(z).err();
       auto last = last_run(c, who.user_id, z->id);
       if (!last) return std::move(last).err();
-      json out = zaps::to_json(*z, d.catalog, d.public_url);
+      json out = zaps::to_json(*z, d.catalog, d.public_url, real_clock().now_ms());
       out["lastRun"] = std::move(*last);
       return out;
     });
@@ -124,7 +125,7 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
     auto apply = [id](store::connection& c, const std::string& user, const zaps::validated& v) { return zaps::replace(c, user, id, v); };
     auto z = co_await validated_write(d, who, std::move(*body), apply);
     if (!z) co_return error_response(z.err());
-    co_return response::json(200, {{"zap", zaps::to_json(*z, d.catalog, d.public_url)}});
+    co_return response::json(200, {{"zap", zaps::to_json(*z, d.catalog, d.public_url, real_clock().now_ms())}});
   })));
 
   r.add(verb::patch, "/api/v1/zap/{id}", authed(d.auth, notifying(d, [&d](request& req, const principal& who) -> asio::awaitable<response> {
@@ -160,7 +161,7 @@ void add_zap_routes(router& r, const zap_routes_deps& d) {
     };
     auto z = co_await write<zaps::zap_record>(d.db.writes(), std::move(job));
     if (!z) co_return error_response(z.err());
-    co_return response::json(200, {{"zap", zaps::to_json(*z, d.catalog, d.public_url)}});
+    co_return response::json(200, {{"zap", zaps::to_json(*z, d.catalog, d.public_url, real_clock().now_ms())}});
   })));
 
   r.add(verb::delete_, "/api/v1/zap/{id}", authed(d.auth, notifying(d, [&d](request& req, const principal& who) -> asio::awaitable<response> {

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "zapd/core/ids.hpp"
+#include "zapd/zaps/schedule.hpp"
 
 namespace zapd::zaps {
 namespace {
@@ -103,6 +104,7 @@ result<validated> validate(const nlohmann::json& body, const actions::catalog& c
     } else {
       auto meta = actions::validate_config(*spec, body.value("triggerMetadata", nlohmann::json::object()),
                                            "triggerMetadata", secrets, errs);
+      if (spec->id == k_schedule_trigger) check_schedule(meta, "triggerMetadata", lim.min_schedule_interval_seconds, errs);
       v.definition.trigger = {new_uuid(), spec->id, std::move(meta)};
     }
   }
@@ -236,9 +238,18 @@ std::string webhook_url(const std::string& public_url, const std::string& user_i
 namespace {
 // The zap's retry override as the API shows it: {attempts?, baseDelayMs?} or null.
 nlohmann::json retry_json(const definition& d) { return d.retry.empty() ? nlohmann::json(nullptr) : d.retry.to_json(); }
+// Only a webhook zap has a URL to call; a schedule zap answers its would-be URL with 409.
+nlohmann::json webhook_json(const zap_record& z, const std::string& public_url) {
+  if (z.definition.trigger.trigger_id != "webhook") return nullptr;
+  return webhook_url(public_url, z.user_id, z.id);
+}
+nlohmann::json next_fire_json(const zap_record& z, std::int64_t now_ms) {
+  auto next = next_fire_at(z.definition, z.enabled, now_ms);
+  return next ? nlohmann::json(cron::rfc3339(*next)) : nlohmann::json(nullptr);
+}
 }  // namespace
 
-nlohmann::json to_json(const zap_record& z, const actions::catalog& cat, const std::string& public_url) {
+nlohmann::json to_json(const zap_record& z, const actions::catalog& cat, const std::string& public_url, std::int64_t now_ms) {
   const auto& t = z.definition.trigger;
   nlohmann::json trigger = {{"id", t.id}, {"triggerId", t.trigger_id}, {"metadata", t.metadata}};
   if (const auto* s = cat.find_trigger(t.trigger_id)) trigger["type"] = cat.type_json(*s, public_url);
@@ -250,9 +261,9 @@ nlohmann::json to_json(const zap_record& z, const actions::catalog& cat, const s
   }
   return {{"id", z.id},          {"name", z.name},           {"enabled", z.enabled},
           {"version", z.version}, {"createdAt", z.created_at}, {"updatedAt", z.updated_at},
-          {"userId", z.user_id},  {"webhookUrl", webhook_url(public_url, z.user_id, z.id)},
+          {"userId", z.user_id},  {"webhookUrl", webhook_json(z, public_url)},
           {"trigger", trigger},   {"actions", acts},
-          {"retry", retry_json(z.definition)}};
+          {"retry", retry_json(z.definition)}, {"nextFireAt", next_fire_json(z, now_ms)}};
 }
 
 nlohmann::json export_json(const zap_record& z) {
@@ -287,6 +298,23 @@ result<std::optional<current_state>> state_of(store::connection& c, const std::s
   if (!row) return std::move(row).err();
   if (!*row) return std::optional<current_state>{};
   return std::optional<current_state>(current_state{q->text(0), q->int64(1) != 0, q->int64(2)});
+}
+
+result<std::vector<triggered_zap>> with_trigger(store::connection& c, std::string_view trigger_id) {
+  auto q = c.prepare(
+      "SELECT id, user_id, enabled, version, definition FROM zaps WHERE json_extract(definition, '$.trigger.triggerId') = ?");
+  if (!q) return std::move(q).err();
+  q->bind_all(std::string(trigger_id));
+  std::vector<triggered_zap> out;
+  for (;;) {
+    auto row = q->step();
+    if (!row) return std::move(row).err();
+    if (!*row) break;
+    auto d = parse_definition_text(q->text(4));
+    if (!d) continue;  // unreadable (never written by zapd): nothing to run
+    out.push_back({q->text(0), {{q->text(1), q->int64(2) != 0, q->int64(3)}, std::move(*d)}});
+  }
+  return out;
 }
 
 result<std::optional<current_zap>> current(store::connection& c, const std::string& zap_id) {

@@ -76,7 +76,7 @@ TEST_CASE("cron: a slot is strictly after the given instant, to the millisecond"
   CHECK(*s.next_after(at("2026-11-30T10:00:59Z") + 999) == at("2026-11-30T10:01:00Z"));
 }
 
-TEST_CASE("cron: month and day names, any case, in ranges; 7 is Sunday") {
+TEST_CASE("cron: month and day names, any case, in ranges, and 7 is Sunday") {
   // 2026-11-30 is a Monday.
   CHECK(fires(cron("0 9 * * MON-FRI"), "2026-12-04T10:00:00Z", 2) ==
         list{"2026-12-07T09:00:00Z", "2026-12-08T09:00:00Z"});

@@ -35,6 +35,7 @@ class catalog {
 
 /// Built-in specs, one function per trigger/action file.
 spec webhook_trigger_spec();
+spec schedule_trigger_spec();
 spec http_action_spec();
 spec email_action_spec();
 spec filter_action_spec();

@@ -59,6 +59,8 @@ struct settings {
   // [zaps]
   std::int64_t zaps_max_actions = 50;
   std::int64_t zaps_max_bytes = 64 * 1024;
+  // [schedule]
+  std::int64_t schedule_min_interval_seconds = 60;
   // [worker]
   std::string worker_enabled = "on";
   std::int64_t worker_retry_base_ms = 5'000;

@@ -50,6 +50,7 @@ std::optional<std::string> dedup_key(const zap_info& zap, const inbound& in, con
 /// randomness. In order, the first failure wins:
 ///   no zap, or another user's zap          -> not_found ("no zap <id> for user <user>")
 ///   the zap is disabled                    -> disabled (disabled_error)
+///   the zap's trigger is not a webhook     -> invalid_state (a schedule zap: 409)
 ///   the signature does not verify          -> unauthorized (what was wrong, from `verify`)
 ///   the body does not fit its content type -> invalid_argument (what was wrong, from `check_body`)
 /// On success: the run to record (id a UUIDv7 of `now_ms`, the zap's version, lane and

@@ -37,6 +37,7 @@ struct zap_info {
   std::string secret;                // the signing secret, resolved from {{secrets.NAME}}; empty if unset
   std::string signature_header;      // scheme::hmac
   std::string dedup_path;            // body path identifying duplicates, or empty
+  bool webhook = true;               // the trigger is a webhook (a schedule zap has no webhook URL)
 };
 
 /// Reads a zap's ingestion settings (and decrypts its signing secret). Nullopt: no such zap.

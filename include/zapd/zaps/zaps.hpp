@@ -16,6 +16,7 @@ namespace zapd::zaps {
 struct limits {
   std::size_t max_actions = 50;
   std::size_t max_definition_bytes = 64 * 1024;
+  std::int64_t min_schedule_interval_seconds = 60;  // schedule.min_interval_seconds
 };
 
 /// One zap as stored: its current version's name, state and definition.
@@ -80,9 +81,17 @@ struct current_zap {
   zaps::definition definition;
 };
 result<std::optional<current_zap>> current(store::connection& c, const std::string& zap_id);
+/// Every zap whose trigger is `trigger_id` (the scheduler reads the schedule zaps), enabled or not.
+struct triggered_zap {
+  std::string id;
+  current_zap zap;
+};
+result<std::vector<triggered_zap>> with_trigger(store::connection& c, std::string_view trigger_id);
 
 /// The API shape of a zap (the seeds' dashboard reads trigger.type.image, actions[].type.image).
-nlohmann::json to_json(const zap_record& z, const actions::catalog& cat, const std::string& public_url);
+/// `webhookUrl` is null unless the trigger is a webhook; `nextFireAt` (RFC 3339) is the next
+/// slot of an enabled schedule zap after `now_ms`, else null.
+nlohmann::json to_json(const zap_record& z, const actions::catalog& cat, const std::string& public_url, std::int64_t now_ms);
 std::string webhook_url(const std::string& public_url, const std::string& user_id, const std::string& zap_id);
 /// A portable document: catalog ids and configs (secret references, never values).
 nlohmann::json export_json(const zap_record& z);
