@@ -147,6 +147,8 @@ result<const date::time_zone*> find_zone(std::string_view name) {
   try {
     return date::locate_zone(name);
   } catch (const std::exception&) {
+    // UTC needs no tzdata: a system without the tzdata package still runs UTC schedules.
+    if (name == "UTC" || name == "Etc/UTC") return static_cast<const date::time_zone*>(nullptr);
     return make_error(errc::invalid_argument,
                       fmt::format("unknown time zone '{}' (use an IANA name such as Europe/Paris or UTC)", shown(name)));
   }

@@ -12,7 +12,7 @@ namespace zapd::actions {
 /// Immutable after construction; safe to share between threads.
 class catalog {
  public:
-  /// The built-in catalog (triggers: webhook; actions: http, email, filter, delay, formatter).
+  /// The built-in catalog (triggers: webhook, schedule; actions: http, email, filter, delay, formatter).
   static const catalog& builtin();
 
   const spec* find_trigger(std::string_view id_or_alias) const;

@@ -81,7 +81,8 @@ class schedule {
 };
 
 /// Looks up an IANA time zone ("Europe/Paris", "UTC"); invalid_argument when unknown. The
-/// returned pointer lives as long as the process (the system tzdata, loaded once).
+/// returned pointer lives as long as the process (the system tzdata, loaded once); it is null
+/// for UTC when the system has no tzdata (UTC needs none).
 result<const date::time_zone*> find_zone(std::string_view name);
 
 /// RFC 3339 UTC with seconds: "2026-11-30T10:00:00Z" (slots are whole seconds).
