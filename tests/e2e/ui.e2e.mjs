@@ -12,8 +12,11 @@
 // (default /usr/bin/chromium), E2E_HEADFUL=1, E2E_DEADLINE_MS (whole run; default 240000: CTest
 // may run this beside another suite on a small, busy CI machine).
 //
-// It also runs an HTTP sink in this process that the zaps' HTTP actions call: /ok answers 200
-// {"ok":true}; /fail answers 404 (a permanent failure: no retries) until the test flips it.
+// It also runs an HTTP sink in this process that the zaps' HTTP actions call: /fail answers 404
+// (a permanent failure: no retries) until the test flips it; any other path 200 {"ok":true}.
+// Besides the webhook zaps it covers the built-in steps (issue 17): a filter zap (one event
+// passes, one is filtered), a delay zap (waiting, then succeeded) and a schedule zap
+// (intervalSeconds=1 fires at least twice; zapd runs with schedule.min_interval_seconds=1).
 // Exit code 0 when every check passed; otherwise 1 with the failed check's message.
 
 import { spawn } from 'node:child_process';
@@ -129,6 +132,7 @@ async function startZapd() {
     '--set', 'auth.hash_opslimit=1',
     '--set', 'auth.hash_memlimit_kib=8192',
     '--set', 'worker.retry_base_ms=200',
+    '--set', 'schedule.min_interval_seconds=1', // the schedule zap below fires every second
     'serve',
   ];
   zapd = spawn(path.resolve(bin), args, {
@@ -476,6 +480,139 @@ async function main() {
     await page.reload();
     await page.locator('tbody tr').first().waitFor();
     check(!(await page.content()).includes(newToken), 'the token is shown only once');
+
+
+    // -- built-in steps (issue 17): filter, delay, schedule --
+    const newZap = async (name) => {
+      await page.goto(`${BASE}/zaps/new`);
+      await page.getByLabel('Zap name', { exact: true }).fill(name);
+    };
+    const addAction = async (type, group) => {
+      await page.getByLabel('Action type', { exact: true }).selectOption(type);
+      await button('Add action').click();
+      const g = page.getByRole('group', { name: group });
+      await g.waitFor();
+      return g;
+    };
+    const savedZapId = async (what) => {
+      await until(() => /^\/zaps\/[0-9a-f-]{36}$/.test(new URL(page.url()).pathname), what);
+      return new URL(page.url()).pathname.split('/')[2];
+    };
+    const postHook = async (id, payload) => {
+      const z = (await apiGet(`/api/v1/zap/${id}`)).body.zap;
+      const r = await fetch(z.webhookUrl, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) });
+      const b = await r.json();
+      check(r.ok && !!b.runId, `the webhook of "${z.name}" accepts ${JSON.stringify(payload)}`);
+      return b.runId;
+    };
+
+    // A filter zap: condition rows built in the form; one event passes, one is filtered.
+    await newZap('Paid orders only');
+    const fstep = await addAction('filter', 'Step 1: Filter');
+    const cond = (n, what) => fstep.getByLabel(`Condition ${n} ${what}`, { exact: true });
+    check((await cond(1, 'value').count()) === 1 && (await fstep.getByLabel('match', { exact: true }).inputValue()) === 'all', 'a new filter step has one condition row and match "all"');
+    const hstep = await addAction('http', 'Step 2: HTTP request');
+    await hstep.getByLabel('url', { exact: true }).fill(`${SINK}/paid`);
+    await button('Save').click();
+    await until(async () => (await cond(1, 'value').getAttribute('aria-invalid')) === 'true', 'saving a condition without a value marks that row\'s value input aria-invalid');
+    check(/required/.test((await fstep.locator('.cond-error').first().textContent()) || ''), 'and the server\'s message is shown at the row');
+    await cond(1, 'value').fill('{{order.status}}');
+    await cond(1, 'operator').selectOption('equals');
+    await cond(1, 'compared with').fill('paid');
+    await button('Add condition', fstep).click();
+    await cond(2, 'value').fill('{{order.total}}');
+    await cond(2, 'operator').selectOption('gt');
+    await cond(2, 'compared with').fill('10');
+    await button('Add condition', fstep).click();
+    await cond(3, 'operator').selectOption('exists');
+    check((await cond(3, 'compared with').count()) === 0, 'a unary operator (exists) hides the right-hand input');
+    await button('Remove condition 3', fstep).click();
+    check((await cond(3, 'value').count()) === 0, 'Remove condition drops the row');
+    await button('Save').click();
+    const filterZap = await savedZapId('the filter zap is saved');
+    const stored = (await apiGet(`/api/v1/zap/${filterZap}`)).body.zap.actions[0].metadata;
+    const want = [
+      { left: '{{order.status}}', op: 'equals', right: 'paid' },
+      { left: '{{order.total}}', op: 'gt', right: '10' },
+    ];
+    check(JSON.stringify(stored.conditions) === JSON.stringify(want), `the conditions are stored as typed (${JSON.stringify(stored.conditions)})`);
+    const passRun = await postHook(filterZap, { order: { status: 'paid', total: 25 } });
+    const stopRun = await postHook(filterZap, { order: { status: 'pending', total: 25 } });
+    await page.goto(`${BASE}/zaps/${filterZap}/runs`);
+    const passRow = page.locator(`tr[data-run-id="${passRun}"]`);
+    const stopRow = page.locator(`tr[data-run-id="${stopRun}"]`);
+    await until(async () => (await passRow.locator('.status').textContent()) === 'succeeded' && (await stopRow.locator('.status').textContent()) === 'filtered', 'the runs list shows the passing event succeeded and the other filtered', 20_000);
+    check(sink.requests.filter((r) => r.path === '/paid').length === 1, 'only the passing event reached the next step');
+    const filteredBg = await stopRow.locator('.status').evaluate((el) => getComputedStyle(el).backgroundColor);
+    const okBg = await passRow.locator('.status').evaluate((el) => getComputedStyle(el).backgroundColor);
+    check(filteredBg !== okBg, `the filtered badge has its own colour (${filteredBg} vs ${okBg})`);
+    await page.getByLabel('Status', { exact: true }).selectOption('filtered');
+    await until(async () => (await stopRow.count()) === 1 && (await page.locator('tbody tr').count()) === 1, 'the status filter "filtered" shows only the filtered run');
+    await shot('runs-list-filtered');
+    await stopRow.getByRole('link').click();
+    await until(async () => (await page.locator('h1 .status').textContent()) === 'filtered', 'the filtered run page says filtered');
+    const why = (await page.locator('.run-filtered').textContent()) || '';
+    check(/Condition 1/.test(why) && /pending/.test(why) && !/Condition 2/.test(why), `the run page names the condition that stopped it ("${why}")`);
+    check((await page.locator('.run-error').count()) === 0 && !(await button('Retry').isVisible()), 'a filtered run is not shown as a failure (no error, no Retry)');
+    check((await page.locator('tr[data-condition="1"]').getAttribute('class')) === 'cond-false' && (await page.locator('tr[data-condition="2"]').getAttribute('class')) === 'cond-true', 'the step shows each condition\'s result');
+    await shot('run-filtered');
+
+    // A delay zap: the run waits (until resumeAt), then the next step runs.
+    await newZap('Delayed ping');
+    const dstep = await addAction('delay', 'Step 1: Delay');
+    await dstep.getByLabel('for', { exact: true }).fill('1h30');
+    check(/Not a duration/.test((await dstep.locator('.duration-reading').textContent()) || ''), 'the duration input says when it cannot read the value');
+    await dstep.getByLabel('for', { exact: true }).fill('PT1H30M');
+    check(/1 hour 30 minutes/.test((await dstep.locator('.duration-reading').textContent()) || ''), 'and how it reads ISO 8601 (PT1H30M: 1 hour 30 minutes)');
+    await dstep.getByLabel('for', { exact: true }).fill('4s');
+    const dhttp = await addAction('http', 'Step 2: HTTP request');
+    await dhttp.getByLabel('url', { exact: true }).fill(`${SINK}/delayed`);
+    await button('Save').click();
+    const delayZap = await savedZapId('the delay zap is saved');
+    const delayRun = await postHook(delayZap, { n: 1 });
+    await page.goto(`${BASE}/runs/${delayRun}`);
+    await until(async () => (await page.locator('h1 .status').textContent()) === 'waiting', 'the delayed run shows waiting', 10_000);
+    const waitText = (await page.locator('.run-waiting').textContent()) || '';
+    check(/Waiting until/.test(waitText) && (await page.locator('.run-waiting time').count()) > 0, `the run page says "waiting until <time>" (${waitText})`);
+    check(await button('Cancel run').isVisible(), 'a waiting run can be cancelled');
+    check(sink.requests.filter((r) => r.path === '/delayed').length === 0, 'the step after the delay has not run yet');
+    await shot('run-waiting');
+    await until(async () => (await page.locator('h1 .status').textContent()) === 'succeeded', 'after the delay the run succeeds (auto-refresh)', 20_000);
+    check(sink.requests.filter((r) => r.path === '/delayed').length === 1, 'and the step after the delay ran once');
+
+    // A schedule zap: the cron preview (and its errors), no webhook URL, next run, 2+ runs.
+    await newZap('Every second');
+    await page.getByLabel('Trigger type', { exact: true }).selectOption('schedule');
+    await see(page.getByRole('group', { name: 'Trigger: Schedule' }), 'the trigger type select switches to Schedule');
+    const cronInput = page.getByLabel('cron', { exact: true });
+    await cronInput.fill('61 * * * *');
+    await until(async () => /61/.test((await page.locator('.preview-error').textContent()) || ''), 'a bad cron expression shows the server\'s message under the field');
+    await cronInput.fill('*/15 9-17 * * MON-FRI');
+    await until(async () => (await page.locator('.fire-times li').count()) === 5 && (await page.locator('.preview-error').count()) === 0, 'a good one shows the next five fire times');
+    await page.getByLabel('timezone', { exact: true }).fill('Europe/Paris');
+    await until(async () => /GMT\+1|CET/.test((await page.locator('.fire-times li').first().textContent()) || ''), 'the fire times follow the time zone typed');
+    await shot('editor-schedule');
+    await cronInput.fill('');
+    await page.getByLabel('intervalSeconds', { exact: true }).fill('1');
+    await until(async () => (await page.locator('.fire-times li').count()) === 5, 'intervalSeconds alone also previews');
+    const sstep = await addAction('http', 'Step 1: HTTP request');
+    await sstep.getByLabel('url', { exact: true }).fill(`${SINK}/tick`);
+    await button('Save').click();
+    const schedZap = await savedZapId('the schedule zap is saved');
+    check((await apiGet(`/api/v1/zap/${schedZap}`)).body.zap.webhookUrl === null, 'a schedule zap has webhookUrl null');
+    await see(page.locator('.editor-side').getByText('Next run at'), 'the editor shows the next run instead of a webhook URL');
+    check((await page.locator('#webhook-url').count()) === 0 && !(await page.getByText('Test event body').isVisible()), 'and no webhook URL or test event form');
+    await page.goto(`${BASE}/zaps/${schedZap}/runs`);
+    await until(async () => (await page.locator('tbody tr .status', { hasText: 'succeeded' }).count()) >= 2, 'the schedule zap fires at least twice (the runs list refreshes itself)', 20_000);
+    check(sink.requests.filter((r) => r.path === '/tick').length >= 2, 'and each run called the sink');
+    await page.goto(`${BASE}/zaps`);
+    const schedRow = page.locator(`li[data-zap-id="${schedZap}"]`);
+    await see(schedRow.getByText('Next run at'), 'the zaps list shows the schedule zap\'s next run');
+    check((await schedRow.getByRole('button', { name: 'Copy', exact: true }).count()) === 0, 'and no webhook URL to copy');
+    await shot('zaps-list-schedule');
+    await page.getByRole('checkbox', { name: 'Enabled: Every second' }).uncheck();
+    await until(async () => (await apiGet(`/api/v1/zap/${schedZap}`)).body?.zap?.nextFireAt === null, 'disabling the schedule zap clears its next run');
+    await see(schedRow.getByText('off while disabled'), 'and the list says it is off');
 
     // -- a 401 (an unknown or expired token) leads to sign-in, and back to where the user was --
     const signInAgain = async () => {
