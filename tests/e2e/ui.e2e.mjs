@@ -595,8 +595,20 @@ async function main() {
     await cronInput.fill('');
     await page.getByLabel('intervalSeconds', { exact: true }).fill('1');
     await until(async () => (await page.locator('.fire-times li').count()) === 5, 'intervalSeconds alone also previews');
-    const sstep = await addAction('http', 'Step 1: HTTP request');
+    // A formatter first: name/template rows that the HTTP step then reads as {{steps.1.name}}.
+    const fmt = await addAction('formatter', 'Step 1: Formatter');
+    check(/\{\{steps\.1\.name\}\}/.test((await fmt.textContent()) || ''), 'the formatter says later steps read {{steps.1.name}}');
+    await button('Add entry', fmt).click();
+    await button('Add entry', fmt).click();
+    await fmt.getByLabel('fields name 1', { exact: true }).fill('slot');
+    await fmt.getByLabel('fields value 1', { exact: true }).fill('{{scheduledFor}}');
+    await fmt.getByLabel('fields name 2', { exact: true }).fill('unused');
+    await button('Remove fields entry 2', fmt).click();
+    check((await fmt.getByLabel('fields name 2', { exact: true }).count()) === 0, 'a formatter row can be removed');
+    const sstep = await addAction('http', 'Step 2: HTTP request');
     await sstep.getByLabel('url', { exact: true }).fill(`${SINK}/tick`);
+    await sstep.getByLabel('method', { exact: true }).selectOption('POST');
+    await sstep.getByLabel('body', { exact: true }).fill('{"slot":"{{steps.1.slot}}"}');
     await button('Save').click();
     const schedZap = await savedZapId('the schedule zap is saved');
     check((await apiGet(`/api/v1/zap/${schedZap}`)).body.zap.webhookUrl === null, 'a schedule zap has webhookUrl null');
@@ -604,7 +616,9 @@ async function main() {
     check((await page.locator('#webhook-url').count()) === 0 && !(await page.getByText('Test event body').isVisible()), 'and no webhook URL or test event form');
     await page.goto(`${BASE}/zaps/${schedZap}/runs`);
     await until(async () => (await page.locator('tbody tr .status', { hasText: 'succeeded' }).count()) >= 2, 'the schedule zap fires at least twice (the runs list refreshes itself)', 20_000);
-    check(sink.requests.filter((r) => r.path === '/tick').length >= 2, 'and each run called the sink');
+    const ticks = sink.requests.filter((r) => r.path === '/tick').map((r) => r.body);
+    check(ticks.length >= 2 && ticks.every((t) => /^\{"slot":"\d{4}-\d\d-\d\dT[^"]+"\}$/.test(t)), `and each run sent the formatter's slot to the sink (${ticks.slice(0, 2).join(' ')})`);
+    check((await apiGet(`/api/v1/zap/${schedZap}`)).body.zap.actions[0].metadata.fields?.slot === '{{scheduledFor}}' && !('unused' in (await apiGet(`/api/v1/zap/${schedZap}`)).body.zap.actions[0].metadata.fields), 'the formatter fields are stored without the removed row');
     await page.goto(`${BASE}/zaps`);
     const schedRow = page.locator(`li[data-zap-id="${schedZap}"]`);
     await see(schedRow.getByText('Next run at'), 'the zaps list shows the schedule zap\'s next run');
