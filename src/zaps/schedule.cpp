@@ -89,6 +89,8 @@ void check_schedule(const nlohmann::json& metadata, const std::string& path, std
                     std::vector<field_error>& out) {
   auto c = parse(metadata, path, out);
   if (!c) return;
+  // A cron slot is a whole minute: nothing to walk (this runs inside the writer's transaction).
+  if (!c->when.is_interval() && min_interval_seconds <= 60) return;
   const std::int64_t gap = c->when.min_gap_seconds();
   if (gap < min_interval_seconds)
     out.push_back({sub(path, c->when.is_interval() ? "intervalSeconds" : "cron"),
