@@ -250,7 +250,7 @@ TEST_CASE("delay: the run waits durably across a SIGKILL, then the next step run
   CHECK(sink.requests().size() == 1);
 }
 
-TEST_CASE("delay: cancel while waiting; replay waits again; until in the past continues at once") {
+TEST_CASE("delay: cancel while waiting, replay waits again, until in the past continues at once") {
   http_sink sink;
   sink.on("/", sink_reply::json(R"({"ok":true})"));
   zapd_process z(args());

@@ -583,7 +583,7 @@ TEST_CASE("pool: stop waits the grace for an action that never answers, then giv
   CHECK(f.job(id, 1)->attempts == 2);
 }
 
-TEST_CASE("pool: a filtered step ends the run `filtered`; nothing after it runs (both queue kinds)") {
+TEST_CASE("pool: a filtered step ends the run `filtered` and nothing after it runs (both queue kinds)") {
   for (bool outside : {false, true}) {
     INFO("queue outside the store: " << outside);
     setup s;
