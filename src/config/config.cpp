@@ -108,7 +108,7 @@ const std::vector<key_def>& defs() {
       str_key("email.password_file", "file holding the SMTP AUTH password (e.g. a Docker or systemd secret); wins over email.password", &settings::email_password_file),
       str_key("email.from", "sender of emails whose action gives no `from`", &settings::email_from),
       int_key("email.timeout_ms", "time one SMTP delivery may take (connect to final reply)", &settings::email_timeout_ms, 100, 600'000),
-      int_key("runs.retention_days", "runs older than this are deleted in the background", &settings::runs_retention_days, 1, 36'500),
+      int_key("runs.retention_days", "finished runs older than this are deleted in the background (live ones are kept)", &settings::runs_retention_days, 1, 36'500),
       str_key("log.level", "debug, info, warn or error", &settings::log_level, {"debug", "info", "warn", "error"}),
       str_key("log.format", "human (one line per event) or json (one object per line)", &settings::log_format, {"human", "json"}),
   };

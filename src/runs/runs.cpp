@@ -262,8 +262,11 @@ result<std::string> replay(store::connection& c, const std::string& user_id, con
 result<std::int64_t> prune(store::connection& c, queue::store_publisher* jobs, std::int64_t before_ms, int batch) {
   // Oldest first by rowid (runs are appended in time order), so no index on created_at is
   // written on the ingestion path just for this: read the first `batch` rows, stop at the
-  // first one young enough to keep.
-  auto ids = c.prepare("SELECT id, created_at FROM runs ORDER BY rowid LIMIT ?");
+  // first one young enough to keep. Only final runs go: a run still queued, running or
+  // waiting (a delay may be as long as the retention) was accepted and will execute.
+  auto ids = c.prepare(
+      "SELECT id, created_at FROM runs WHERE status IN ('succeeded', 'failed', 'filtered', 'cancelled') "
+      "ORDER BY rowid LIMIT ?");
   if (!ids) return std::move(ids).err();
   ids->bind_all(batch);
   auto rows = ids->collect<std::pair<std::string, std::int64_t>>(

@@ -50,11 +50,20 @@ runs::new_run run_at(const std::string& id, std::int64_t ms) {
 
 }  // namespace
 
-TEST_CASE("runs: prune deletes old runs with their steps, outbox rows and jobs, in batches") {
+TEST_CASE("runs: prune deletes old final runs with their steps, outbox rows and jobs, in batches, and keeps live ones") {
   auto db = fresh_db();
   write<bool>(*db, [](store::connection& c) -> result<bool> {
+    // Live old runs first: accepted and not finished (a delay may wait as long as the retention).
+    for (const char* live : {"live-queued", "live-waiting"})
+      if (auto s = runs::insert(c, run_at(live, 500)); !s) return std::move(s).err();
+    if (auto s = c.run("UPDATE runs SET status = 'waiting', resume_at = 99999 WHERE id = 'live-waiting'"); !s)
+      return std::move(s).err();
     for (int i = 0; i < 5; ++i)
       if (auto s = runs::insert(c, run_at("old-" + std::to_string(i), 1'000 + i)); !s) return std::move(s).err();
+    if (auto s = c.run("UPDATE runs SET status = CASE WHEN rowid % 2 = 0 THEN 'succeeded' ELSE 'filtered' END "
+                       "WHERE id LIKE 'old-%'");
+        !s)
+      return std::move(s).err();
     if (auto s = runs::insert(c, run_at("new-0", 90'000)); !s) return std::move(s).err();
     auto st = c.exec(
         "INSERT INTO run_steps (run_id, step_index, action_id, status) VALUES ('old-0', 1, 'http', 'succeeded'), "
@@ -63,17 +72,17 @@ TEST_CASE("runs: prune deletes old runs with their steps, outbox rows and jobs, 
     if (!st) return std::move(st).err();
     return true;
   });
-  CHECK(count(*db, "SELECT count(*) FROM outbox") == 6);
+  CHECK(count(*db, "SELECT count(*) FROM outbox") == 8);
   metrics::registry m;
   queue::sqlite_queue jobs(*db, real_clock(), m, {});
   auto prune = [&jobs](store::connection& c) { return runs::prune(c, &jobs, 50'000, 3); };
   CHECK(write<std::int64_t>(*db, prune) == 3);
   CHECK(write<std::int64_t>(*db, prune) == 2);
   CHECK(write<std::int64_t>(*db, prune) == 0);
-  CHECK(count(*db, "SELECT count(*) FROM runs") == 1);
-  CHECK(count(*db, "SELECT count(*) FROM runs WHERE id = 'new-0'") == 1);
+  CHECK(count(*db, "SELECT count(*) FROM runs") == 3);
+  CHECK(count(*db, "SELECT count(*) FROM runs WHERE id IN ('new-0', 'live-queued', 'live-waiting')") == 3);
   CHECK(count(*db, "SELECT count(*) FROM run_steps") == 1);
-  CHECK(count(*db, "SELECT count(*) FROM outbox") == 1);
+  CHECK(count(*db, "SELECT count(*) FROM outbox") == 3);
   CHECK(count(*db, "SELECT count(*) FROM jobs") == 0);
   db->stop();
 }
