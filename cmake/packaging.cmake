@@ -41,8 +41,10 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 if(CMAKE_CROSSCOMPILING AND CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$")
   set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE arm64)
 endif()
-# The maintainer scripts call adduser and deb-systemd-helper; the rest comes from shlibdeps.
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, init-system-helpers (>= 1.54~)")
+# The maintainer scripts call adduser and deb-systemd-helper; the rest comes from shlibdeps,
+# except libcurl: zapd dlopen()s libcurl.so.4 on the first outbound transfer
+# (src/outbound/curl_lazy.cpp), so shlibdeps cannot see it. 7.85: CURLOPT_PROTOCOLS_STR.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, init-system-helpers (>= 1.54~), libcurl4 (>= 7.85.0)")
 file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/packaging/conffiles CONTENT "/etc/zapd/zapd.toml\n")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_BINARY_DIR}/packaging/conffiles

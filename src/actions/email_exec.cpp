@@ -20,6 +20,7 @@
 #include "zapd/actions/spec.hpp"
 #include "zapd/core/crypto.hpp"
 #include "zapd/core/ids.hpp"
+#include "zapd/outbound/curl_lazy.hpp"
 #include "zapd/outbound/driver.hpp"
 
 namespace zapd::actions {
@@ -313,6 +314,9 @@ class email_executor final : public executor {
       m += "--" + boundary + "\r\n" + text_part("text/html", html);
       m += "--" + boundary + "--\r\n";
     }
+
+    // Loads libcurl on the first email; without it nothing below can work, and a retry will not help.
+    if (auto why = outbound::curl_unavailable()) return done(fail(*why));
 
     std::set<std::string> seen;
     for (const auto* list : {&*to, &*cc, &*bcc})

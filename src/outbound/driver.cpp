@@ -16,6 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "zapd/core/log.hpp"
+#include "zapd/outbound/curl_lazy.hpp"
 
 namespace zapd::outbound {
 
@@ -23,12 +24,6 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 namespace {
-
-void global_init() {
-  // Once per process, before the first handle; never cleaned up (other code may use curl).
-  static const CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (rc != CURLE_OK) log::error("outbound.curl_init_failed", {{"error", curl_easy_strerror(rc)}});
-}
 
 template <class Fn, class... Args>
 void guarded(std::string_view what, Fn& fn, Args&&... args) {
@@ -65,6 +60,10 @@ struct driver::impl {
   bool timer_armed = false;            // `timer` has a wait pending (driver thread only)
   bool timeout_posted = false;         // a 0 ms timeout is queued for the next turn
   asio::steady_timer grace_timer{io};  // stop(grace)
+  options opts;
+  // Made by the first start() on the driver thread, not by the constructor: loading libcurl
+  // (src/outbound/curl_lazy.cpp) waits until the first transfer. Null until then, after
+  // finish(), or when libcurl could not be loaded / the multi handle could not be made.
   CURLM* multi = nullptr;
   std::unordered_map<CURL*, done_fn> transfers;
   std::unordered_map<curl_socket_t, std::shared_ptr<watch>> watches;
@@ -224,6 +223,10 @@ struct driver::impl {
       deliver(done, CURLE_ABORTED_BY_CALLBACK);
       return;
     }
+    if (multi == nullptr && !make_multi()) {
+      deliver(done, CURLE_FAILED_INIT);
+      return;
+    }
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &impl::on_close_socket);
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, this);
     auto rc = curl_multi_add_handle(multi, easy);
@@ -233,6 +236,29 @@ struct driver::impl {
       return;
     }
     transfers.emplace(easy, std::move(done));
+  }
+
+  /// The multi handle, on the first transfer (driver thread). False when it cannot be made
+  /// (libcurl could not be loaded, or out of memory): that transfer fails, the next tries again.
+  bool make_multi() {
+    if (auto why = curl_unavailable()) {
+      log::error("outbound.no_multi", {{"error", *why}});
+      return false;
+    }
+    multi = curl_multi_init();
+    if (multi == nullptr) {
+      log::error("outbound.no_multi", {{"error", "curl_multi_init failed"}});
+      return false;
+    }
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, &impl::on_socket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, &impl::on_timer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
+    if (opts.max_total_connections > 0)
+      curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, opts.max_total_connections);
+    if (opts.max_host_connections > 0) curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, opts.max_host_connections);
+    if (opts.max_idle_connections > 0) curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, opts.max_idle_connections);
+    return true;
   }
 
   void begin_stop(std::chrono::milliseconds grace) {
@@ -253,13 +279,15 @@ struct driver::impl {
     finished = true;
     auto left = std::move(transfers);
     transfers.clear();
-    for (auto& [easy, done] : left) curl_multi_remove_handle(multi, easy);
+    for (auto& [easy, done] : left) curl_multi_remove_handle(multi, easy);  // left is empty without a multi
     for (auto& [easy, done] : left) deliver(done, CURLE_ABORTED_BY_CALLBACK);
     timer.cancel();
     grace_timer.cancel();
-    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, nullptr);
-    curl_multi_cleanup(multi);  // closes cached connections (through on_close_socket)
-    multi = nullptr;
+    if (multi != nullptr) {  // never made when no transfer ever started: curl stays unloaded
+      curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, nullptr);
+      curl_multi_cleanup(multi);  // closes cached connections (through on_close_socket)
+      multi = nullptr;
+    }
     for (auto& [fd, w] : watches) {
       w->gone = true;
       if (w->desc.is_open()) (void)w->desc.release();
@@ -283,18 +311,8 @@ struct driver::impl {
 driver::driver() : driver(options{}) {}
 
 driver::driver(options opts) : impl_(std::make_unique<impl>()) {
-  global_init();
   auto& d = *impl_;
-  d.multi = curl_multi_init();
-  curl_multi_setopt(d.multi, CURLMOPT_SOCKETFUNCTION, &impl::on_socket);
-  curl_multi_setopt(d.multi, CURLMOPT_SOCKETDATA, &d);
-  curl_multi_setopt(d.multi, CURLMOPT_TIMERFUNCTION, &impl::on_timer);
-  curl_multi_setopt(d.multi, CURLMOPT_TIMERDATA, &d);
-  if (opts.max_total_connections > 0)
-    curl_multi_setopt(d.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, opts.max_total_connections);
-  if (opts.max_host_connections > 0)
-    curl_multi_setopt(d.multi, CURLMOPT_MAX_HOST_CONNECTIONS, opts.max_host_connections);
-  if (opts.max_idle_connections > 0) curl_multi_setopt(d.multi, CURLMOPT_MAXCONNECTS, opts.max_idle_connections);
+  d.opts = opts;  // the multi handle is made on the driver thread by the first transfer
   d.thread = std::thread([&d] { d.run(); });
 }
 

@@ -10,6 +10,7 @@
 
 #include "zapd/core/json.hpp"
 #include "zapd/core/log.hpp"
+#include "zapd/outbound/curl_lazy.hpp"
 
 namespace zapd::outbound {
 
@@ -343,6 +344,11 @@ status http_client::send(request r, callback cb) {
   t->cb = std::move(cb);
   t->rules = policy_;
 
+  if (auto why = curl_unavailable()) {
+    // Not the request's fault, but nothing a retry fixes either: the step fails with it.
+    auto bad = std::make_shared<outcome>(failed(failure_kind::bad_request, *why));
+    return driver_.post([t, bad] { deliver(t->cb, std::move(*bad)); });
+  }
   std::optional<std::string> why = invalid(t->req);
   if (!why) {
     t->easy = curl_easy_init();

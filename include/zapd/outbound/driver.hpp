@@ -21,7 +21,10 @@ namespace zapd::outbound {
 /// driver from `add` until its `done` runs. The multi handle shares one DNS cache and one
 /// connection pool among all transfers (HTTP keep-alive and HTTP/2 multiplexing included).
 ///
-/// Lifecycle: the constructor starts the thread. `stop(grace)` refuses new work, lets
+/// Lifecycle: the constructor starts the thread and makes no curl call: the multi handle is
+/// made on the driver thread by the first transfer, so a driver that never runs one never
+/// loads libcurl (curl_lazy.hpp); if it cannot be made, that transfer's `done` gets
+/// CURLE_FAILED_INIT. `stop(grace)` refuses new work, lets
 /// transfers in flight run for up to `grace`, aborts the rest, closes every connection and
 /// joins the thread; the destructor calls `stop()`. Every accepted `add` gets its `done`
 /// called exactly once, before stop() returns.

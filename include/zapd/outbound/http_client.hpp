@@ -53,7 +53,8 @@ enum class failure_kind {
   network,            // DNS, connect, TLS, reset, shutting down...: retry later
   timeout,            // request.timeout passed: retry later
   refused_by_policy,  // the SSRF guard refused every address (or a non-http redirect): do not retry
-  bad_request,        // the request itself is invalid (URL, method, header): do not retry
+  bad_request,        // the request itself is invalid (URL, method, header), or libcurl could
+                      // not be loaded (curl_lazy.hpp): do not retry
 };
 
 std::string_view failure_name(failure_kind k) noexcept;
@@ -92,7 +93,8 @@ class http_client {
   http_client(driver& d, policy p);
 
   /// Starts `r`. Ok: `cb` will be called exactly once on the driver thread, with a response
-  /// or a failure (invalid requests too, as bad_request). Error (`unavailable`: the driver is
+  /// or a failure (invalid requests too, as bad_request; so is "libcurl could not be loaded:
+  /// ..."). The first send loads libcurl (curl_lazy.hpp). Error (`unavailable`: the driver is
   /// stopping): nothing was started and `cb` will not be called.
   status send(request r, callback cb);
 
