@@ -44,7 +44,9 @@ endif()
 # The maintainer scripts call adduser and deb-systemd-helper; the rest comes from shlibdeps,
 # except libcurl: zapd dlopen()s libcurl.so.4 on the first outbound transfer
 # (src/outbound/curl_lazy.cpp), so shlibdeps cannot see it. 7.85: CURLOPT_PROTOCOLS_STR.
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, init-system-helpers (>= 1.54~), libcurl4 (>= 7.85.0)")
+# tzdata: schedules and the `date` template filter read the IANA zones from /usr/share/zoneinfo
+# at run time (date-tz with USE_OS_TZDB); without it only UTC works.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, init-system-helpers (>= 1.54~), libcurl4 (>= 7.85.0), tzdata")
 file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/packaging/conffiles CONTENT "/etc/zapd/zapd.toml\n")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_BINARY_DIR}/packaging/conffiles
