@@ -92,7 +92,7 @@ inline void check_outcome(const char* target, std::string_view in, const zapd::r
   z.user_id = "user-1";
   z.name = v->name;
   z.definition = v->definition;
-  (void)zapd::dump_safe(zaps::to_json(z, cat, "http://127.0.0.1:8080"));
+  (void)zapd::dump_safe(zaps::to_json(z, cat, "http://127.0.0.1:8080", 1'700'000'000'000));  // nextFireAt from a fixed now
 }
 
 /// The export document of a validated zap.
