@@ -48,6 +48,14 @@ std::string base64_encode(std::string_view bytes, base64_alphabet a) {
 
 std::optional<std::string> base64_decode(std::string_view text, base64_alphabet a) {
   ready();
+  // Only the alphabet's own characters: libsodium 1.0.18 decodes some bytes >= 0x80 as if they
+  // were '/' (signature_fuzz found "...a\xff..." accepted for "...a/..."), so a MAC had more
+  // than one accepted spelling.
+  for (unsigned char c : text) {
+    const bool common = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '=';
+    const bool own = a == base64_alphabet::standard ? (c == '+' || c == '/') : (c == '-' || c == '_');
+    if (!common && !own) return std::nullopt;
+  }
   std::string out(text.size() * 3 / 4 + 3, '\0');
   std::size_t len = 0;
   const char* end = nullptr;

@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "zapd/core/crypto.hpp"
 #include "zapd/core/files.hpp"
 #include "zapd/core/ids.hpp"
 #include "zapd/core/json.hpp"
@@ -160,4 +161,17 @@ TEST_CASE("lifeline: end() waits for a guarded call that is running, and a neste
   CHECK(stage.load() == 3);
   CHECK(nested_ran);
   t.join();
+}
+
+TEST_CASE("base64_decode: only the alphabet's characters, one spelling per value") {
+  const std::string good = "mdjDzNvgaYq53+/a/S+EMOgzbxCD0OEYGW1MEndDsLk=";
+  REQUIRE(zapd::base64_decode(good));
+  std::string bad = good;
+  bad[16] = '\xff';  // decoded as '/' by libsodium 1.0.18 (signature_fuzz)
+  CHECK_FALSE(zapd::base64_decode(bad));
+  bad[16] = '\x80';
+  CHECK_FALSE(zapd::base64_decode(bad));
+  CHECK_FALSE(zapd::base64_decode("ab_-", zapd::base64_alphabet::standard));
+  CHECK(zapd::base64_decode("ab_-", zapd::base64_alphabet::url_no_padding));
+  CHECK_FALSE(zapd::base64_decode("ab+/", zapd::base64_alphabet::url_no_padding));
 }
