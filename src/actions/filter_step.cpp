@@ -42,12 +42,6 @@ spec filter_action_spec() {
 
 namespace {
 
-std::string_view trim_view(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 // A value as text: strings as they are, null as "", anything else as compact JSON.
 std::string as_text(const json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -59,7 +53,7 @@ std::string as_text(const json& v) {
 std::optional<double> as_number(const json& v) {
   if (v.is_number()) return v.get<double>();
   if (!v.is_string()) return std::nullopt;
-  auto t = trim_view(v.get_ref<const std::string&>());
+  auto t = trim(v.get_ref<const std::string&>());
   if (t.empty()) return std::nullopt;
   double d = 0;
   auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), d);
@@ -81,7 +75,7 @@ bool is_empty_value(const json& v) {
 bool truthy_word(const json& v, bool want) {
   if (v.is_boolean()) return v.get<bool>() == want;
   if (!v.is_string()) return false;
-  return to_lower(std::string(trim_view(v.get_ref<const std::string&>()))) == (want ? "true" : "false");
+  return to_lower(std::string(trim(v.get_ref<const std::string&>()))) == (want ? "true" : "false");
 }
 
 bool equal_values(const json& l, const json& r) {

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <re2/re2.h>
 
+#include "zapd/core/json.hpp"
 #include "zapd/templates/template.hpp"
 
 namespace zapd::actions {
@@ -235,8 +236,7 @@ void collect_secrets(const nlohmann::json& j, std::set<std::string>& out) {
 }  // namespace
 
 std::optional<std::int64_t> parse_rfc3339_ms(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  text = trim(text);
   if (text.size() < 20 || text.size() > 40) return std::nullopt;
   std::string t(text);
   for (auto& c : t) {

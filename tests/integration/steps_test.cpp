@@ -28,12 +28,6 @@ std::vector<std::string> args(std::vector<std::string> extra = {}) {
 
 json step(const std::string& kind, json meta) { return {{"availableActionId", kind}, {"actionMetadata", std::move(meta)}}; }
 
-json http_step(const std::string& url, json extra = json::object()) {
-  json meta = {{"url", url}, {"method", "POST"}};
-  meta.update(extra);
-  return step("http", meta);
-}
-
 json cond(const std::string& left, const std::string& op, std::optional<std::string> right = std::nullopt) {
   json c = {{"left", left}, {"op", op}};
   if (right) c["right"] = *right;

@@ -31,12 +31,6 @@ std::vector<std::string> args(std::vector<std::string> extra = {}) {
   return a;
 }
 
-json http_step(const std::string& url, json extra = json::object()) {
-  json meta = {{"url", url}, {"method", "POST"}};
-  meta.update(extra);
-  return {{"availableActionId", "http"}, {"actionMetadata", meta}};
-}
-
 std::string job_state(const zapd_process& z, const std::string& run_id) {
   db_view db(z.data_dir() + "/zapd.db");
   if (db.count("SELECT count(*) FROM jobs WHERE run_id = ?1", run_id) == 0) return "none";

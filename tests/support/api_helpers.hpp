@@ -72,6 +72,13 @@ inline std::string make_zap(const zapd_process& z, const account& a, nlohmann::j
   return r.json()["zapId"];
 }
 
+/// A POST step of the `http` action to `url`, with `extra` merged into its config.
+inline nlohmann::json http_step(const std::string& url, nlohmann::json extra = nlohmann::json::object()) {
+  nlohmann::json meta = {{"url", url}, {"method", "POST"}};
+  meta.update(extra);
+  return {{"availableActionId", "http"}, {"actionMetadata", meta}};
+}
+
 inline const char* const k_comment_body = R"({"comment":{"email":"ada@example.com","name":"Ada"}})";
 
 /// Posts `body` to the zap's webhook; returns the run id of the 200.
