@@ -83,8 +83,14 @@ TEST_CASE("worker: a two-step zap where step 2 reads step 1's output and a secre
   CHECK(run["startedAt"].is_string());
   CHECK(run["finishedAt"].is_string());
   CHECK(job_state(z, run_id) == "none");  // acked jobs leave the queue
-  // The queue counts the two settlements once their transactions committed.
-  auto metrics = z.request("GET", "/metrics").body;
+  // The queue counts the two settlements once their transactions committed (the commit
+  // callback runs a moment after the run reads as final).
+  std::string metrics;
+  for (int i = 0; i < 200; ++i) {
+    metrics = z.request("GET", "/metrics").body;
+    if (metrics.find("zapd_queue_acked_total{lane=\"free\"} 2\n") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   CHECK(metrics.find("zapd_queue_acked_total{lane=\"free\"} 2\n") != std::string::npos);
   CHECK(metrics.find("zapd_queue_dead_total{lane=\"free\"} 0\n") != std::string::npos);
 }

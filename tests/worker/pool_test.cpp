@@ -186,6 +186,8 @@ struct fixture {
     });
   }
 
+  // Counted by the writer's commit callback, a moment after a reader can see the commit: a
+  // test waits for the count with the status it expects, not for the status alone.
   std::uint64_t steps_total(const char* outcome) {
     return reg.add_counter("zapd_worker_steps_total", "", {{"outcome", outcome}}).value();
   }
@@ -267,7 +269,7 @@ TEST_CASE("pool: a retried step waits 5 s with 20 percent jitter by the clock, r
 
   const auto due3 = *f.run(id).steps.at(0).next_attempt_at;
   f.advance(std::chrono::milliseconds(due3 - f.clk.now_ms() + 1));
-  REQUIRE(eventually([&] { return f.status_of(id) == "failed"; }));
+  REQUIRE(eventually([&] { return f.status_of(id) == "failed" && f.steps_total("failed") == 1; }));
   auto r = f.run(id);
   CHECK(r.error == "step 1: HTTP 503 (gave up after 3 attempts)");
   CHECK(r.finished_at == f.clk.now_ms());
@@ -338,7 +340,7 @@ TEST_CASE("pool: a zap's own retry policy sets its attempts and delays") {
   CHECK(f.job(id, 1)->run_at_ms == *step.next_attempt_at);
 
   f.advance(std::chrono::milliseconds(*step.next_attempt_at - f.clk.now_ms() + 1));
-  REQUIRE(eventually([&] { return f.status_of(id) == "failed"; }));
+  REQUIRE(eventually([&] { return f.status_of(id) == "failed" && f.steps_total("failed") == 1; }));
   auto r = f.run(id);
   CHECK(r.error == "step 1: timeout (gave up after 2 attempts)");
   CHECK(r.steps.at(0).attempts == 2);
@@ -372,7 +374,7 @@ TEST_CASE("pool: a result that arrives after its lease passed to a newer claim i
 
   // The new attempt finishes first and is recorded.
   REQUIRE(f.action->release(1, 2, test::succeeded({{"attempt", 2}})));
-  REQUIRE(eventually([&] { return f.status_of(id) == "succeeded"; }));
+  REQUIRE(eventually([&] { return f.status_of(id) == "succeeded" && f.steps_total("succeeded") == 1; }));
 
   // Then the stale one: its record must not replace the step's.
   REQUIRE(f.action->release(1, 1, test::failed("stale attempt")));
@@ -436,7 +438,7 @@ TEST_CASE("pool: a result the full writer refuses is deferred and recorded once 
   CHECK(f.status_of(id) == "queued");
 
   gate_guard.open();
-  REQUIRE(eventually([&] { return f.status_of(id) == "succeeded"; }));
+  REQUIRE(eventually([&] { return f.status_of(id) == "succeeded" && f.steps_total("succeeded") == 1; }));
   auto r = f.run(id);
   CHECK(r.steps.at(0).status == "succeeded");
   CHECK(r.steps.at(0).attempts == 1);
@@ -487,7 +489,7 @@ TEST_CASE("pool: a run cancelled while its step runs stays cancelled and nothing
   fixture f;
   auto r = cancel_mid_step(f, test::succeeded({{"id", 42}}));
   CHECK(r.finished_at);
-  CHECK(f.steps_total("succeeded") == 1);
+  CHECK(eventually([&] { return f.steps_total("succeeded") == 1; }));
 }
 
 // The action did run and succeed: its step says so (the run stays cancelled and nothing
@@ -530,7 +532,7 @@ TEST_CASE("pool: with a queue outside the store it settles each job through the 
   CHECK(f.job(id, 1)->run_at_ms == *step.next_attempt_at);
 
   f.advance(6'001ms);
-  REQUIRE(eventually([&] { return f.status_of(id) == "succeeded"; }));
+  REQUIRE(eventually([&] { return f.status_of(id) == "succeeded" && f.steps_total("succeeded") == 2; }));
   // The last ack goes through the queue after the commit that ended the run.
   REQUIRE(eventually([&] { return f.count("SELECT count(*) FROM jobs") == 0; }));
   auto r = f.run(id);
@@ -596,7 +598,7 @@ TEST_CASE("pool: a filtered step ends the run `filtered` and nothing after it ru
     });
     const auto z = f.make_zap(2);
     const auto id = f.fire(z);
-    REQUIRE(eventually([&] { return f.status_of(id) == "filtered"; }));
+    REQUIRE(eventually([&] { return f.status_of(id) == "filtered" && f.steps_total("filtered") == 1; }));
     auto r = f.run(id);
     REQUIRE(r.steps.size() == 1);
     CHECK(r.steps[0].status == "filtered");
