@@ -3,10 +3,12 @@
 #
 #   bench/e2e.sh [seconds]     (default 20; needs a built ./build/zapd)
 #
-# 1. latency: 1,000 webhooks/s for N seconds into a zap with one HTTP action to a local sink
-#    that records when each run's step arrives: p50/p99/max from the webhook's 2xx to that.
-# 2. throughput: webhooks as fast as wrk sends them into a zap whose action calls nginx
-#    (constant 200): actions completed per second.
+# 1. latency: at each rate of RATES (default "1000 5000" webhooks/s) for N seconds, into a zap
+#    with one HTTP action to a local sink that records when each run's step arrives:
+#    p50/p99/max from the webhook's 2xx to that, and whether every run completed.
+# 2. throughput: a backlog queued with the worker off, then a worker-only process drains it
+#    into nginx (constant 200): actions completed per second, and the ratio to what nginx
+#    answers wrk (same connections) in the same run.
 # 3. concurrency: a sink that answers after 200 ms: most requests in flight at once, and
 #    zapd's peak RSS.
 # Installs wrk and nginx-light from Debian's archive when missing.
@@ -14,6 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_LATENCY="${1:-20}"
 ZAPD="${ZAPD:-./build/zapd}"
+RATES="${RATES:-1000 5000}"
+SECTIONS="${SECTIONS:-1 2 3}"   # which of the three to run
 
 . bench/common.sh
 bench_need wrk nginx
@@ -51,13 +55,18 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"event":"e2e","comment":{"email":"ada@example.com"}}'
 LUA
 
-echo "== 1. latency at 1,000 webhooks/s for ${SECONDS_LATENCY} s"
-start_zapd latency
-SINK=$(free_port)
-make_zap "http://127.0.0.1:$SINK/hook"
-python3 bench/e2e_tool.py latency "$HOOK" "$SINK" 1000 "$SECONDS_LATENCY" || echo "  (not every run completed)"
-stop_zapd
+if [[ " $SECTIONS " == *" 1 "* ]]; then
+for RATE in $RATES; do
+  echo "== 1. latency at $RATE webhooks/s for ${SECONDS_LATENCY} s"
+  start_zapd "latency-$RATE"
+  SINK=$(free_port)
+  make_zap "http://127.0.0.1:$SINK/hook"
+  python3 bench/e2e_tool.py latency "$HOOK" "$SINK" "$RATE" "$SECONDS_LATENCY" || echo "  (not every run completed)"
+  stop_zapd
+done
+fi
 
+if [[ " $SECTIONS " == *" 2 "* ]]; then
 echo "== 2. actions/s to a fast sink (nginx, constant 200)"
 start_nginx 1 "location / { return 200 '{}'; }"
 PIDS+=("$NPID")
@@ -79,9 +88,14 @@ while :; do
   sleep 0.1
 done
 T1=$(date +%s.%N)
-python3 -c "import sys; r=int(sys.argv[1]); t=float(sys.argv[3])-float(sys.argv[2]); print(f'{r} queued steps executed in {t:.1f} s: {r/t:.0f} actions/s (worker alone, from process start)')" "$RUNS" "$T0" "$T1"
 stop_zapd
+# The reference: nginx answering the same kind of request over the same number of connections.
+NGINX_RPS=$(wrk -t1 -c32 -d5s -s "$WORK/post.lua" "http://127.0.0.1:$NPORT/hook" | awk '/^Requests\/sec/ {print $2}')
+python3 -c "import sys; r=int(sys.argv[1]); t=float(sys.argv[3])-float(sys.argv[2]); n=float(sys.argv[4]); print(f'{r} queued steps executed in {t:.1f} s: {r/t:.0f} actions/s (worker alone, from process start); nginx {n:.0f} requests/s; ratio {r/t/n:.3f} (target >= 0.15)')" "$RUNS" "$T0" "$T1" "$NGINX_RPS"
 
+fi
+
+if [[ " $SECTIONS " == *" 3 "* ]]; then
 echo "== 3. concurrency against a sink answering after 200 ms"
 SINK=$(free_port)
 python3 bench/e2e_tool.py inflight "$SINK" 200 25 > "$WORK/inflight.txt" &
@@ -103,3 +117,4 @@ echo "$RUNS runs through a 200 ms sink; zapd saw up to $PEAK_INFLIGHT attempts i
 stop_zapd
 wait "$SPID" || true
 cat "$WORK/inflight.txt"
+fi

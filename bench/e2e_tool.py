@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Helper for bench/e2e.sh (standard library only).
 
-  e2e_tool.py latency URL SINK_PORT RATE SECONDS   fixed-rate webhooks + a recording sink:
-      prints p50/p99/max from each webhook's 2xx to the sink receiving its step
+  e2e_tool.py latency URL SINK_PORT RATE SECONDS   fixed-rate webhooks + a recording sink
+      (in a process of its own, so neither waits on the other at high rates): prints
+      p50/p99/max from each webhook's 2xx to the sink receiving its step
   e2e_tool.py inflight SINK_PORT DELAY_MS SECONDS  a sink answering after DELAY_MS that
       reports the most requests it held open at once and how many it answered
 """
 import asyncio
 import json
+import multiprocessing
 import statistics
 import sys
 import time
@@ -100,18 +102,44 @@ def pct(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
+def sink_process(sink_port, conn):
+    """The recording sink, in a child process. Answers 'count' with how many runs it has seen
+    and 'dump' with {run id: monotonic time} (CLOCK_MONOTONIC: the same clock in every process)."""
+    async def serve():
+        loop = asyncio.get_running_loop()
+        server = await asyncio.start_server(lambda r, w: sink(r, w, 0), "127.0.0.1", sink_port, backlog=4096)
+        conn.send("ready")
+        while True:
+            msg = await loop.run_in_executor(None, conn.recv)
+            if msg == "count":
+                conn.send(len(received))
+            else:
+                conn.send(dict(received))
+                server.close()
+                return
+    asyncio.run(serve())
+
+
 async def latency(url, sink_port, rate, seconds):
-    server = await asyncio.start_server(lambda r, w: sink(r, w, 0), "127.0.0.1", sink_port, backlog=1024)
+    parent, child = multiprocessing.Pipe()
+    proc = multiprocessing.Process(target=sink_process, args=(sink_port, child), daemon=True)
+    proc.start()
+    parent.recv()  # ready
     rest = url.split("://", 1)[1]
     hostport, path = rest.split("/", 1)
     host, port = hostport.split(":")
     acked, errors = {}, []
     total, took = await sender(host, int(port), "/" + path, rate, seconds, acked, errors)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and len([r for r in acked if r in received]) < len(acked):
+    while time.monotonic() < deadline:
+        parent.send("count")
+        if parent.recv() >= len(acked):
+            break
         await asyncio.sleep(0.05)
-    server.close()
-    lat = [(received[r] - t) * 1000 for r, t in acked.items() if r in received]
+    parent.send("dump")
+    got = parent.recv()
+    proc.join(5)
+    lat = [(got[r] - t) * 1000 for r, t in acked.items() if r in got]
     done = len(lat)
     print(f"sent {total} webhooks in {took:.1f} s ({total / took:.0f}/s), {len(acked)} answered 200, "
           f"{len(errors)} other answers, {done} steps received by the sink")

@@ -5,7 +5,8 @@
 #   bench/ingest.sh [seconds]        (default 20; needs a built ./build/zapd)
 #
 # Environment: ZAPD (binary, default ./build/zapd), SYNC (full|normal, default full),
-# CONNECTIONS (default 64), THREADS (wrk threads, default 2).
+# CONNECTIONS (default 64), THREADS (wrk threads, default 2), PERF (a file: perf record -g
+# of zapd during the run).
 # The worker is off (worker.enabled=off): this measures accepting and queueing only; every
 # step stays queued, so the check below can count a job or outbox row per run.
 # Installs wrk and nginx-light from Debian's archive when they are missing.
@@ -64,7 +65,13 @@ curl -sf -XPOST "$URL" -H 'Content-Type: application/json' -d "$BODY" >/dev/null
 echo "zapd:  wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s POST $URL (synchronous=$SYNC)"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$ZPID/stat"; }  # utime + stime, clock ticks
 CPU0=$(cpu_ticks)
+# PERF=FILE: a call-graph profile of zapd during the run (`perf report -i FILE --no-children`).
+if [ -n "${PERF:-}" ]; then
+  perf record -q --call-graph "${PERF_CG:-fp}" -o "$PERF" -p "$ZPID" -- sleep "$((DURATION > 2 ? DURATION - 1 : 1))" >/dev/null 2>&1 &
+  PERFPID=$!
+fi
 Z=$(run_wrk "$URL")
+[ -n "${PERF:-}" ] && wait "$PERFPID"
 echo "  $Z"
 # zapd's own CPU time over the run, per acknowledged webhook: steadier than the rate on a
 # shared box (other load slows both zapd and nginx, but does not add to zapd's CPU time).

@@ -45,7 +45,8 @@ auth::options auth_options(const config::settings& s, const std::string& data_di
 }
 
 queue::sqlite_queue::options queue_options(const config::settings& s) {
-  return {static_cast<std::size_t>(s.queue_paid_concurrency), static_cast<std::size_t>(s.queue_free_concurrency)};
+  return {static_cast<std::size_t>(s.queue_paid_concurrency), static_cast<std::size_t>(s.queue_free_concurrency),
+          s.outbox_direct == "on"};
 }
 
 outbox::relay::options relay_options(const config::settings& s) {

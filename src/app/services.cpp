@@ -119,7 +119,7 @@ services::services(const config::settings& s, prepared p)
       relay_(*p_.db, jobs_, registry_, outbox_ready_, jobs_ready_, relay_options(s)),
       http_out_(outbound_io_, p_.allow),
       workers_({*p_.db, jobs_, executors_, p_.box, real_clock(), registry_, jobs_ready_, outbox_ready_}, worker_options(s)),
-      scheduler_(*p_.db, real_clock(), registry_, outbox_ready_),
+      scheduler_(*p_.db, &jobs_, real_clock(), registry_, step_due()),
       zap_cache_(p_.db->reads(), p_.box, real_clock(), std::chrono::milliseconds(s.hooks_cache_ms)),
       limiter_(real_clock()),
       zap_deps_{*p_.db,
@@ -142,8 +142,9 @@ services::services(const config::settings& s, prepared p)
                  plan_rates(s.hooks_paid_zap_rate, s.hooks_paid_user_rate, s.hooks_burst_seconds),
                  static_cast<std::size_t>(s.hooks_max_depth),
                  s.hooks_dedup_window_seconds * 1000,
-                 [this] { outbox_ready_.ring(); }},
-      run_deps_{*p_.db, accounts_.authenticate(), real_clock(), [this] { outbox_ready_.ring(); }, &jobs_},
+                 &jobs_,
+                 [this] { step_due().ring(); }},
+      run_deps_{*p_.db, accounts_.authenticate(), real_clock(), [this] { step_due().ring(); }, &jobs_},
       schedule_deps_{accounts_.authenticate(), s.schedule_min_interval_seconds, real_clock()} {
   // Executing steps: outbound I/O on the driver's thread.
   executors_.add("http", actions::make_http_executor(http_out_, {fmt::format("zapd/{}", ZAPD_VERSION),

@@ -89,11 +89,15 @@ class services {
   http::auth_api accounts_;
   metrics::registry registry_;
   std::uint64_t store_collector_ = 0;
-  // The spine: runs recorded by hooks -> outbox -> relay -> the embedded queue -> workers.
+  // The spine: runs recorded by hooks -> the embedded queue (in the same transaction with
+  // outbox.direct on, the default; else outbox -> relay -> queue) -> workers.
   queue::sqlite_queue jobs_;
   // The hand-overs, created before the components that ring or listen.
-  wakeup outbox_ready_;  // rung by ingestion, run operations and the worker; the relay listens
-  wakeup jobs_ready_;    // rung by the relay; the workers listen
+  wakeup outbox_ready_;  // rung for outbox rows (outbox.direct off, rows left by an older version); the relay listens
+  wakeup jobs_ready_;    // rung by the relay and by producers of direct jobs; the workers listen
+  // The bell a producer rings after committing a due step: the workers' when its job went
+  // straight into the queue, the relay's when it is an outbox row.
+  wakeup& step_due() { return jobs_.direct() ? jobs_ready_ : outbox_ready_; }
   outbox::relay relay_;
   outbound::driver outbound_io_;
   outbound::http_client http_out_;

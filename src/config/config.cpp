@@ -71,6 +71,7 @@ const std::vector<key_def>& defs() {
       int_key("queue.lease_ms", "how long a claimed job is leased before it is delivered again", &settings::queue_lease_ms, 5'000, 86'400'000),
       int_key("queue.paid_concurrency", "most jobs of the paid lane running at once", &settings::queue_paid_concurrency, 1, 100'000),
       int_key("queue.free_concurrency", "most jobs of the free lane running at once", &settings::queue_free_concurrency, 1, 100'000),
+      str_key("outbox.direct", "on: with the embedded queue, a due step's job is written in the same transaction as the run (the queue is in the same database); off: through an outbox row the relay moves, the path a queue outside the store takes", &settings::outbox_direct, {"on", "off"}),
       int_key("outbox.batch", "most outbox rows the relay moves to the queue per transaction", &settings::outbox_batch, 1, 100'000),
       int_key("outbox.poll_ms", "relay safety-net poll interval (commits wake it at once)", &settings::outbox_poll_ms, 10, 3'600'000),
       int_key("hooks.max_depth", "deepest JSON nesting a webhook body may have", &settings::hooks_max_depth, 1, 1000),

@@ -57,7 +57,8 @@ result<std::optional<zap_info>> load_zap(store::connection& c, const secrets::bo
   return std::optional<zap_info>(std::move(z));
 }
 
-result<recorded> record(store::connection& c, const runs::new_run& r, std::int64_t dedup_window_ms) {
+result<recorded> record(store::connection& c, queue::store_publisher* jobs, const runs::new_run& r,
+                        std::int64_t dedup_window_ms) {
   {
     auto z = zaps::state_of(c, r.zap_id);
     if (!z) return std::move(z).err();
@@ -73,7 +74,7 @@ result<recorded> record(store::connection& c, const runs::new_run& r, std::int64
     if (!row) return std::move(row).err();
     if (*row) return recorded{st->text(0), true, false};
   }
-  if (auto s = runs::insert(c, r); !s) return std::move(s).err();
+  if (auto s = runs::insert(c, jobs, r); !s) return std::move(s).err();
   if (r.dedup_key) {
     // Replaces an expired key of the same value (the live one was answered above).
     if (auto s = c.run("INSERT OR REPLACE INTO dedup_keys (zap_id, key, run_id, created_at_ms) VALUES (?, ?, ?, ?)",

@@ -1,5 +1,6 @@
 #include "zapd/hooks/payload.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include <fmt/format.h>
@@ -111,18 +112,82 @@ nlohmann::json trigger_payload(std::string_view method, nlohmann::json body, std
           {"receivedAt", iso_time_ms(received_ms)}};
 }
 
+namespace {
+
+// Appends `s` as a JSON string when it is printable ASCII (what headers, query strings and
+// methods nearly always are), escaping only '"' and '\\' as nlohmann's dump does; false, with
+// `out` partly written, for anything else (control bytes, UTF-8, invalid bytes).
+bool append_ascii_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c > 0x7e) return false;
+    if (c == '"' || c == '\\') out += '\\';
+    out += ch;
+  }
+  out += '"';
+  return true;
+}
+
+// The trigger payload's text written directly, without a document: the same bytes as
+// dump_safe(trigger_payload(...)) (keys in nlohmann's sorted order, a repeated header's last
+// value). Nothing when a field needs more than ASCII escaping: the caller takes the document
+// path, which replaces invalid UTF-8.
+std::optional<std::string> direct_payload_text(std::string_view method, std::string_view body_text,
+                                               std::string_view content_type,
+                                               const std::map<std::string, std::string>& query,
+                                               const std::vector<std::pair<std::string, std::string>>& headers,
+                                               std::int64_t received_ms) {
+  // Kept headers by lower-cased name, sorted; stable, so the last of a repeated name is last.
+  std::vector<std::pair<std::string, std::string_view>> kept;
+  kept.reserve(headers.size());
+  for (const auto& [k, v] : headers) {
+    std::string name = to_lower(k);
+    if (kept_header(name)) kept.emplace_back(std::move(name), v);
+  }
+  std::stable_sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+
+  std::string out;
+  out.reserve(body_text.size() + 64 * kept.size() + 160);
+  out += "{\"body\":";
+  out += body_text;
+  out += ",\"contentType\":";
+  if (!append_ascii_string(out, media_type(content_type))) return std::nullopt;
+  out += ",\"headers\":{";
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    if (i + 1 < kept.size() && kept[i + 1].first == kept[i].first) continue;  // a later value wins
+    if (out.back() != '{') out += ',';
+    if (!append_ascii_string(out, kept[i].first)) return std::nullopt;
+    out += ':';
+    if (!append_ascii_string(out, kept[i].second)) return std::nullopt;
+  }
+  out += "},\"method\":";
+  if (!append_ascii_string(out, method)) return std::nullopt;
+  out += ",\"query\":{";
+  for (const auto& [k, v] : query) {
+    if (out.back() != '{') out += ',';
+    if (!append_ascii_string(out, k)) return std::nullopt;
+    out += ':';
+    if (!append_ascii_string(out, v)) return std::nullopt;
+  }
+  out += "},\"receivedAt\":\"";
+  out += iso_time_ms(received_ms);
+  out += "\"}";
+  return out;
+}
+
+}  // namespace
+
 std::string trigger_payload_text(std::string_view method, const checked_body& body, std::string_view content_type,
                                  const std::map<std::string, std::string>& query,
                                  const std::vector<std::pair<std::string, std::string>>& headers, std::int64_t received_ms) {
+  const std::string body_text = body.json_text ? std::string(trim(*body.json_text)) : dump_safe(body.value);
+  if (auto direct = direct_payload_text(method, body_text, content_type, query, headers, received_ms)) return std::move(*direct);
   // Everything but the body as a document; the body is spliced in as text.
   nlohmann::json rest = trigger_payload(method, nullptr, content_type, query, headers, received_ms);
   rest.erase("body");
   std::string out = "{\"body\":";
-  if (body.json_text) {
-    out.append(trim(*body.json_text));
-  } else {
-    out += dump_safe(body.value);
-  }
+  out += body_text;
   out += ',';
   std::string tail = dump_safe(rest);
   out.append(tail, 1, std::string::npos);  // without its '{'

@@ -98,7 +98,9 @@ asio::awaitable<response> ingest(const hook_routes_deps& d, hook_metrics& m, req
     }
 
     const std::int64_t window = d.dedup_window_ms;
-    auto job = [run = std::move(*run), window](store::connection& c) { return hooks::record(c, run, window); };
+    auto job = [run = std::move(*run), window, jobs = d.jobs](store::connection& c) {
+      return hooks::record(c, jobs, run, window);
+    };
     auto done = co_await write<hooks::recorded>(d.db.writes(), std::move(job));
     if (!done) co_return refused(done.err());
     if (done->stale) {

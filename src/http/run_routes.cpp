@@ -71,8 +71,8 @@ void add_run_routes(router& r, const run_routes_deps& d) {
     const bool original = q.count("version") && q["version"] == "original";
     if (q.count("version") && !original)
       co_return error_response(errc::invalid_argument, "version must be 'original' or left out (the zap's current version)");
-    auto job = [user = who.user_id, id = req.params["id"], original, now = d.clk.now_ms()](store::connection& c) {
-      return runs::replay(c, user, id, original, now);
+    auto job = [jobs = d.jobs, user = who.user_id, id = req.params["id"], original, now = d.clk.now_ms()](store::connection& c) {
+      return runs::replay(c, jobs, user, id, original, now);
     };
     auto new_id = co_await write<std::string>(d.db.writes(), std::move(job));
     if (!new_id) co_return error_response(new_id.err());

@@ -1,11 +1,13 @@
 #include "zapd/outbox/outbox.hpp"
 
+#include "zapd/queue/queue.hpp"
 #include "zapd/store/connection.hpp"
 
 namespace zapd::outbox {
 
-status enqueue(store::connection& c, const std::string& run_id, int step_index, queue::lane lane, std::int64_t now_ms,
-               std::int64_t run_at_ms) {
+status enqueue(store::connection& c, queue::store_publisher* jobs, const std::string& run_id, int step_index,
+               queue::lane lane, std::int64_t now_ms, std::int64_t run_at_ms) {
+  if (jobs && jobs->direct()) return jobs->publish_in(c, {queue::job_spec{run_id, step_index, lane, run_at_ms}});
   if (run_at_ms > now_ms)
     return c.run("INSERT INTO outbox (run_id, step_index, lane, created_at, run_at) VALUES (?, ?, ?, ?, ?)", run_id,
                  step_index, queue::lane_name(lane), now_ms, run_at_ms);

@@ -124,7 +124,7 @@ result<attempt_outcome> record_attempt(store::connection& c, const attempt_recor
   if (ok) {
     if (static_cast<std::size_t>(j.step_index) < a.steps) {
       const bool waits = a.resume_at_ms > a.now_ms;
-      if (auto s = outbox::enqueue(c, j.run_id, j.step_index + 1, j.lane, a.now_ms, waits ? a.resume_at_ms : 0); !s)
+      if (auto s = outbox::enqueue(c, jobs, j.run_id, j.step_index + 1, j.lane, a.now_ms, waits ? a.resume_at_ms : 0); !s)
         return std::move(s).err();
       if (auto s = waits ? c.run(k_mark_waiting, a.resume_at_ms, a.started_ms, j.run_id)
                          : c.run(k_mark_running, a.started_ms, j.run_id);

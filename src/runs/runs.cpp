@@ -103,7 +103,7 @@ bool valid_status(const std::string& s) {
 
 }  // namespace
 
-status insert(store::connection& c, const new_run& r) {
+status insert(store::connection& c, queue::store_publisher* jobs, const new_run& r) {
   const std::string_view lane = queue::lane_name(r.lane);
   const bool empty = r.actions == 0;
   {
@@ -118,7 +118,7 @@ status insert(store::connection& c, const new_run& r) {
     if (auto s = st->run(); !s) return s;
   }
   if (empty) return {};
-  return outbox::enqueue(c, r.id, 1, r.lane, r.now_ms);
+  return outbox::enqueue(c, jobs, r.id, 1, r.lane, r.now_ms);
 }
 
 result<page> list(store::connection& c, const std::string& user_id, const filter& f) {
@@ -226,12 +226,12 @@ result<run_record> retry(store::connection& c, queue::store_publisher* jobs, con
     return std::move(s).err();
   if (auto s = c.run("UPDATE runs SET status = 'running', error = NULL, finished_at = NULL WHERE id = ?", run_id); !s)
     return std::move(s).err();
-  if (auto s = outbox::enqueue(c, run_id, step, queue::parse_lane(r->lane).value_or(queue::lane::free), now_ms); !s)
+  if (auto s = outbox::enqueue(c, jobs, run_id, step, queue::parse_lane(r->lane).value_or(queue::lane::free), now_ms); !s)
     return std::move(s).err();
   return get(c, user_id, run_id);
 }
 
-result<std::string> replay(store::connection& c, const std::string& user_id, const std::string& run_id, bool original_version,
+result<std::string> replay(store::connection& c, queue::store_publisher* jobs, const std::string& user_id, const std::string& run_id, bool original_version,
                            std::int64_t now_ms) {
   auto r = load(c, user_id, run_id);
   if (!r) return std::move(r).err();
@@ -255,7 +255,7 @@ result<std::string> replay(store::connection& c, const std::string& user_id, con
   n.trigger_json = dump_safe(r->trigger);
   n.replay_of = run_id;
   n.now_ms = now_ms;
-  if (auto s = insert(c, n); !s) return std::move(s).err();
+  if (auto s = insert(c, jobs, n); !s) return std::move(s).err();
   return n.id;
 }
 

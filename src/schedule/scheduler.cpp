@@ -119,7 +119,7 @@ status drop_others(store::connection& c, const std::vector<std::string>& keep) {
   return {};
 }
 
-result<fire_result> fire(store::connection& c, const slot_run& s) {
+result<fire_result> fire(store::connection& c, queue::store_publisher* jobs, const slot_run& s) {
   auto z = zaps::state_of(c, s.zap_id);
   if (!z) return std::move(z).err();
   if (!*z || (*z)->user_id != s.user_id) return fire_result::gone;
@@ -132,7 +132,7 @@ result<fire_result> fire(store::connection& c, const slot_run& s) {
   if (!row) return std::move(row).err();
   if (*row && q->int64(0) >= s.slot_ms) return fire_result::already_fired;
   const runs::new_run r = make_run(s);
-  if (auto st = runs::insert(c, r); !st) return std::move(st).err();
+  if (auto st = runs::insert(c, jobs, r); !st) return std::move(st).err();
   if (auto st = c.run("INSERT INTO schedules (zap_id, zap_version, through_ms, last_slot_ms, last_run_id, fired_at_ms) "
                       "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (zap_id) DO UPDATE SET zap_version = excluded.zap_version, "
                       "through_ms = excluded.through_ms, last_slot_ms = excluded.last_slot_ms, "
@@ -143,10 +143,12 @@ result<fire_result> fire(store::connection& c, const slot_run& s) {
   return fire_result::fired;
 }
 
-scheduler::scheduler(store::database& db, const clock& clk, metrics::registry& m, const wakeup& outbox_ready, options o)
+scheduler::scheduler(store::database& db, queue::store_publisher* jobs, const clock& clk, metrics::registry& m,
+                     const wakeup& step_due, options o)
     : db_(db),
       clock_(clk),
-      outbox_ready_(outbox_ready),
+      jobs_(jobs),
+      step_due_(step_due),
       opts_(o),
       fired_(m.add_counter("zapd_schedule_runs_total", "Runs made by schedule zaps (one per slot)")),
       skipped_(m.add_counter("zapd_schedule_slots_skipped_total",
@@ -306,7 +308,7 @@ bool scheduler::fire_one(entry& e, std::int64_t slot, std::int64_t now) {
   slot_run s = e.base;
   s.slot_ms = slot;
   s.now_ms = now;
-  auto job = [s](store::connection& c) { return fire(c, s); };
+  auto job = [s, jobs = jobs_](store::connection& c) { return fire(c, jobs, s); };
   auto r = db_.writes().execute<fire_result>(std::move(job));
   if (!r) {
     // The slot stays due: tried again in a second (the writer may be full or stopping).
@@ -318,7 +320,7 @@ bool scheduler::fire_one(entry& e, std::int64_t slot, std::int64_t now) {
     case fire_result::fired:
       fired_.inc();
       lag_ms_.set(now - slot);
-      outbox_ready_.ring();
+      step_due_.ring();
       return true;
     case fire_result::already_fired:
       return true;

@@ -241,6 +241,31 @@ TEST_CASE("payload: the hot path keeps a JSON body as its text and yields the sa
   CHECK_FALSE(check_body("application/json", std::string(70, '[') + std::string(70, ']'), 64, false).ok());
 }
 
+TEST_CASE("payload: the trigger text written without a document is byte for byte the document's dump") {
+  const std::string raw = R"({"a":[1,{"b":"c"}]})";
+  auto b = check_body("application/json; charset=utf-8", raw, 64, false);
+  REQUIRE(b.ok());
+  const std::map<std::string, std::string> query = {{"page", "2"}, {"q", "say \"hi\" \\ bye"}, {"z", ""}};
+  // Repeated names (any case: the last wins), credentials dropped, quotes and backslashes.
+  const std::vector<std::pair<std::string, std::string>> ascii = {
+      {"X-Tag", "one"},  {"Content-Type", "application/json; charset=utf-8"}, {"x-tag", "two"},
+      {"Authorization", "Bearer s3cret"}, {"If-None-Match", "\"etag\\1\""}, {"Accept", "*/*"}, {"X-TAG", "three"}};
+  const auto expected = [&](const std::vector<std::pair<std::string, std::string>>& hdrs) {
+    return dump_safe(trigger_payload("PATCH", json::parse(raw), "application/json; charset=utf-8", query, hdrs, 1'795'435'200'123));
+  };
+  CHECK(trigger_payload_text("PATCH", *b, "application/json; charset=utf-8", query, ascii, 1'795'435'200'123) == expected(ascii));
+  CHECK(json::parse(expected(ascii))["headers"]["x-tag"] == "three");
+  // No headers, no query.
+  CHECK(trigger_payload_text("POST", *b, "application/json", {}, {}, 0) ==
+        dump_safe(trigger_payload("POST", json::parse(raw), "application/json", {}, {}, 0)));
+  // Beyond printable ASCII (UTF-8, control bytes, invalid bytes): the document path, same bytes.
+  for (const std::string& odd : std::vector<std::string>{"caf\xc3\xa9", "tab\there", "bad\xff", std::string("nul\0x", 5)}) {
+    auto hdrs = ascii;
+    hdrs.emplace_back("X-Odd", odd);
+    CHECK(trigger_payload_text("PATCH", *b, "application/json; charset=utf-8", query, hdrs, 1'795'435'200'123) == expected(hdrs));
+  }
+}
+
 TEST_CASE("check_body: a UTF-8 byte order mark before a JSON body is dropped, so the stored text is JSON (payload_fuzz)") {
   const std::string raw = "\xEF\xBB\xBF{\"a\":1}";
   auto b = check_body("application/json", raw, 64, false);

@@ -582,3 +582,31 @@ TEST_CASE("worker: a timeoutMs stored before range checks existed (2^63) runs wi
   CHECK(run["status"] == "succeeded");
   CHECK(run["steps"][0]["attempts"] == 1);
 }
+
+TEST_CASE("worker: with outbox.direct a run's steps go straight into the queue, without it through the relay; both complete") {
+  for (const std::string direct : {"on", "off"}) {
+    DYNAMIC_SECTION("outbox.direct=" << direct) {
+      http_sink sink;
+      sink.on("/one", sink_reply::json(R"({"n":1})"));
+      sink.on("/two", sink_reply::json(R"({"ok":true})"));
+      zapd_process z(args({"--set", "outbox.direct=" + direct}));
+      auto a = sign_up(z, "ada@example.com");
+      auto zap = make_zap(z, a, json::array({http_step(sink.url("/one")), http_step(sink.url("/two?n={{steps.1.body.n}}"))}));
+      std::vector<std::string> ids;
+      for (int i = 0; i < 5; ++i) ids.push_back(fire(z, a, zap));
+      for (const auto& id : ids) {
+        auto run = wait_final(z, a, id);
+        INFO(run.dump(2));
+        CHECK(run["status"] == "succeeded");
+      }
+      CHECK(sink.requests().size() == 10);
+      // Ten steps were due: the relay moved none of them, or every one.
+      auto metrics = z.request("GET", "/metrics").body;
+      INFO(metrics);
+      CHECK(metrics.find(std::string("zapd_outbox_rows_published_total ") + (direct == "on" ? "0" : "10") + "\n") != std::string::npos);
+      db_view db(z.data_dir() + "/zapd.db");
+      CHECK(db.count("SELECT count(*) FROM outbox") == 0);
+      CHECK(db.count("SELECT count(*) FROM jobs") == 0);
+    }
+  }
+}

@@ -55,16 +55,16 @@ TEST_CASE("runs: prune deletes old final runs with their steps, outbox rows and 
   write<bool>(*db, [](store::connection& c) -> result<bool> {
     // Live old runs first: accepted and not finished (a delay may wait as long as the retention).
     for (const char* live : {"live-queued", "live-waiting"})
-      if (auto s = runs::insert(c, run_at(live, 500)); !s) return std::move(s).err();
+      if (auto s = runs::insert(c, nullptr, run_at(live, 500)); !s) return std::move(s).err();
     if (auto s = c.run("UPDATE runs SET status = 'waiting', resume_at = 99999 WHERE id = 'live-waiting'"); !s)
       return std::move(s).err();
     for (int i = 0; i < 5; ++i)
-      if (auto s = runs::insert(c, run_at("old-" + std::to_string(i), 1'000 + i)); !s) return std::move(s).err();
+      if (auto s = runs::insert(c, nullptr, run_at("old-" + std::to_string(i), 1'000 + i)); !s) return std::move(s).err();
     if (auto s = c.run("UPDATE runs SET status = CASE WHEN rowid % 2 = 0 THEN 'succeeded' ELSE 'filtered' END "
                        "WHERE id LIKE 'old-%'");
         !s)
       return std::move(s).err();
-    if (auto s = runs::insert(c, run_at("new-0", 90'000)); !s) return std::move(s).err();
+    if (auto s = runs::insert(c, nullptr, run_at("new-0", 90'000)); !s) return std::move(s).err();
     auto st = c.exec(
         "INSERT INTO run_steps (run_id, step_index, action_id, status) VALUES ('old-0', 1, 'http', 'succeeded'), "
         "('new-0', 1, 'http', 'succeeded'); "
@@ -92,7 +92,7 @@ TEST_CASE("runs: a zap version without actions makes an already succeeded run") 
   auto n = run_at("empty", 5'000);
   n.actions = 0;
   write<bool>(*db, [&](store::connection& c) -> result<bool> {
-    if (auto s = runs::insert(c, n); !s) return std::move(s).err();
+    if (auto s = runs::insert(c, nullptr, n); !s) return std::move(s).err();
     return true;
   });
   auto r = db->reads().with([](store::connection& c) { return runs::get(c, "user-1", "empty"); });

@@ -110,7 +110,7 @@ TEST_CASE("schedule: fire writes the run and the slot once, and disabled, edited
   REQUIRE(zap);
   schedule::slot_run s{zap->id, "user-1", zap->version, 0, queue::lane::free, k_t0, k_t0 + 5};
   auto fire = [&](schedule::slot_run r) {
-    auto out = db->writes().execute<schedule::fire_result>([r](store::connection& c) { return schedule::fire(c, r); });
+    auto out = db->writes().execute<schedule::fire_result>([r](store::connection& c) { return schedule::fire(c, nullptr, r); });
     REQUIRE(out);
     return *out;
   };

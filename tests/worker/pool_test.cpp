@@ -128,7 +128,8 @@ struct fixture {
     return std::move(z).value();
   }
 
-  // A run of `z` with its first step in the outbox, as ingestion writes it; the relay moves it.
+  // A run of `z` with its first step in the outbox, as ingestion writes it with outbox.direct
+  // off; the relay moves it (the steps after it go straight into the queue: it is direct).
   std::string fire(const zaps::zap_record& z) {
     runs::new_run r;
     r.id = "run-" + std::to_string(++runs_made);
@@ -140,7 +141,7 @@ struct fixture {
     r.trigger_json = R"({"body":{"n":1}})";
     r.now_ms = clk.now_ms();
     auto st = db->writes().execute<bool>([&](store::connection& c) -> result<bool> {
-      if (auto s = runs::insert(c, r); !s) return std::move(s).err();
+      if (auto s = runs::insert(c, nullptr, r); !s) return std::move(s).err();
       return true;
     });
     REQUIRE(st.ok());

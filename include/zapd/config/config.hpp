@@ -42,6 +42,7 @@ struct settings {
   std::int64_t hooks_paid_user_rate = 5'000;
   std::int64_t hooks_burst_seconds = 2;
   // [outbox]
+  std::string outbox_direct = "on";
   std::int64_t outbox_batch = 256;
   std::int64_t outbox_poll_ms = 1'000;
   // [auth]

@@ -13,6 +13,7 @@
 #include "zapd/core/result.hpp"
 #include "zapd/hooks/signature.hpp"
 #include "zapd/queue/job.hpp"
+#include "zapd/queue/queue.hpp"
 #include "zapd/runs/runs.hpp"
 #include "zapd/store/connection.hpp"
 
@@ -51,12 +52,13 @@ struct recorded {
 
 /// The ingestion write, on the writer thread inside its transaction: checks the zap is still
 /// the owner's, enabled and at `zap_version` (`not_found` / `disabled` / stale),
-/// answers a live dedup key with its first run, else inserts the run, its first step's
-/// outbox row (none when the zap has no actions: the run is then already succeeded) and the
-/// dedup key. All or nothing with the surrounding transaction.
+/// answers a live dedup key with its first run, else inserts the run, its first step (the job
+/// itself through a direct `jobs`, else an outbox row; none when the zap has no actions: the
+/// run is then already succeeded) and the dedup key. All or nothing with the surrounding transaction.
 /// `r` is the run the webhook handler built from a verified request; `r.zap_version` is the
 /// version it verified against.
-result<recorded> record(store::connection& c, const runs::new_run& r, std::int64_t dedup_window_ms);
+result<recorded> record(store::connection& c, queue::store_publisher* jobs, const runs::new_run& r,
+                        std::int64_t dedup_window_ms);
 
 /// Deletes up to `batch` dedup keys created before `before_ms`; the number deleted.
 result<std::int64_t> prune_dedup(store::connection& c, std::int64_t before_ms, int batch);

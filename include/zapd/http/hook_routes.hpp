@@ -26,13 +26,17 @@ struct hook_routes_deps {
   plan_rates paid;
   std::size_t max_depth = 64;
   std::int64_t dedup_window_ms = 86'400'000;
-  /// Called after a commit that recorded a run with an outbox row (wakes the relay).
+  /// Where a run's first step goes (`outbox::enqueue`): the queue's job directly when it is
+  /// in the store and direct, else an outbox row. Null: always an outbox row.
+  queue::store_publisher* jobs = nullptr;
+  /// Called after a commit that recorded a run with a first step (wakes whoever takes it:
+  /// the workers, or the relay for an outbox row).
   std::function<void()> recorded;
 };
 
 /// Webhook ingestion: POST/PUT/PATCH/GET /hooks/catch/{userId}/{zapId}.
 /// A 200 {"message":"webhook received","runId"} is sent only after the transaction holding
-/// the run and its outbox row committed; every other answer recorded nothing.
+/// the run and its first step (job or outbox row) committed; every other answer recorded nothing.
 /// `deps` (and what it refers to) must outlive the router.
 void add_hook_routes(router& r, const hook_routes_deps& deps);
 

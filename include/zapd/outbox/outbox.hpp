@@ -9,6 +9,9 @@
 namespace zapd::store {
 class connection;
 }
+namespace zapd::queue {
+class store_publisher;
+}
 
 namespace zapd::outbox {
 
@@ -16,10 +19,13 @@ namespace zapd::outbox {
 /// reads and deletes rows, these add and drop them). Each runs in the caller's write
 /// transaction, so a step is enqueued exactly when the change that made it due commits.
 
-/// Step `step_index` of `run_id` is due: the relay hands it to the queue after the commit.
+/// Step `step_index` of `run_id` is due. With a queue in the store that takes jobs directly
+/// (`jobs && jobs->direct()`), its job is written here, in the caller's transaction; otherwise
+/// an outbox row, which the relay hands to the queue after the commit. Either way the caller
+/// rings the bell of whoever takes it next once its transaction commits (`step_due` in app).
 /// `run_at_ms` > 0: the job is not claimable before then (the step after a delay).
-status enqueue(store::connection& c, const std::string& run_id, int step_index, queue::lane lane, std::int64_t now_ms,
-               std::int64_t run_at_ms = 0);
+status enqueue(store::connection& c, queue::store_publisher* jobs, const std::string& run_id, int step_index,
+               queue::lane lane, std::int64_t now_ms, std::int64_t run_at_ms = 0);
 
 /// Drops the run's steps not handed to the queue yet (a cancelled or pruned run).
 status drop_run(store::connection& c, const std::string& run_id);

@@ -62,6 +62,12 @@ class store_publisher {
   /// durable until the caller's transaction commits.
   virtual status publish_in(store::connection& c, const std::vector<job_spec>& batch) = 0;
 
+  /// Whether producers publish a due step with `publish_in` in the very transaction that made
+  /// it due (`outbox::enqueue` then writes the job, not an outbox row): the queue is in the
+  /// same database, so the outbox hop would buy nothing. False (`outbox.direct=off`): through
+  /// the outbox and the relay, the path a queue outside the store takes.
+  virtual bool direct() const = 0;
+
   /// ack / retry / dead inside the caller's write transaction, so a worker records a step's
   /// result, enqueues the next step and settles the job atomically. `lease_lost` when the
   /// lease was lost (the caller's request must then fail so the transaction undoes it).

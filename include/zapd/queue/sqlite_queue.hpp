@@ -32,6 +32,7 @@ class sqlite_queue final : public queue, public store_publisher {
   struct options {
     std::size_t paid_concurrency = 64;  // most live leases in the paid lane
     std::size_t free_concurrency = 16;  // most live leases in the free lane
+    bool direct = true;                 // takes new jobs in the producer's transaction (outbox.direct)
   };
 
   sqlite_queue(store::database& db, const clock& clk, metrics::registry& m, options o);
@@ -50,6 +51,7 @@ class sqlite_queue final : public queue, public store_publisher {
   status dead_in(store::connection& c, const job& j, std::string_view reason) override;
   status discard_in(store::connection& c, const std::string& run_id, std::optional<int> step, bool leased_too) override;
   void settled(const job& j, settlement s) override;
+  bool direct() const override { return opts_.direct; }
 
   /// Start-up recovery for the embedded queue: every leased job belonged to a previous
   /// process (the data dir lock guarantees one process per database), so its lease is

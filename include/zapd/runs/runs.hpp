@@ -28,9 +28,10 @@ struct new_run {
   std::int64_t now_ms = 0;
 };
 
-/// Inserts the run and its first step's outbox row, in the caller's write transaction. A zap
+/// Inserts the run and its first step (`outbox::enqueue` through `jobs`: the job itself with
+/// a direct queue in the store, else an outbox row), in the caller's write transaction. A zap
 /// version without actions makes a run that is already succeeded (nothing to queue).
-status insert(store::connection& c, const new_run& r);
+status insert(store::connection& c, queue::store_publisher* jobs, const new_run& r);
 
 struct step_record {
   int index = 0;
@@ -90,7 +91,7 @@ result<run_record> retry(store::connection& c, queue::store_publisher* jobs, con
                          std::int64_t now_ms);
 /// A new run with the same trigger payload, on the zap's current version (or the original
 /// run's version). Returns the new run's id. A deleted zap is `not_found`.
-result<std::string> replay(store::connection& c, const std::string& user_id, const std::string& run_id, bool original_version,
+result<std::string> replay(store::connection& c, queue::store_publisher* jobs, const std::string& user_id, const std::string& run_id, bool original_version,
                            std::int64_t now_ms);
 
 /// Deletes up to `batch` runs created before `before_ms` (finished or not) with their steps,

@@ -15,6 +15,7 @@
 #include "zapd/core/wakeup.hpp"
 #include "zapd/metrics/registry.hpp"
 #include "zapd/queue/job.hpp"
+#include "zapd/queue/queue.hpp"
 #include "zapd/runs/runs.hpp"
 #include "zapd/store/connection.hpp"
 #include "zapd/store/database.hpp"
@@ -70,7 +71,7 @@ enum class fire_result { fired, already_fired, gone, disabled, stale };
 /// owner's, enabled and at `zap_version`, that the slot is after the row's through_ms, then
 /// inserts the run (with its first step's outbox row) and moves the row to the slot. All or
 /// nothing with the transaction, so a slot makes one run even across kill -9.
-result<fire_result> fire(store::connection& c, const slot_run& s);
+result<fire_result> fire(store::connection& c, queue::store_publisher* jobs, const slot_run& s);
 
 /// Rows of `schedules` by zap id.
 result<std::map<std::string, slot_state>> load_states(store::connection& c);
@@ -85,7 +86,8 @@ struct options {
 };
 
 /// Fires schedule zaps. One thread sleeps until the earliest next slot (or a reload), fires
-/// every due slot through `fire` on the writer, rings `outbox_ready` after each commit.
+/// every due slot through `fire` on the writer (the first step through `jobs`, see
+/// `outbox::enqueue`), rings `step_due` after each commit.
 /// `zaps_changed()` (the zap routes call it after a write) wakes it to re-read at once; it
 /// also re-reads every `options::reload`. A zap disabled or deleted stops firing; an edited
 /// one restarts from its new schedule at once.
@@ -93,7 +95,8 @@ struct options {
 /// database stops. Threading: `zaps_changed` from any thread; the rest from the owner.
 class scheduler {
  public:
-  scheduler(store::database& db, const clock& clk, metrics::registry& m, const wakeup& outbox_ready, options o = {});
+  scheduler(store::database& db, queue::store_publisher* jobs, const clock& clk, metrics::registry& m,
+            const wakeup& step_due, options o = {});
   ~scheduler();
   scheduler(const scheduler&) = delete;
   scheduler& operator=(const scheduler&) = delete;
@@ -115,7 +118,8 @@ class scheduler {
 
   store::database& db_;
   const clock& clock_;
-  const wakeup& outbox_ready_;
+  queue::store_publisher* jobs_;
+  const wakeup& step_due_;
   options opts_;
   metrics::counter& fired_;
   metrics::counter& skipped_;
