@@ -77,10 +77,15 @@ wrk -t1 -c32 -d5s -s "$WORK/post.lua" "$HOOK" >/dev/null
 RUNS=$(metric zapd_hooks_ingested_total)
 stop_zapd
 "$ZAPD" serve --data-dir "$WORK/throughput" --listen "127.0.0.1:$ZPORT" --set log.level=warn \
-  --set actions.http.allow=127.0.0.1 --set queue.free_concurrency=256 --set worker.claim_batch=128 \
+  --set actions.http.allow=127.0.0.1 --set queue.free_concurrency="${DRAIN_CONCURRENCY:-256}" --set worker.claim_batch=128 \
   >>"$WORK/throughput.log" 2>&1 &
 ZPID=$!; PIDS+=("$ZPID")
 T0=$(date +%s.%N)
+# PERF=FILE: a call-graph profile of the draining process (PERF_CG: perf's --call-graph, default fp).
+if [ -n "${PERF:-}" ]; then
+  perf record -q --call-graph "${PERF_CG:-fp}" -o "$PERF" -p "$ZPID" >/dev/null 2>&1 &
+  PERFPID=$!
+fi
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ZPORT/healthz" >/dev/null && break; sleep 0.05; done
 while :; do
   DONE=$(metric 'zapd_worker_steps_total{outcome="succeeded"}'); DONE=${DONE:-0}
@@ -88,10 +93,12 @@ while :; do
   sleep 0.1
 done
 T1=$(date +%s.%N)
+CPU_TICKS=$(awk '{print $14 + $15}' "/proc/$ZPID/stat")  # utime + stime of the draining process
+[ -n "${PERF:-}" ] && { kill -INT "$PERFPID"; wait "$PERFPID" || true; }
 stop_zapd
 # The reference: nginx answering the same kind of request over the same number of connections.
 NGINX_RPS=$(wrk -t1 -c32 -d5s -s "$WORK/post.lua" "http://127.0.0.1:$NPORT/hook" | awk '/^Requests\/sec/ {print $2}')
-python3 -c "import sys; r=int(sys.argv[1]); t=float(sys.argv[3])-float(sys.argv[2]); n=float(sys.argv[4]); print(f'{r} queued steps executed in {t:.1f} s: {r/t:.0f} actions/s (worker alone, from process start); nginx {n:.0f} requests/s; ratio {r/t/n:.3f} (target >= 0.15)')" "$RUNS" "$T0" "$T1" "$NGINX_RPS"
+python3 -c "import sys; r=int(sys.argv[1]); t=float(sys.argv[3])-float(sys.argv[2]); n=float(sys.argv[4]); print(f'{r} queued steps executed in {t:.1f} s: {r/t:.0f} actions/s (worker alone, from process start); nginx {n:.0f} requests/s; ratio {r/t/n:.3f} (target >= 0.15); CPU {int(sys.argv[5]) / int(sys.argv[6]) * 1e6 / r:.0f} us per action')" "$RUNS" "$T0" "$T1" "$NGINX_RPS" "$CPU_TICKS" "$(getconf CLK_TCK)"
 
 fi
 
