@@ -583,7 +583,7 @@ TEST_CASE("worker: a timeoutMs stored before range checks existed (2^63) runs wi
   CHECK(run["steps"][0]["attempts"] == 1);
 }
 
-TEST_CASE("worker: with outbox.direct a run's steps go straight into the queue, without it through the relay; both complete") {
+TEST_CASE("worker: with outbox.direct a run's steps go straight into the queue, without it through the relay, and both complete") {
   for (const std::string direct : {"on", "off"}) {
     DYNAMIC_SECTION("outbox.direct=" << direct) {
       http_sink sink;
