@@ -181,7 +181,9 @@ std::optional<std::string> direct_payload_text(std::string_view method, std::str
 std::string trigger_payload_text(std::string_view method, const checked_body& body, std::string_view content_type,
                                  const std::map<std::string, std::string>& query,
                                  const std::vector<std::pair<std::string, std::string>>& headers, std::int64_t received_ms) {
-  const std::string body_text = body.json_text ? std::string(trim(*body.json_text)) : dump_safe(body.value);
+  // A JSON body is spliced as its own text (a view, no copy); other bodies are dumped once.
+  const std::string dumped = body.json_text ? std::string() : dump_safe(body.value);
+  const std::string_view body_text = body.json_text ? trim(*body.json_text) : std::string_view(dumped);
   if (auto direct = direct_payload_text(method, body_text, content_type, query, headers, received_ms)) return std::move(*direct);
   // Everything but the body as a document; the body is spliced in as text.
   nlohmann::json rest = trigger_payload(method, nullptr, content_type, query, headers, received_ms);
