@@ -16,7 +16,6 @@
 #include "zapd/store/database.hpp"
 #include "zapd/templates/mask.hpp"
 #include "zapd/templates/template.hpp"
-#include "versions.hpp"
 
 namespace zapd::worker {
 namespace {
@@ -30,27 +29,11 @@ constexpr std::chrono::milliseconds k_min_attempt = 1s;     // less lease left t
 
 std::size_t index_of(queue::lane l) { return l == queue::lane::paid ? 0 : 1; }
 
-// The step's error when its config names secrets that do not exist (deleted since the zap
-// was saved): running it would send an empty string in their place, e.g. an unsigned request.
-std::string missing_secrets_error(const std::vector<std::string>& names) {
-  std::string list;
-  for (const auto& n : names) {
-    if (!list.empty()) list += ", ";
-    // A name is a template path segment: short in practice, but cut like any echoed input.
-    list += fmt::format("\"{}\"", n.size() > 64 ? n.substr(0, 64) + "..." : n);
-  }
-  return fmt::format("{} {} {}", names.size() == 1 ? "secret" : "secrets", list, names.size() == 1 ? "does not exist" : "do not exist");
-}
-
 }  // namespace
 
 struct pool::attempt {
   queue::job job;
-  retry_policy retry;  // the pool's, with the zap's override applied
-  std::size_t steps = 0;
-  std::string action_id;
-  json input;  // rendered, secrets masked
-  json warnings = json::array();
+  step_meta meta;  // action, steps, retry policy (the zap's override applied), masked input, warnings
   // The values of the secrets the run's zap references; `finish` masks them in the output,
   // the error, the warnings and log lines before anything is recorded.
   templates::masker mask;
@@ -74,7 +57,7 @@ pool::pool(services s, options o)
       lost_(s.metrics.add_counter("zapd_worker_results_discarded_total", "Results not recorded because the job's lease was lost")),
       deferred_count_(s.metrics.add_counter("zapd_worker_results_deferred_total", "Results handed to the writer again because its queue was full")),
       in_flight_gauge_(s.metrics.add_gauge("zapd_worker_in_flight", "Step attempts executing now")),
-      versions_(std::make_unique<version_cache>()) {
+      preparer_(std::make_unique<preparer>(s.db, s.box, s.executors, opts_.retry)) {
   lanes_[0].lane = queue::lane::paid;
   lanes_[0].slots = std::max<std::size_t>(1, opts_.paid_slots);
   lanes_[1].lane = queue::lane::free;
@@ -158,95 +141,23 @@ void pool::claim_loop(lane_state& ls) {
 void pool::begin(const queue::job& j) {
   auto a = std::make_shared<attempt>();
   a->job = j;
-  a->retry = opts_.retry;
   a->started_ms = clock_.now_ms();
-
-  // The run, then its zap version (cached: versions never change).
-  struct loaded {
-    runs::step_context run;
-    std::shared_ptr<const version_info> version;
-  };
-  auto data = db_.reads().with([&](store::connection& c) -> result<std::optional<loaded>> {
-    auto run = runs::load_for_step(c, j.run_id);
-    if (!run) return std::move(run).err();
-    if (!*run) return std::optional<loaded>{};
-    auto version = versions_->get(c, (*run)->zap_id, (*run)->zap_version);
-    if (!version) return std::move(version).err();
-    return std::optional<loaded>(loaded{std::move(**run), std::move(*version)});
-  });
-  if (!data) {
-    log::warn("worker.load_failed", {{"run", j.run_id}, {"step", j.step_index}, {"error", data.err().message}});
-    actions::step_result r;
-    // The zap version is gone (zap deleted) or unreadable: no retry can help. A busy
-    // database can.
-    const bool permanent = data.err().code == errc::not_found || data.err().code == errc::internal;
-    r.v = permanent ? actions::verdict::failed : actions::verdict::retry;
-    r.error = "could not read the run: " + data.err().message;
-    finish(a, std::move(r));
+  prepared_step p = preparer_->prepare(j.run_id, j.step_index, j.attempts);
+  if (p.what == prepared_step::outcome::skip) {
+    settle_skip(j, p.skip_reason);
     return;
   }
-  if (!*data || (*data)->run.status == "cancelled" || (*data)->run.status == "succeeded" || (*data)->run.status == "failed" ||
-      (*data)->run.status == "filtered") {
-    settle_skip(j, *data ? "run is " + (*data)->run.status : "run no longer exists");
+  a->meta = std::move(p.meta);
+  a->mask = templates::masker(p.secret_values);
+  if (p.what == prepared_step::outcome::fail) {
+    finish(a, std::move(p.failure));
     return;
   }
-  const runs::step_context& d = (*data)->run;
-  const version_info& version = *(*data)->version;
-  a->retry = opts_.retry.with(version.definition.retry);
-  a->steps = version.definition.step_count();
-  const zaps::step* step = version.definition.step_at(j.step_index);
-  if (!step) {
-    settle_skip(j, fmt::format("step {} is not in zap version {}", j.step_index, d.zap_version));
-    return;
-  }
-  a->action_id = step->action_id;
-  const json& raw = step->metadata;
-  actions::executor* ex = executors_.find(a->action_id);
-  if (!ex) {
-    actions::step_result r;
-    r.v = actions::verdict::failed;
-    r.error = fmt::format("the '{}' action cannot run in this version of zapd", a->action_id);
-    finish(a, std::move(r));
-    return;
-  }
-
-  json ctx = {{"trigger", d.trigger},
-              {"steps", d.outputs},
-              {"run", {{"id", j.run_id}, {"zapId", d.zap_id}, {"zapName", version.name}, {"zapVersion", d.zap_version},
-                       {"step", j.step_index}, {"attempt", j.attempts}}},
-              {"secrets", json::object()}};
-  if (!version.secrets.empty()) {
-    auto found = db_.reads().with([&](store::connection& c) { return secrets::reveal(c, box_, d.user_id, version.secrets); });
-    if (!found) {
-      actions::step_result r;
-      r.v = actions::verdict::retry;
-      r.error = "could not read secrets: " + found.err().message;
-      finish(a, std::move(r));
-      return;
-    }
-    std::vector<std::string> values;
-    for (auto& [name, value] : *found) {
-      values.push_back(value);
-      ctx["secrets"][name] = std::move(value);
-    }
-    a->mask = templates::masker(values);
-  }
-  auto rendered = templates::render_config(raw, ctx, [&](std::string_view field) { return ex->render_options(field, raw); });
-  a->input = std::move(rendered.masked);
-  for (auto& w : rendered.warnings) a->warnings.push_back(std::move(w));
-  if (!rendered.missing_secrets.empty()) {
-    // Permanent: the secret does not come back by itself (a new one with that name is used
-    // by a retry or replay of the run).
-    actions::step_result r;
-    r.v = actions::verdict::failed;
-    r.error = missing_secrets_error(rendered.missing_secrets);
-    finish(a, std::move(r));
-    return;
-  }
+  actions::executor* ex = executors_.find(a->meta.action_id);  // found by prepare
 
   // An attempt ends before its lease does (with time to record the result), so a slow
   // action cannot run twice at once. The lease started at the claim: what is left counts.
-  json config = std::move(rendered.value);
+  json config = std::move(p.request.config);
   const std::int64_t cap = j.lease_until_ms - clock_.now_ms() - k_timeout_margin.count();
   if (cap < k_min_attempt.count()) {
     log::warn("worker.lease_short", {{"run", j.run_id}, {"step", j.step_index}, {"left_ms", cap}});
@@ -254,33 +165,13 @@ void pool::begin(const queue::job& j) {
     done(j);
     return;
   }
-  std::int64_t timeout = 30'000;
-  // A zap saved before timeoutMs was range-checked may hold anything (2^63 read as int64 was
-  // negative, i.e. a 1 ms timeout): out of any sane range means the default.
-  if (auto t = config.find("timeoutMs"); t != config.end())
-    if (auto v = actions::bounded_integer(*t, 1, std::numeric_limits<std::int32_t>::max())) timeout = *v;
-  config["timeoutMs"] = std::clamp<std::int64_t>(timeout, 1, cap);
+  cap_timeout(config, cap);
 
-  actions::step_request req;
-  req.run_id = j.run_id;
-  req.step_index = j.step_index;
-  req.attempt = j.attempts;
-  req.zap_name = version.name;
+  actions::step_request req = std::move(p.request);
   req.config = std::move(config);
-  req.idempotency_key = fmt::format("{}:{}", j.run_id, j.step_index);
   // The answer may come after stop() gave the job back and the pool is gone (an action that
   // outlives the grace): the lifeline drops it then.
   ex->execute(std::move(req), life_.guard([this, a](actions::step_result r) { finish(a, std::move(r)); }));
-}
-
-std::chrono::system_clock::time_point pool::next_attempt_at(const retry_policy& policy, int next,
-                                                           std::optional<std::chrono::milliseconds> retry_after) {
-  double draw = 0.5;
-  if (policy.jitter > 0) {
-    std::lock_guard lk(mu_);
-    draw = std::uniform_real_distribution<double>(0, 1)(rng_);
-  }
-  return clock_.now() + policy.delay_for(next, draw, retry_after);
 }
 
 void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
@@ -288,36 +179,13 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
   // Nothing below records or logs a secret value: the input was masked when rendered.
   r.error = a->mask.str(r.error);
   a->mask.in_place(r.output);
-  a->mask.in_place(a->warnings);
-  const bool give_up = r.v == actions::verdict::failed ||
-                       (r.v == actions::verdict::retry && j.attempts >= a->retry.max_attempts);
-  const bool schedules_retry = !give_up && r.v == actions::verdict::retry;
-  if (give_up && r.v == actions::verdict::retry)
-    r.error = fmt::format("{} (gave up after {} attempts)", r.error, j.attempts);
-  if (give_up)
-    log::info("worker.step_failed", {{"run", j.run_id}, {"step", j.step_index}, {"attempts", j.attempts}, {"error", r.error}});
-
-  auto rec = std::make_shared<runs::attempt_record>();
-  rec->job = j;
-  rec->action_id = a->action_id;
-  rec->steps = a->steps;
-  rec->verdict = r.v == actions::verdict::succeeded  ? runs::attempt_verdict::succeeded
-                 : r.v == actions::verdict::filtered ? runs::attempt_verdict::filtered
-                 : give_up                           ? runs::attempt_verdict::failed
-                                                     : runs::attempt_verdict::retry;
-  if (r.v == actions::verdict::succeeded && r.resume_at_ms) rec->resume_at_ms = *r.resume_at_ms;
-  if (schedules_retry) {
-    // Only a retry has a next attempt (drawing its jitter takes the pool's mutex).
-    const auto at = next_attempt_at(a->retry, j.attempts + 1, r.retry_after);
-    rec->retry_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count();
+  a->mask.in_place(a->meta.warnings);
+  double draw = 0.5;
+  if (a->meta.retry.jitter > 0 && r.v == actions::verdict::retry) {
+    std::lock_guard lk(mu_);
+    draw = std::uniform_real_distribution<double>(0, 1)(rng_);
   }
-  rec->input = std::move(a->input);
-  rec->output = std::move(r.output);
-  rec->warnings = std::move(a->warnings);
-  rec->error = std::move(r.error);
-  rec->started_ms = a->started_ms;
-  rec->now_ms = clock_.now_ms();
-  rec->duration_ms = r.duration.count();
+  auto rec = std::make_shared<runs::attempt_record>(decide(a->meta, j, std::move(r), a->started_ms, clock_.now_ms(), draw));
 
   // What happened, set by `work` on the writer thread and read by `committed` (same thread)
   // only once the transaction holding it committed.

@@ -22,6 +22,7 @@
 #include "zapd/metrics/registry.hpp"
 #include "zapd/queue/queue.hpp"
 #include "zapd/worker/retry.hpp"
+#include "zapd/worker/step.hpp"
 
 namespace zapd::secrets {
 class box;
@@ -31,8 +32,6 @@ class database;
 }
 
 namespace zapd::worker {
-
-class version_cache;  // parsed zap versions (immutable), bounded (versions.hpp)
 
 /// Executes queued steps: claims jobs per lane, renders the step's config against the run
 /// (trigger, earlier steps' outputs, run, secrets), runs the action asynchronously, then in
@@ -116,8 +115,6 @@ class pool {
   bool resubmit_deferred();  // true when nothing is left deferred
   void settle_pending();     // pending_ through the queue interface
   void done(const queue::job& j);
-  std::chrono::system_clock::time_point next_attempt_at(const retry_policy& policy, int next,
-                                                        std::optional<std::chrono::milliseconds> retry_after);
 
   store::database& db_;
   queue::queue& queue_;
@@ -145,7 +142,7 @@ class pool {
   std::array<lane_state, 2> lanes_;
   std::map<std::pair<std::int64_t, int>, queue::job> running_;  // (job id, attempts) = one claim
   std::mt19937_64 rng_{std::random_device{}()};
-  std::unique_ptr<version_cache> versions_;
+  std::unique_ptr<preparer> preparer_;  // renders claimed steps (step.hpp)
   std::vector<std::shared_ptr<std::function<status()>>> deferred_;  // guarded by mu_
   std::vector<pending_settlement> pending_;                         // guarded by mu_
   lifeline life_;  // the action answers and writer callbacks that may outlive the pool

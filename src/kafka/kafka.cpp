@@ -1,0 +1,1 @@
+#include "zapd/kafka/kafka.hpp"
