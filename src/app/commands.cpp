@@ -237,3 +237,12 @@ int restore(const config::loaded& cfg, const std::string& file) {
 }
 
 }  // namespace zapd::app
+
+#if !ZAPD_WITH_KAFKA
+namespace zapd::app {
+int worker(const config::loaded&) {
+  log::error("worker.config_error", {{"error", "this zapd was built without Kafka (ZAPD_WITH_KAFKA=OFF): no `zapd worker`"}});
+  return k_exit_usage;
+}
+}  // namespace zapd::app
+#endif

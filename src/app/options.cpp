@@ -6,6 +6,10 @@
 #include <filesystem>
 #include <thread>
 
+#include <fmt/format.h>
+
+#include "zapd/core/clock.hpp"
+
 namespace zapd::app {
 
 std::string db_path(const config::settings& s) { return (std::filesystem::path(s.data_dir) / "zapd.db").string(); }
@@ -46,7 +50,7 @@ auth::options auth_options(const config::settings& s, const std::string& data_di
 
 queue::sqlite_queue::options queue_options(const config::settings& s) {
   return {static_cast<std::size_t>(s.queue_paid_concurrency), static_cast<std::size_t>(s.queue_free_concurrency),
-          s.outbox_direct == "on"};
+          s.outbox_direct == "on" && s.queue_backend == "embedded"};
 }
 
 outbox::relay::options relay_options(const config::settings& s) {
@@ -84,6 +88,21 @@ http::server::options server_options(const config::settings& s) {
 
 std::size_t http_threads(const config::settings& s) {
   return s.server_threads > 0 ? static_cast<std::size_t>(s.server_threads) : std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace zapd::app
+
+namespace zapd::app {
+
+void add_executors(actions::executors& ex, const config::settings& s, outbound::driver& d, outbound::http_client& http) {
+  // Executing steps: outbound I/O on the driver's thread.
+  ex.add("http", actions::make_http_executor(http, {fmt::format("zapd/{}", ZAPD_VERSION), static_cast<std::size_t>(s.actions_http_max_body)}));
+  ex.add("email", actions::make_email_executor(d, {s.email_smtp_url, s.email_username, s.email_password, s.email_from,
+                                                   std::chrono::milliseconds(s.email_timeout_ms)}));
+  // Built-in steps: they run on the calling thread and answer at once.
+  ex.add("filter", actions::make_filter_executor());
+  ex.add("formatter", actions::make_formatter_executor());
+  ex.add("delay", actions::make_delay_executor(real_clock(), std::chrono::days(s.worker_max_delay_days)));
 }
 
 }  // namespace zapd::app

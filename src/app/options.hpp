@@ -5,11 +5,14 @@
 
 #include <string>
 
+#include "zapd/actions/executor.hpp"
 #include "zapd/auth/options.hpp"
 #include "zapd/auth/password.hpp"
 #include "zapd/config/config.hpp"
 #include "zapd/http/hook_routes.hpp"
 #include "zapd/http/server.hpp"
+#include "zapd/outbound/driver.hpp"
+#include "zapd/outbound/http_client.hpp"
 #include "zapd/outbox/relay.hpp"
 #include "zapd/queue/sqlite_queue.hpp"
 #include "zapd/store/database.hpp"
@@ -29,5 +32,7 @@ http::hook_routes_deps::plan_rates plan_rates(std::int64_t zap_rate, std::int64_
 http::server::options server_options(const config::settings& s);
 /// `server.threads`, 0 = one per core.
 std::size_t http_threads(const config::settings& s);
+/// The step executors (http, email, filter, formatter, delay), for `serve` and `zapd worker`.
+void add_executors(actions::executors& ex, const config::settings& s, outbound::driver& d, outbound::http_client& http);
 
 }  // namespace zapd::app

@@ -13,7 +13,11 @@ int serve(const config::loaded& cfg) {
   auto ready = prepare(s);
   if (!ready.ready) return ready.exit_code;
   services svc(s, std::move(*ready.ready));
-  svc.start();
+  if (auto st = svc.start(); !st) {
+    log::error("zapd.start_failed", {{"error", st.err().message}});
+    svc.stop();
+    return k_exit_failure;
+  }
   auto port = svc.listen();
   if (!port) {
     log::error("zapd.listen_failed", {{"error", port.err().message}});

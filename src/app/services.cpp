@@ -103,20 +103,37 @@ prepare_result prepare(const config::settings& s) {
     (*db)->stop();
     return fail("zapd.secret_error", box.err().message, k_exit_usage);
   }
-  return prepare_result{prepared{std::move(*dir_lock), std::move(*secret), std::move(*db), std::move(*box), std::move(*allow),
-                                 std::move(*proxies)},
-                        k_exit_ok};
+  prepared out{std::move(*dir_lock), std::move(*secret), std::move(*db), std::move(*box), std::move(*allow), std::move(*proxies)};
+  if (s.queue_backend == "kafka") {
+#if ZAPD_WITH_KAFKA
+    auto f = prepare_fleet(s, true, *out.metrics);
+    if (!f) {
+      out.db->stop();
+      return fail("zapd.kafka_error", f.err().message, f.err().code == errc::invalid_argument ? k_exit_usage : k_exit_failure);
+    }
+    out.fleet = std::move(*f);
+#else
+    out.db->stop();
+    return fail("zapd.config_error", "queue.backend = kafka: this zapd was built without Kafka (ZAPD_WITH_KAFKA=OFF)", k_exit_usage);
+#endif
+  }
+  return prepare_result{std::move(out), k_exit_ok};
 }
 
 services::services(const config::settings& s, prepared p)
     : s_(s),
       p_(std::move(p)),
+      registry_(*p_.metrics),
       auth_opts_(auth_options(s, p_.session_secret)),
       hashes_(auth_opts_.hash_threads, auth_opts_.hash_queue),
       accounts_(*p_.db, hashes_, auth_opts_, real_clock()),
       store_collector_(add_store_metrics(registry_, p_.db->writes())),
       jobs_(*p_.db, real_clock(), registry_, queue_options(s)),
-      relay_(*p_.db, jobs_, registry_, outbox_ready_, jobs_ready_, relay_options(s)),
+#if ZAPD_WITH_KAFKA
+      fleet_(p_.fleet ? std::make_unique<fleet_primary>(*p_.fleet, *p_.db, p_.box, executors_, registry_, outbox_ready_, s)
+                      : nullptr),
+#endif
+      relay_(*p_.db, relay_queue(), registry_, outbox_ready_, jobs_ready_, relay_options(s)),
       http_out_(outbound_io_, p_.allow),
       workers_({*p_.db, jobs_, executors_, p_.box, real_clock(), registry_, jobs_ready_, outbox_ready_}, worker_options(s)),
       scheduler_(*p_.db, &jobs_, real_clock(), registry_, step_due()),
@@ -146,15 +163,7 @@ services::services(const config::settings& s, prepared p)
                  [this] { step_due().ring(); }},
       run_deps_{*p_.db, accounts_.authenticate(), real_clock(), [this] { step_due().ring(); }, &jobs_},
       schedule_deps_{accounts_.authenticate(), s.schedule_min_interval_seconds, real_clock()} {
-  // Executing steps: outbound I/O on the driver's thread.
-  executors_.add("http", actions::make_http_executor(http_out_, {fmt::format("zapd/{}", ZAPD_VERSION),
-                                                                 static_cast<std::size_t>(s.actions_http_max_body)}));
-  executors_.add("email", actions::make_email_executor(outbound_io_, {s.email_smtp_url, s.email_username, s.email_password,
-                                                                      s.email_from, std::chrono::milliseconds(s.email_timeout_ms)}));
-  // Built-in steps: they run on the claim thread and answer at once.
-  executors_.add("filter", actions::make_filter_executor());
-  executors_.add("formatter", actions::make_formatter_executor());
-  executors_.add("delay", actions::make_delay_executor(real_clock(), std::chrono::days(s.worker_max_delay_days)));
+  add_executors(executors_, s, outbound_io_, http_out_);
   if (s.email_smtp_url.empty())
     log::warn("email.unconfigured", {{"hint", "set email.smtp_url (env ZAPD_EMAIL_SMTP_URL): email steps fail until then"}});
 
@@ -182,16 +191,36 @@ services::services(const config::settings& s, prepared p)
 
 services::~services() { stop(); }
 
-void services::start() {
+queue::queue& services::relay_queue() {
+#if ZAPD_WITH_KAFKA
+  if (fleet_) return fleet_->steps;
+#endif
+  return jobs_;
+}
+
+status services::start() {
   if (auto n = jobs_.release_all_leases(); !n) {
     log::warn("queue.release_failed", {{"error", n.err().message}});
   } else if (*n > 0) {
     log::info("queue.leases_released", {{"jobs", *n}, {"why", "left by a previous process"}});
   }
   relay_.start();
+#if ZAPD_WITH_KAFKA
+  if (fleet_) {
+    if (auto st = fleet_->recorder.start(); !st) return st;
+    if (s_.worker_enabled == "on") {
+      if (auto st = fleet_->node.start(); !st) return st;
+    } else {
+      log::info("worker.disabled", {{"why", "worker.enabled = off: the fleet's `zapd worker` processes execute the steps"}});
+    }
+    scheduler_.start();
+    return {};
+  }
+#endif
   if (s_.worker_enabled == "on") workers_.start();
   else log::info("worker.disabled", {{"why", "worker.enabled = off: steps are queued, not executed"}});
   scheduler_.start();
+  return {};
 }
 
 result<std::uint16_t> services::listen() { return server_->start(); }
@@ -227,8 +256,16 @@ void services::stop() {
   // Workers stop claiming and give back what is still running; the driver then completes
   // every transfer (their late results find the lease gone).
   workers_.stop();
+#if ZAPD_WITH_KAFKA
+  // The fleet's worker in this process finishes what it runs (or gives it back), like the pool.
+  if (fleet_) fleet_->node.stop();
+#endif
   outbound_io_.stop();
   relay_.stop();
+#if ZAPD_WITH_KAFKA
+  // Results not recorded yet are read again at the next start (their offsets stay).
+  if (fleet_) fleet_->recorder.stop();
+#endif
   registry_.remove_collector(store_collector_);
   p_.db->stop();
 }

@@ -35,6 +35,9 @@
 #include "zapd/secrets/secrets.hpp"
 #include "zapd/store/database.hpp"
 #include "zapd/worker/pool.hpp"
+#if ZAPD_WITH_KAFKA
+#include "fleet.hpp"
+#endif
 
 namespace zapd::app {
 
@@ -49,6 +52,11 @@ struct prepared {
   secrets::box box;
   outbound::policy allow;
   outbound::cidr_set trusted_proxies;
+  // Made here so the fallible parts below can register their metrics.
+  std::unique_ptr<metrics::registry> metrics = std::make_unique<metrics::registry>();
+#if ZAPD_WITH_KAFKA
+  std::unique_ptr<fleet_prepared> fleet;  // queue.backend = kafka: key, producer, topics
+#endif
 };
 /// Either everything is ready, or the exit code (`k_exit_usage` / `k_exit_failure`).
 struct prepare_result {
@@ -71,7 +79,8 @@ class services {
   services(const services&) = delete;
   services& operator=(const services&) = delete;
 
-  void start();
+  /// Error: a part could not start (the fleet's consumers); logged by the caller.
+  status start();
   /// Binds the listener: the port, or the error (logged by the caller).
   result<std::uint16_t> listen();
   /// Serves until a signal, then drains connections (up to `server.shutdown_grace_ms`).
@@ -87,7 +96,7 @@ class services {
   const auth::options auth_opts_;
   auth::hash_pool hashes_;
   http::auth_api accounts_;
-  metrics::registry registry_;
+  metrics::registry& registry_;  // p_.metrics
   std::uint64_t store_collector_ = 0;
   // The spine: runs recorded by hooks -> the embedded queue (in the same transaction with
   // outbox.direct on, the default; else outbox -> relay -> queue) -> workers.
@@ -98,6 +107,12 @@ class services {
   // The bell a producer rings after committing a due step: the workers' when its job went
   // straight into the queue, the relay's when it is an outbox row.
   wakeup& step_due() { return jobs_.direct() ? jobs_ready_ : outbox_ready_; }
+#if ZAPD_WITH_KAFKA
+  // queue.backend = kafka: the relay publishes to the fleet's topics, the recorder records
+  // the fleet's results, and the node is this process's worker of the fleet (not the pool).
+  std::unique_ptr<fleet_primary> fleet_;
+#endif
+  queue::queue& relay_queue();
   outbox::relay relay_;
   outbound::driver outbound_io_;
   outbound::http_client http_out_;

@@ -41,6 +41,7 @@ commands:
   backup FILE        copy the database to FILE, safe while serve runs
   restore FILE       replace the database with a backup (serve must be stopped)
   healthcheck        exit 0 when the running server's /readyz answers 200
+  worker             run a worker of a Kafka fleet (queue.backend = kafka; no data dir)
   version            print the version
   help [command]     show help (also: zapd <command> --help)
 
@@ -62,6 +63,17 @@ constexpr const char* k_serve_help = R"(usage: zapd serve [flags]
 Applies pending migrations, then serves HTTP on server.listen (default 127.0.0.1:8080) with
 its data in data_dir (default ./data). SIGINT/SIGTERM stop accepting, let in-flight requests
 finish (server.shutdown_grace_ms), flush the store, and exit 0.
+)";
+
+constexpr const char* k_worker_help = R"(usage: zapd worker [flags]
+
+A worker of the fleet, for queue.backend = "kafka": consumes step jobs from the Kafka cluster
+(kafka.brokers) in the workers' consumer group (kafka.group), executes them (HTTP, email, the
+built-in steps) and publishes the results for the primary (`zapd serve`) to record. No data
+dir, no SQLite. Needs a copy of the primary's fleet key (kafka.fleet_key_file): a worker with
+another key refuses work and exits 2. With worker.listen set it serves /healthz, /readyz and
+/metrics there. SIGINT/SIGTERM: stop fetching, let steps in flight finish for
+server.shutdown_grace_ms (the rest are redelivered), commit, exit 0. README: "Scaling out".
 )";
 
 constexpr const char* k_migrate_help = R"(usage: zapd migrate [up|status] [flags]
@@ -288,6 +300,7 @@ int main(int argc, char** argv) {
     if (cmd == "backup") return print(k_backup_help);
     if (cmd == "restore") return print(k_restore_help);
     if (cmd == "healthcheck") return print(k_healthcheck_help);
+    if (cmd == "worker") return print(k_worker_help);
     return usage_error(fmt::format("unknown command '{}'", cmd));
   }
 
@@ -314,6 +327,10 @@ int main(int argc, char** argv) {
   if (cmd == "serve") {
     if (args.words.size() > 1) return usage_error(fmt::format("serve takes no arguments, got '{}'", args.words[1]));
     return app::serve(*cfg);
+  }
+  if (cmd == "worker") {
+    if (args.words.size() > 1) return usage_error(fmt::format("worker takes no arguments, got '{}'", args.words[1]));
+    return app::worker(*cfg);
   }
   if (cmd == "migrate") {
     std::string sub = args.words.size() > 1 ? args.words[1] : "up";

@@ -1,6 +1,9 @@
 #include "zapd/outbox/relay.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <future>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,16 +15,37 @@
 namespace zapd::outbox {
 namespace {
 
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The earliest run_at still ahead (Unix ms), 0 when none.
+std::int64_t next_due(store::database& db) {
+  auto due = db.reads().with([](store::connection& c) -> result<std::int64_t> {
+    auto q = c.prepare("SELECT min(run_at) FROM outbox WHERE run_at > ?");
+    if (!q) return std::move(q).err();
+    q->bind(1, now_ms());
+    auto more = q->step();
+    if (!more) return std::move(more).err();
+    return *more && !q->is_null(0) ? q->int64(0) : 0;
+  });
+  return due ? *due : 0;
+}
+
 struct row {
   std::int64_t id;
   queue::job_spec spec;
 };
 
 // The oldest `limit` outbox rows, through `c` (the writer's or a reader's connection).
-result<std::vector<row>> read_rows(store::connection& c, std::size_t limit) {
-  auto q = c.prepare("SELECT id, run_id, step_index, lane, run_at FROM outbox ORDER BY id LIMIT ?");
+// With `due_by`, only rows due by then (Unix ms): for a queue that cannot hold a job until later.
+result<std::vector<row>> read_rows(store::connection& c, std::size_t limit, std::optional<std::int64_t> due_by = {}) {
+  auto q = c.prepare(due_by ? "SELECT id, run_id, step_index, lane, run_at FROM outbox WHERE run_at IS NULL OR run_at <= ? "
+                              "ORDER BY id LIMIT ?"
+                            : "SELECT id, run_id, step_index, lane, run_at FROM outbox ORDER BY id LIMIT ?");
   if (!q) return std::move(q).err();
-  q->bind(1, static_cast<std::int64_t>(limit));
+  if (due_by) q->bind(1, *due_by);
+  q->bind(due_by ? 2 : 1, static_cast<std::int64_t>(limit));
   std::vector<row> out;
   for (;;) {
     auto more = q->step();
@@ -135,13 +159,18 @@ void relay::run() {
       if (*n > 0) jobs_ready_.ring();
       if (*n < opts_.batch) break;  // drained
     }
+    // A queue that cannot hold a job until later gets each row once it is due: wake then.
+    auto wait = opts_.poll;
+    if (!failed && !queue_.holds_delayed())
+      if (const std::int64_t due = next_due(db_); due > 0)
+        wait = std::min<std::chrono::milliseconds>(wait, std::chrono::milliseconds(std::max<std::int64_t>(1, due - now_ms())));
     lk.lock();
     // After a failure (writer overloaded, queue down) wait a full poll even if notified,
     // so a burst of notifies does not hammer a struggling dependency.
     if (failed)
       cv_.wait_for(lk, opts_.poll, [this] { return stopping_; });
     else
-      cv_.wait_for(lk, opts_.poll, [this] { return stopping_ || woken_; });
+      cv_.wait_for(lk, wait, [this] { return stopping_ || woken_; });
   }
   log::info("outbox.relay_stopped");
 }
@@ -170,7 +199,9 @@ result<std::size_t> relay::move_batch_in_store() {
 }
 
 result<std::size_t> relay::move_batch_via_publish() {
-  auto rows = db_.reads().with([this](store::connection& c) { return read_rows(c, opts_.batch); });
+  std::optional<std::int64_t> due_by;
+  if (!queue_.holds_delayed()) due_by = now_ms();
+  auto rows = db_.reads().with([&](store::connection& c) { return read_rows(c, opts_.batch, due_by); });
   if (!rows) return std::move(rows).err();
   if (rows->empty()) return std::size_t{0};
   std::promise<status> acked;

@@ -79,6 +79,16 @@ result<std::optional<step_context>> load_for_step(store::connection& c, const st
   return std::optional<step_context>(std::move(d));
 }
 
+result<std::optional<step_progress>> progress_of(store::connection& c, const std::string& run_id, int step_index) {
+  auto st = c.prepare("SELECT status, attempts FROM run_steps WHERE run_id = ? AND step_index = ?");
+  if (!st) return std::move(st).err();
+  st->bind_all(run_id, step_index);
+  auto row = st->step();
+  if (!row) return std::move(row).err();
+  if (!*row) return std::optional<step_progress>{};
+  return std::optional<step_progress>(step_progress{st->text(0), static_cast<int>(st->int64(1))});
+}
+
 result<attempt_outcome> record_attempt(store::connection& c, const attempt_record& a, queue::store_publisher* jobs) {
   const queue::job& j = a.job;
   auto state = run_status(c, j.run_id);

@@ -37,6 +37,20 @@ result<box> box::from_hex(const std::string& hex) {
   return b;
 }
 
+std::string box::fingerprint() const {
+  unsigned char h[8];
+  static constexpr char k_what[] = "zapd key fingerprint";
+  crypto_generichash(h, sizeof h, reinterpret_cast<const unsigned char*>(k_what), sizeof k_what - 1,
+                     reinterpret_cast<const unsigned char*>(key_.data()), key_.size());
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : h) {
+    out += k_hex[c >> 4];
+    out += k_hex[c & 15];
+  }
+  return out;
+}
+
 result<box> box::load_or_create(const std::string& key_path) {
   auto hex = load_or_create_secret(key_path);
   if (!hex) return std::move(hex).err();

@@ -200,6 +200,62 @@ int zapd_process::terminate(int sig) {
   return code;
 }
 
+worker_process::worker_process(std::vector<std::string> args, std::vector<std::pair<std::string, std::string>> env,
+                               bool wait_started) {
+  dir_ = temp_dir("zapd-worker");
+  log_path_ = dir_ + "/worker.log";
+  args.push_back("worker");
+  int null_fd = open("/dev/null", O_RDWR);
+  int log_fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  pid_ = spawn(args, env, null_fd, null_fd, log_fd, dir_);
+  close(null_fd);
+  close(log_fd);
+  if (!wait_started) return;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string text = slurp(log_path_);
+    if (text.find("fleet.worker_started") != std::string::npos) return;
+    int st = 0;
+    if (waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      throw std::runtime_error("zapd worker exited during start-up:\n" + text);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  throw std::runtime_error("zapd worker did not start within 20 s:\n" + slurp(log_path_));
+}
+
+worker_process::~worker_process() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    wait_exit(pid_);
+  }
+}
+
+std::string worker_process::log() const { return slurp(log_path_); }
+
+int worker_process::terminate(int sig) {
+  if (pid_ <= 0) return -1;
+  kill(pid_, sig);
+  int code = wait_exit(pid_);
+  pid_ = -1;
+  return code;
+}
+
+int worker_process::wait_exit_for(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return -1;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int st = 0;
+    if (waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return -1;
+}
+
 run_result run_zapd(const std::vector<std::string>& args, const std::string& stdin_data,
                     const std::vector<std::pair<std::string, std::string>>& env) {
   std::string dir = temp_dir("zapd-run");

@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -60,6 +61,30 @@ class zapd_process {
   std::string log_path_;
   pid_t pid_ = -1;
   std::uint16_t port_ = 0;
+};
+
+/// `zapd worker` (a worker of a Kafka fleet) with `args` (--set ...) and `env`. Started: its
+/// `fleet.worker_started` log line was seen (throws if it exits first or takes 20 s). The
+/// destructor stops it with SIGKILL if it is still running.
+class worker_process {
+ public:
+  explicit worker_process(std::vector<std::string> args, std::vector<std::pair<std::string, std::string>> env = {},
+                          bool wait_started = true);
+  ~worker_process();
+  worker_process(const worker_process&) = delete;
+  worker_process& operator=(const worker_process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  std::string log() const;
+  /// Sends `sig`, waits, returns the exit code (128+N if killed by N).
+  int terminate(int sig = 15);
+  /// Waits up to `timeout` for it to exit by itself: its exit code, or -1 if still running.
+  int wait_exit_for(std::chrono::milliseconds timeout);
+
+ private:
+  std::string dir_;
+  std::string log_path_;
+  pid_t pid_ = -1;
 };
 
 struct run_result {

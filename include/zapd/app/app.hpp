@@ -44,4 +44,8 @@ int restore(const config::loaded& cfg, const std::string& file);
 /// 0 on a 200 within `timeout`, 1 otherwise with a one-line reason on stderr.
 int healthcheck(const config::loaded& cfg, std::chrono::milliseconds timeout);
 
+/// `zapd worker`: a worker of the Kafka fleet (queue.backend = kafka), until SIGINT/SIGTERM
+/// (0) or a fleet key mismatch (2).
+int worker(const config::loaded& cfg);
+
 }  // namespace zapd::app

@@ -32,6 +32,17 @@ struct settings {
   std::int64_t queue_lease_ms = 60'000;
   std::int64_t queue_paid_concurrency = 64;
   std::int64_t queue_free_concurrency = 16;
+  std::string queue_backend = "embedded";  // embedded (SQLite, this process) or kafka (a fleet)
+  // [kafka] (queue.backend = "kafka")
+  std::string kafka_brokers;
+  std::string kafka_topic_prefix = "zapd";
+  std::string kafka_group = "zapd-workers";
+  std::string kafka_fleet_key_file;  // empty: data_dir/fleet.key (serve); `zapd worker` needs it set
+  std::int64_t kafka_partitions = 12;
+  std::int64_t kafka_replication = -1;
+  std::string kafka_create_topics = "on";
+  std::string kafka_properties;       // "name=value;name=value": any librdkafka property (TLS, SASL)
+  std::string kafka_properties_file;  // a file of name=value lines, applied after kafka.properties
   // [hooks]
   std::int64_t hooks_max_depth = 64;
   std::int64_t hooks_dedup_window_seconds = 86'400;
@@ -45,6 +56,7 @@ struct settings {
   std::string outbox_direct = "on";
   std::int64_t outbox_batch = 256;
   std::int64_t outbox_poll_ms = 1'000;
+  std::int64_t outbox_max_depth = 1'000'000;
   // [auth]
   std::string auth_signup = "open";
   std::string auth_secret;  // empty: data_dir/secret.key
@@ -68,6 +80,7 @@ struct settings {
   std::int64_t worker_max_attempts = 8;
   std::int64_t worker_claim_batch = 32;
   std::int64_t worker_max_delay_days = 30;
+  std::string worker_listen;  // `zapd worker`: address:port of /healthz, /readyz, /metrics; empty = none
   // [actions.http]
   std::string actions_http_allow;
   std::int64_t actions_http_max_body = 256 * 1024;

@@ -40,6 +40,11 @@ class queue {
   /// `done` may run on an internal thread and must not block.
   virtual status publish(std::vector<job_spec> batch, done_fn done) = 0;
 
+  /// Whether a published job may be due later (`job_spec::run_at_ms`) and the queue holds it
+  /// until then. False (Kafka: a message is for now): the relay publishes a row only once it
+  /// is due.
+  virtual bool holds_delayed() const { return true; }
+
   /// Leases up to `max` claimable jobs of `lane` for `lease`, fewer when the lane's
   /// concurrency limit allows fewer. Each returned job's attempts is one more than before.
   virtual result<std::vector<job>> claim(lane l, std::size_t max, std::chrono::milliseconds lease) = 0;

@@ -30,6 +30,15 @@ struct step_context {
 /// The run's context, or nullopt when the run is gone (pruned). On a reader or the writer.
 result<std::optional<step_context>> load_for_step(store::connection& c, const std::string& run_id);
 
+/// Where one step of a run stands: its row's status and attempts so far (nullopt: no attempt
+/// recorded yet). A queue outside the store fences results with it: a result for an attempt
+/// not past `attempts`, or for a step already final, is a duplicate.
+struct step_progress {
+  std::string status;  // running (a retry is due), succeeded, failed, filtered, cancelled
+  int attempts = 0;
+};
+result<std::optional<step_progress>> progress_of(store::connection& c, const std::string& run_id, int step_index);
+
 /// How an attempt ended, as the worker decided it (a retry past the policy's last attempt is
 /// already `failed`, with its error saying so).
 enum class attempt_verdict { succeeded, retry, failed, filtered };

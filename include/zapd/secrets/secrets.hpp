@@ -24,6 +24,9 @@ class box {
 
   std::string seal(std::string_view user_id, std::string_view name, std::string_view plaintext) const;
   result<std::string> open(std::string_view user_id, std::string_view name, std::string_view sealed) const;
+  /// 16 hex characters naming the key (a keyed hash of nothing, so it reveals nothing of it):
+  /// tells two processes whether they hold the same key.
+  std::string fingerprint() const;
 
  private:
   std::string key_;  // raw 32 bytes

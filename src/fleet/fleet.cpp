@@ -1,0 +1,462 @@
+#include "zapd/fleet/fleet.hpp"
+
+#include <fmt/format.h>
+
+#include "zapd/core/log.hpp"
+#include "zapd/outbox/outbox.hpp"
+#include "zapd/runs/attempt.hpp"
+#include "zapd/store/database.hpp"
+#include "zapd/templates/mask.hpp"
+
+namespace zapd::fleet {
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr std::size_t k_record_batch = 256;
+
+std::size_t verdict_index(actions::verdict v) {
+  switch (v) {
+    case actions::verdict::succeeded: return 0;
+    case actions::verdict::retry: return 1;
+    case actions::verdict::failed: return 2;
+    case actions::verdict::filtered: return 3;
+  }
+  return 2;
+}
+
+std::size_t verdict_index(runs::attempt_verdict v) {
+  switch (v) {
+    case runs::attempt_verdict::succeeded: return 0;
+    case runs::attempt_verdict::retry: return 1;
+    case runs::attempt_verdict::failed: return 2;
+    case runs::attempt_verdict::filtered: return 3;
+  }
+  return 2;
+}
+
+constexpr std::array<const char*, 4> k_outcomes = {"succeeded", "retry", "failed", "filtered"};
+
+bool is_final_step(const std::string& status) { return status != "running" && status != "queued"; }
+
+}  // namespace
+
+std::string steps_topic(const kafka::settings& s, queue::lane l) {
+  return kafka::topic(s, l == queue::lane::paid ? "steps.paid" : "steps.free");
+}
+std::string results_topic(const kafka::settings& s) { return kafka::topic(s, "results"); }
+std::vector<std::string> all_topics(const kafka::settings& s) {
+  return {steps_topic(s, queue::lane::free), steps_topic(s, queue::lane::paid), results_topic(s)};
+}
+
+// ---------------------------------------------------------------------------------------
+// step_queue
+
+step_queue::step_queue(store::database& db, const worker::preparer& prep, kafka::producer& producer, const kafka::settings& s,
+                       const sealer& seal, const clock& clk, metrics::registry& m)
+    : db_(db),
+      prep_(prep),
+      producer_(producer),
+      settings_(s),
+      seal_(seal),
+      clock_(clk),
+      published_(m.add_counter("zapd_fleet_steps_published_total", "Steps produced to Kafka with a delivery report")),
+      skipped_(m.add_counter("zapd_fleet_steps_skipped_total", "Due steps not published: their run or step was already final")) {}
+
+status step_queue::publish(std::vector<zapd::queue::job_spec> batch, done_fn done) {
+  // Every message's delivery report, then `done` once: ok only when all were delivered.
+  struct pending {
+    std::mutex mu;
+    std::size_t left = 1;  // the loop below holds one until it has produced everything
+    status first_error;
+    done_fn done;
+  };
+  auto p = std::make_shared<pending>();
+  p->done = std::move(done);
+  auto settle = [p](status s) {
+    done_fn fire;
+    status out;
+    {
+      std::lock_guard lk(p->mu);
+      if (!s && p->first_error) p->first_error = std::move(s);
+      if (--p->left > 0) return;
+      fire = std::move(p->done);
+      out = p->first_error;
+    }
+    fire(std::move(out));
+  };
+
+  std::size_t produced = 0;
+  for (const auto& spec : batch) {
+    auto progress = db_.reads().with(
+        [&](store::connection& c) { return runs::progress_of(c, spec.run_id, spec.step_index); });
+    if (!progress) {
+      if (produced == 0) return std::move(progress).err();
+      settle(std::move(progress).err());
+      return {};
+    }
+    if (*progress && is_final_step((*progress)->status)) {
+      skipped_.inc();
+      continue;
+    }
+    const int attempt = (*progress ? (*progress)->attempts : 0) + 1;
+    worker::prepared_step prep = prep_.prepare(spec.run_id, spec.step_index, attempt);
+    if (prep.what == worker::prepared_step::outcome::skip) {
+      log::info("worker.step_skipped", {{"run", spec.run_id}, {"step", spec.step_index}, {"reason", prep.skip_reason}});
+      skipped_.inc();
+      continue;
+    }
+    templates::masker mask(prep.secret_values);
+    mask.in_place(prep.meta.warnings);
+    step_message m;
+    m.run_id = spec.run_id;
+    m.step_index = spec.step_index;
+    m.attempt = attempt;
+    m.lane = spec.lane;
+    m.action_id = prep.meta.action_id;
+    m.meta = meta_to_json(prep.meta);
+    m.published_ms = clock_.now_ms();
+    if (prep.what == worker::prepared_step::outcome::fail) {
+      prep.failure.error = mask.str(prep.failure.error);
+      m.precomputed = std::move(prep.failure);
+      m.request.run_id = spec.run_id;
+      m.request.step_index = spec.step_index;
+      m.request.attempt = attempt;
+    } else {
+      m.request = std::move(prep.request);
+      m.secret_values = std::move(prep.secret_values);
+    }
+    std::string sealed = seal_.seal("step", encode(m));
+    {
+      std::lock_guard lk(p->mu);
+      ++p->left;
+    }
+    auto st = producer_.produce(steps_topic(settings_, spec.lane), spec.run_id, std::move(sealed), [this, settle](status s) {
+      if (s) published_.inc();
+      settle(std::move(s));
+    });
+    if (!st) {
+      {
+        std::lock_guard lk(p->mu);
+        --p->left;
+      }
+      if (produced == 0) return st;  // nothing taken: the relay tries again later
+      settle(std::move(st));
+      return {};
+    }
+    ++produced;
+  }
+  settle({});
+  return {};
+}
+
+result<std::vector<zapd::queue::job>> step_queue::claim(zapd::queue::lane, std::size_t, std::chrono::milliseconds) {
+  return make_error(errc::internal, "the Kafka queue is consumed by the workers of the fleet, not claimed");
+}
+status step_queue::ack(const zapd::queue::job&) { return make_error(errc::internal, "the Kafka queue has no claims to ack"); }
+status step_queue::retry(const zapd::queue::job&, std::chrono::system_clock::time_point) {
+  return make_error(errc::internal, "the Kafka queue has no claims to retry");
+}
+status step_queue::dead(const zapd::queue::job&, std::string_view) {
+  return make_error(errc::internal, "the Kafka queue has no claims to kill");
+}
+
+// ---------------------------------------------------------------------------------------
+// recorder
+
+recorder::recorder(store::database& db, const kafka::settings& s, const sealer& seal, const clock& clk, metrics::registry& m,
+                   wakeup& outbox_ready, worker::retry_policy fallback)
+    : db_(db),
+      settings_(s),
+      seal_(seal),
+      clock_(clk),
+      metrics_(m),
+      outbox_ready_(outbox_ready),
+      fallback_(fallback),
+      duplicates_(m.add_counter("zapd_fleet_results_duplicate_total",
+                                "Results dropped because their attempt was already recorded (at-least-once delivery)")),
+      undecodable_(m.add_counter("zapd_fleet_results_undecodable_total", "Result messages that did not open or decode")) {
+  for (std::size_t i = 0; i < k_outcomes.size(); ++i)
+    outcomes_[i] = &m.add_counter("zapd_fleet_results_total", "Step results recorded from the fleet, by outcome",
+                                  {{"outcome", k_outcomes[i]}});
+}
+
+recorder::~recorder() { stop(); }
+
+status recorder::start() {
+  if (thread_.joinable()) return {};
+  auto c = kafka::consumer::open(settings_, settings_.group + ".primary", {results_topic(settings_)}, "recorder", metrics_);
+  if (!c) return std::move(c).err();
+  consumer_ = std::move(*c);
+  stopping_ = false;
+  thread_ = std::thread([this] { run(); });
+  return {};
+}
+
+void recorder::stop() {
+  stopping_ = true;
+  if (thread_.joinable()) thread_.join();
+  if (consumer_) consumer_->close();
+}
+
+void recorder::run() {
+  log::info("fleet.recorder_started", {{"topic", results_topic(settings_)}});
+  while (!stopping_) {
+    auto m = consumer_->poll(200ms);
+    if (!m) continue;
+    std::vector<kafka::consumer::message> batch;
+    batch.push_back(std::move(*m));
+    while (batch.size() < k_record_batch) {
+      auto more = consumer_->poll(0ms);
+      if (!more) break;
+      batch.push_back(std::move(*more));
+    }
+    record(std::move(batch));
+  }
+}
+
+void recorder::record(std::vector<kafka::consumer::message> batch) {
+  struct item {
+    const kafka::consumer::message* msg;
+    runs::attempt_record rec;
+    std::string worker;
+    bool duplicate = false;
+    bool next = false;
+  };
+  std::vector<item> items;
+  const std::int64_t now = clock_.now_ms();
+  for (const auto& msg : batch) {
+    auto plain = seal_.open("result", msg.value);
+    auto res = plain ? decode_result(*plain) : result<result_message>(std::move(plain).err());
+    if (!res) {
+      // Nothing to record from it; a primary with the wrong key says so for every message.
+      undecodable_.inc();
+      log::error("fleet.result_undecodable", {{"partition", msg.partition}, {"offset", msg.offset}, {"error", res.err().message}});
+      consumer_->done(msg);
+      continue;
+    }
+    worker::step_meta meta = meta_from_json(res->meta, fallback_);
+    queue::job j;
+    j.run_id = res->run_id;
+    j.step_index = res->step_index;
+    j.lane = res->lane;
+    j.attempts = res->attempt;
+    double draw = 0.5;
+    if (meta.retry.jitter > 0) draw = std::uniform_real_distribution<double>(0, 1)(rng_);
+    items.push_back(item{&msg, worker::decide(meta, j, std::move(res->result), res->started_ms, now, draw), res->worker});
+  }
+  if (items.empty()) return;
+
+  for (std::chrono::milliseconds backoff = 5ms; !stopping_; backoff = std::min<std::chrono::milliseconds>(backoff * 2, 1s)) {
+    auto done = db_.writes().execute<bool>([&](store::connection& c) -> result<bool> {
+      for (auto& it : items) {
+        const queue::job& j = it.rec.job;
+        it.duplicate = it.next = false;
+        auto p = runs::progress_of(c, j.run_id, j.step_index);
+        if (!p) return std::move(p).err();
+        if (*p && (is_final_step((*p)->status) || (*p)->attempts >= j.attempts)) {
+          it.duplicate = true;
+          continue;
+        }
+        auto o = runs::record_attempt(c, it.rec, nullptr);
+        if (!o) return std::move(o).err();
+        it.next = o->next_step_enqueued;
+        if (o->settlement == queue::store_publisher::settlement::retried) {
+          // The primary decides retries: the same step again, due at its retry time.
+          if (auto s = outbox::enqueue(c, nullptr, j.run_id, j.step_index, j.lane, it.rec.now_ms, it.rec.retry_at_ms); !s)
+            return std::move(s).err();
+          it.next = true;
+        }
+      }
+      return true;
+    });
+    if (done) break;
+    if (done.err().code != errc::overloaded)
+      log::warn("fleet.record_failed", {{"results", items.size()}, {"error", done.err().message}});
+    std::this_thread::sleep_for(backoff);
+  }
+  if (stopping_) return;  // not recorded: re-read from the last committed offset next start
+  bool ring = false;
+  for (const auto& it : items) {
+    consumer_->done(*it.msg);
+    if (it.duplicate) {
+      duplicates_.inc();
+      log::info("fleet.result_duplicate", {{"run", it.rec.job.run_id}, {"step", it.rec.job.step_index},
+                                           {"attempt", it.rec.job.attempts}, {"worker", it.worker}});
+      continue;
+    }
+    outcomes_[verdict_index(it.rec.verdict)]->inc();
+    ring = ring || it.next;
+  }
+  if (ring) outbox_ready_.ring();
+}
+
+// ---------------------------------------------------------------------------------------
+// node
+
+node::node(const kafka::settings& s, const sealer& seal, const actions::executors& executors, kafka::producer& producer,
+           const clock& clk, metrics::registry& m, options o)
+    : settings_(s),
+      seal_(seal),
+      executors_(executors),
+      producer_(producer),
+      clock_(clk),
+      opts_(std::move(o)),
+      refused_count_(m.add_counter("zapd_fleet_refused_total", "Step messages refused: sealed with another fleet key")),
+      in_flight_gauge_(m.add_gauge("zapd_fleet_in_flight", "Steps this worker is executing now")) {
+  for (std::size_t i = 0; i < k_outcomes.size(); ++i)
+    executed_[i] = &m.add_counter("zapd_fleet_steps_executed_total", "Steps this worker executed, by the executor's verdict",
+                                  {{"outcome", k_outcomes[i]}});
+  lanes_[0].lane = queue::lane::paid;
+  lanes_[0].slots = std::max<std::size_t>(1, opts_.paid_slots);
+  lanes_[1].lane = queue::lane::free;
+  lanes_[1].slots = std::max<std::size_t>(1, opts_.free_slots);
+  metrics_ = &m;
+}
+
+node::~node() {
+  stop();
+  life_.end();
+}
+
+status node::start() {
+  for (auto& ls : lanes_) {
+    if (ls.consumer) continue;
+    // A group per lane (GROUP.paid, GROUP.free): each member then subscribes to the same
+    // topic as every other member of its group, which keeps rebalances simple.
+    auto c = kafka::consumer::open(settings_, fmt::format("{}.{}", settings_.group, queue::lane_name(ls.lane)),
+                                   {steps_topic(settings_, ls.lane)},
+                                   fmt::format("worker-{}", queue::lane_name(ls.lane)), *metrics_);
+    if (!c) return std::move(c).err();
+    ls.consumer = std::move(*c);
+  }
+  for (auto& ls : lanes_)
+    if (!ls.thread.joinable()) ls.thread = std::thread([this, &ls] { loop(ls); });
+  log::info("fleet.worker_started", {{"name", opts_.name}, {"group", settings_.group}, {"key", seal_.fingerprint()}});
+  return {};
+}
+
+void node::loop(lane_state& ls) {
+  for (;;) {
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [&] { return stopping_ || ls.in_flight < ls.slots; });
+      if (stopping_) return;
+    }
+    auto m = ls.consumer->poll(200ms);
+    if (!m) continue;
+    {
+      std::lock_guard lk(mu_);
+      if (stopping_) return;  // not done: redelivered to whoever holds the partition next
+      ++ls.in_flight;
+    }
+    handle(ls, std::move(*m));
+  }
+}
+
+void node::release(lane_state& ls) {
+  {
+    std::lock_guard lk(mu_);
+    if (ls.in_flight > 0) --ls.in_flight;
+    in_flight_gauge_.set(static_cast<std::int64_t>(lanes_[0].in_flight + lanes_[1].in_flight));
+  }
+  cv_.notify_all();
+}
+
+void node::handle(lane_state& ls, kafka::consumer::message msg) {
+  auto plain = seal_.open("step", msg.value);
+  if (!plain && plain.err().code == errc::forbidden) {
+    // Another fleet's key: refuse all work (nothing is done with the message, so the group
+    // hands it to a worker with the right key once this one leaves).
+    refused_count_.inc();
+    log::error("fleet.refused", {{"error", plain.err().message}});
+    refused_ = true;
+    {
+      std::lock_guard lk(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    release(ls);
+    refused_bell_.ring();
+    return;
+  }
+  auto step = plain ? decode_step(*plain) : result<step_message>(std::move(plain).err());
+  if (!step) {
+    log::error("fleet.step_undecodable", {{"topic", msg.topic}, {"partition", msg.partition}, {"offset", msg.offset},
+                                          {"error", step.err().message}});
+    ls.consumer->done(msg);
+    release(ls);
+    return;
+  }
+  const std::int64_t started = clock_.now_ms();
+  auto shared = std::make_shared<step_message>(std::move(*step));
+  if (shared->precomputed) {
+    actions::step_result r = std::move(*shared->precomputed);
+    answer(ls, msg, *shared, std::move(r), started);
+    return;
+  }
+  actions::executor* ex = executors_.find(shared->action_id);
+  if (!ex) {
+    actions::step_result r;
+    r.v = actions::verdict::failed;
+    r.error = fmt::format("the '{}' action cannot run in this worker's version of zapd", shared->action_id);
+    answer(ls, msg, *shared, std::move(r), started);
+    return;
+  }
+  worker::cap_timeout(shared->request.config, opts_.max_step.count());
+  actions::step_request req = std::move(shared->request);
+  ex->execute(std::move(req), life_.guard([this, &ls, msg, shared, started](actions::step_result r) {
+    answer(ls, msg, *shared, std::move(r), started);
+  }));
+}
+
+void node::answer(lane_state& ls, const kafka::consumer::message& msg, const step_message& step, actions::step_result r,
+                  std::int64_t started_ms) {
+  executed_[verdict_index(r.v)]->inc();
+  // Nothing leaves this process with a secret value in it.
+  templates::masker mask(step.secret_values);
+  r.error = mask.str(r.error);
+  mask.in_place(r.output);
+  result_message out;
+  out.run_id = step.run_id;
+  out.step_index = step.step_index;
+  out.attempt = step.attempt;
+  out.lane = step.lane;
+  out.result = std::move(r);
+  out.started_ms = started_ms;
+  out.worker = opts_.name;
+  out.meta = step.meta;
+  auto st = producer_.produce(results_topic(settings_), step.run_id, seal_.seal("result", encode(out)),
+                              life_.guard([this, &ls, msg](status s) {
+                                if (s) ls.consumer->done(msg);  // the step's offset may move past it now
+                                else log::warn("fleet.result_undelivered", {{"offset", msg.offset}, {"error", s.err().message}});
+                                release(ls);
+                              }));
+  if (!st) {
+    // Not produced: the step stays undone and is redelivered when the partition moves.
+    log::warn("fleet.result_not_produced", {{"run", step.run_id}, {"step", step.step_index}, {"error", st.err().message}});
+    release(ls);
+  }
+}
+
+void node::stop() {
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& ls : lanes_)
+    if (ls.thread.joinable()) ls.thread.join();
+  {
+    std::unique_lock lk(mu_);
+    cv_.wait_for(lk, opts_.grace, [&] { return lanes_[0].in_flight + lanes_[1].in_flight == 0; });
+    if (lanes_[0].in_flight + lanes_[1].in_flight > 0)
+      log::warn("fleet.released", {{"steps", lanes_[0].in_flight + lanes_[1].in_flight}, {"why", "still running after the grace"}});
+  }
+  producer_.flush(5s);
+  for (auto& ls : lanes_)
+    if (ls.consumer) ls.consumer->close();
+}
+
+}  // namespace zapd::fleet

@@ -1,0 +1,222 @@
+// The Kafka fleet through real processes (issue 15): a primary `zapd serve` with
+// queue.backend = kafka, `zapd worker` processes, librdkafka's mock cluster in its own
+// process (tests/support/kafka_mock.hpp) and a real HTTP sink.
+#include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+#include "api_helpers.hpp"
+#include "http_sink.hpp"
+#include "kafka_mock.hpp"
+#include "zapd_process.hpp"
+
+using namespace zapd::test;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Runs per scenario: ZAPD_FLEET_RUNS, default `fallback`.
+int runs_or(int fallback) {
+  if (const char* v = std::getenv("ZAPD_FLEET_RUNS"); v && *v) return std::max(1, std::atoi(v));
+  return fallback;
+}
+
+std::string write_key(const std::string& dir, char fill) {
+  std::string path = dir + "/other.key";
+  std::ofstream(path) << std::string(64, fill) << "\n";
+  chmod(path.c_str(), 0600);
+  return path;
+}
+
+struct fleet {
+  kafka_mock mock{kafka_mock_options{3, {{"zapd.steps.free", 4, 3}, {"zapd.steps.paid", 4, 3}, {"zapd.results", 4, 3}}}};
+  http_sink sink;
+  std::string data_dir = temp_dir("zapd-fleet") + "/data";
+  std::unique_ptr<zapd_process> primary;
+  std::vector<std::unique_ptr<worker_process>> workers;
+
+  std::vector<std::pair<std::string, std::string>> env() const {
+    return {{"ZAPD_QUEUE_BACKEND", "kafka"},
+            {"ZAPD_KAFKA_BROKERS", mock.bootstrap()},
+            {"ZAPD_KAFKA_CREATE_TOPICS", "off"},
+            // The mock answers a fetch only when its wait ends: keep each hop short.
+            {"ZAPD_KAFKA_PROPERTIES", "fetch.wait.max.ms=10"}};
+  }
+
+  fleet() {
+    // Step 1's answer is read by step 2.
+    sink.on("/one", sink_reply::json(R"({"n":42})"));
+    start_primary();
+  }
+
+  void start_primary(std::vector<std::string> extra = {}) {
+    auto args = serve_args({"worker.enabled=off", "hooks.free_zap_rate=0", "hooks.free_user_rate=0", "worker.retry_base_ms=50",
+                            "outbox.poll_ms=200"});
+    for (auto& e : extra) args.push_back(e);
+    primary = std::make_unique<zapd_process>(args, env(), data_dir);
+  }
+
+  std::unique_ptr<worker_process> make_worker(const std::string& key_file = "", bool wait = true) {
+    std::vector<std::string> args = {"--set", "actions.http.allow=127.0.0.1", "--set",
+                                     "kafka.fleet_key_file=" + (key_file.empty() ? data_dir + "/fleet.key" : key_file)};
+    return std::make_unique<worker_process>(args, env(), wait);
+  }
+  void add_worker() { workers.push_back(make_worker()); }
+};
+
+// A two-step zap: step 2 reads step 1's output and a secret.
+std::string two_step_zap(const zapd_process& z, const account& a, const http_sink& sink) {
+  REQUIRE(z.request("POST", "/api/v1/secrets", json{{"name", "TOKEN"}, {"value", "s3cr3t-value"}}.dump(), bearer(a.token)).status ==
+          200);
+  return make_zap(z, a,
+                  json::array({http_step(sink.url("/one"), {{"body", "{{trigger.body.i}}"}}),
+                               http_step(sink.url("/two"), {{"body", "{{steps.1.body.n}}:{{secrets.TOKEN}}:{{trigger.body.i}}"}})}));
+}
+
+// Every run succeeded; each step reached the sink for every run, any repeat with the same
+// Idempotency-Key as the first (a redelivered step), and step 2 saw step 1's output and the secret.
+void check_all_delivered(const zapd_process& z, const account& a, const http_sink& sink, const std::vector<std::string>& runs,
+                         std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::size_t done = 0;
+  std::map<std::string, std::string> status;
+  for (const auto& id : runs) {
+    for (;;) {
+      std::string s = get_run(z, a, id)["status"];
+      if (s == "succeeded" || s == "failed" || std::chrono::steady_clock::now() > deadline) {
+        status[id] = s;
+        break;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    if (status[id] == "succeeded") ++done;
+  }
+  INFO("runs succeeded: " << done << " of " << runs.size());
+  CHECK(done == runs.size());
+  std::map<std::string, std::set<std::string>> keys;  // path -> Idempotency-Keys
+  std::size_t without_key = 0, wrong_body = 0;
+  std::string sample;
+  for (const auto& r : sink.requests()) {
+    const std::string k = r.header("Idempotency-Key");
+    if (k.empty()) ++without_key;
+    keys[r.path()].insert(k);
+    if (r.path() == "/two") {
+      if (r.body.find("42:") != 0 || r.body.find("s3cr3t-value") == std::string::npos) {
+        ++wrong_body;
+        sample = r.body;
+      }
+    }
+  }
+  CHECK(without_key == 0);
+  INFO("a body step 2 sent: " << sample);
+  CHECK(wrong_body == 0);
+  std::set<std::string> want1, want2;
+  for (const auto& id : runs) {
+    want1.insert(id + ":1");
+    want2.insert(id + ":2");
+  }
+  CHECK(keys["/one"] == want1);
+  CHECK(keys["/two"] == want2);
+}
+
+std::vector<std::string> fire_many(const zapd_process& z, const account& a, const std::string& zap, int n) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) ids.push_back(fire(z, a, zap, json{{"i", i}}.dump()));
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("fleet: a primary and two workers run every step of 2,000 two-step runs, secrets sealed", "[kafka]") {
+  fleet f;
+  f.add_worker();
+  f.add_worker();
+  auto a = sign_up(*f.primary, "fleet@example.com");
+  auto zap = two_step_zap(*f.primary, a, f.sink);
+  auto runs = fire_many(*f.primary, a, zap, runs_or(2000));
+  check_all_delivered(*f.primary, a, f.sink, runs, 120s);
+
+  // The history shows who ran each step and never the secret's value.
+  auto run = get_run(*f.primary, a, runs.front());
+  REQUIRE(run["steps"].size() == 2);
+  CHECK(run["steps"][1]["input"]["body"].get<std::string>().find("********") != std::string::npos);
+  CHECK(run.dump().find("s3cr3t-value") == std::string::npos);
+  // Both workers took part (4 partitions per topic split between them).
+  auto metrics = f.primary->request("GET", "/metrics").body;
+  CHECK(metrics.find("zapd_fleet_results_total{outcome=\"succeeded\"} " + std::to_string(2 * runs.size())) != std::string::npos);
+  for (auto& w : f.workers) CHECK(w->log().find("kafka.assigned") != std::string::npos);
+  // Nothing in clear on the broker: the messages are sealed (checked on a step message body).
+  CHECK(f.primary->log().find("s3cr3t-value") == std::string::npos);
+}
+
+TEST_CASE("fleet: kill -9 of a worker mid-flight three times loses no acknowledged run", "[kafka]") {
+  fleet f;
+  f.sink.on("/one", sink_reply::json(R"({"n":42})").after(20ms));  // keep steps in flight
+  f.add_worker();
+  f.add_worker();
+  auto a = sign_up(*f.primary, "kill@example.com");
+  auto zap = two_step_zap(*f.primary, a, f.sink);
+  const int per_round = runs_or(2000) / 8 + 50;
+  std::vector<std::string> runs;
+  for (int round = 0; round < 3; ++round) {
+    auto more = fire_many(*f.primary, a, zap, per_round);
+    runs.insert(runs.end(), more.begin(), more.end());
+    std::this_thread::sleep_for(300ms);
+    REQUIRE(f.workers[0]->terminate(9) == 128 + 9);
+    f.workers.erase(f.workers.begin());
+    f.add_worker();  // a new member joins: the group rebalances again
+  }
+  check_all_delivered(*f.primary, a, f.sink, runs, 120s);
+}
+
+TEST_CASE("fleet: a worker with another fleet key refuses work and exits 2, the others finish every run", "[kafka]") {
+  fleet f;
+  f.add_worker();
+  auto dir = temp_dir("zapd-fleet-key");
+  auto wrong = f.make_worker(write_key(dir, 'b'));
+  auto a = sign_up(*f.primary, "key@example.com");
+  auto zap = two_step_zap(*f.primary, a, f.sink);
+  std::this_thread::sleep_for(4s);  // both members hold partitions
+  auto runs = fire_many(*f.primary, a, zap, 200);
+  CHECK(wrong->wait_exit_for(60s) == 2);
+  CHECK(wrong->log().find("fleet key mismatch") != std::string::npos);
+  check_all_delivered(*f.primary, a, f.sink, runs, 120s);
+}
+
+TEST_CASE("fleet: kill -9 of the primary under load, then a restart, loses nothing and leaves nothing stuck", "[kafka]") {
+  fleet f;
+  f.add_worker();
+  f.add_worker();
+  auto a = sign_up(*f.primary, "primary@example.com");
+  auto zap = two_step_zap(*f.primary, a, f.sink);
+  auto runs = fire_many(*f.primary, a, zap, 300);
+  REQUIRE(f.primary->terminate(9) == 128 + 9);
+  f.start_primary();
+  auto more = fire_many(*f.primary, a, zap, 100);
+  runs.insert(runs.end(), more.begin(), more.end());
+  check_all_delivered(*f.primary, a, f.sink, runs, 120s);
+}
+
+TEST_CASE("fleet: zapd worker refuses to start without a fleet key or the kafka backend", "[kafka]") {
+  auto r = run_zapd({"--set", "queue.backend=kafka", "--set", "kafka.brokers=127.0.0.1:1", "worker"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find("kafka.fleet_key_file") != std::string::npos);
+  auto r2 = run_zapd({"worker"});
+  CHECK(r2.exit_code == 2);
+  CHECK(r2.err.find("queue.backend") != std::string::npos);
+  auto r3 = run_zapd({"--set", "queue.backend=kafka", "--set", "kafka.brokers=127.0.0.1:1", "--set",
+                      "kafka.fleet_key_file=/nonexistent/fleet.key", "worker"});
+  CHECK(r3.exit_code == 2);
+  CHECK(r3.err.find("does not exist") != std::string::npos);
+}
