@@ -1,5 +1,7 @@
 #include "services.hpp"
 
+#include "zapd/outbox/outbox.hpp"
+
 #include <atomic>
 #include <csignal>
 #include <filesystem>
@@ -60,6 +62,26 @@ asio::awaitable<void> housekeeping(asio::io_context& ioc, store::database& db, q
       }
       if (n.value() > 0) log::info("runs.pruned", {{"runs", n.value()}});
     });
+  }
+}
+
+// With a queue outside the store: every 500 ms, whether the outbox holds more than `max_depth`
+// steps (the queue is not taking them), for ingestion to answer 503 instead of piling up more.
+asio::awaitable<void> watch_backlog(asio::io_context& ioc, store::database& db, std::int64_t max_depth,
+                                    std::atomic<bool>& backlogged, const std::atomic<bool>& stopping) {
+  asio::steady_timer t(ioc);
+  while (!stopping) {
+    t.expires_after(std::chrono::milliseconds(500));
+    boost::system::error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (stopping) break;
+    auto b = db.reads().with([](store::connection& c) { return outbox::measure(c); });
+    if (!b) continue;
+    const bool full = b->depth >= max_depth;
+    if (full != backlogged.exchange(full)) {
+      if (full) log::warn("outbox.backlog_full", {{"depth", b->depth}, {"max_depth", max_depth}, {"answer", "503 to webhooks"}});
+      else log::info("outbox.backlog_cleared", {{"depth", b->depth}});
+    }
   }
 }
 
@@ -160,7 +182,8 @@ services::services(const config::settings& s, prepared p)
                  static_cast<std::size_t>(s.hooks_max_depth),
                  s.hooks_dedup_window_seconds * 1000,
                  &jobs_,
-                 [this] { step_due().ring(); }},
+                 [this] { step_due().ring(); },
+                 [this] { return backlogged_.load(std::memory_order_relaxed); }},
       run_deps_{*p_.db, accounts_.authenticate(), real_clock(), [this] { step_due().ring(); }, &jobs_},
       schedule_deps_{accounts_.authenticate(), s.schedule_min_interval_seconds, real_clock()} {
   add_executors(executors_, s, outbound_io_, http_out_);
@@ -231,6 +254,9 @@ void services::run() {
                  housekeeping(ioc_, *p_.db, &jobs_, s_.hooks_dedup_window_seconds * 1000, s_.runs_retention_days * 86'400'000,
                               stopping),
                  asio::detached);
+#if ZAPD_WITH_KAFKA
+  if (fleet_) asio::co_spawn(ioc_, watch_backlog(ioc_, *p_.db, s_.outbox_max_depth, backlogged_, stopping), asio::detached);
+#endif
   asio::signal_set signals(ioc_, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;

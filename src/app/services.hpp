@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -136,6 +137,7 @@ class services {
   std::optional<http::server> server_;
   std::vector<std::thread> http_threads_;
   bool stopped_ = false;
+  std::atomic<bool> backlogged_{false};  // the outbox is past outbox.max_depth (watch_backlog)
 };
 
 }  // namespace zapd::app

@@ -97,6 +97,15 @@ asio::awaitable<response> ingest(const hook_routes_deps& d, hook_metrics& m, req
       }
     }
 
+    if (attempt == 0 && d.backlogged && d.backlogged()) {
+      // Nothing recorded: the sender keeps the webhook and tries again.
+      auto res = rejected(reason::overloaded,
+                          error_response(errc::overloaded, "the queue is not taking steps (its brokers are unreachable) and "
+                                                           "the outbox is full (outbox.max_depth); retry later"));
+      res.with_header("Retry-After", "5");
+      co_return res;
+    }
+
     const std::int64_t window = d.dedup_window_ms;
     auto job = [run = std::move(*run), window, jobs = d.jobs](store::connection& c) {
       return hooks::record(c, jobs, run, window);

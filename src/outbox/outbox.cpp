@@ -15,6 +15,19 @@ status enqueue(store::connection& c, queue::store_publisher* jobs, const std::st
                queue::lane_name(lane), now_ms);
 }
 
+result<backlog> measure(store::connection& c) {
+  auto q = c.prepare("SELECT count(*), min(created_at) FROM outbox");
+  if (!q) return std::move(q).err();
+  auto row = q->step();
+  if (!row) return std::move(row).err();
+  backlog b;
+  if (*row) {
+    b.depth = q->int64(0);
+    b.oldest_ms = q->is_null(1) ? 0 : q->int64(1);
+  }
+  return b;
+}
+
 status drop_run(store::connection& c, const std::string& run_id) {
   return c.run("DELETE FROM outbox WHERE run_id = ?", run_id);
 }

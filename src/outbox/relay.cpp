@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "zapd/core/log.hpp"
+#include "zapd/outbox/outbox.hpp"
 #include "zapd/store/database.hpp"
 
 namespace zapd::outbox {
@@ -94,17 +95,14 @@ relay::relay(store::database& db, queue::queue& q, metrics::registry& m, wakeup&
       rows_(m.add_counter("zapd_outbox_rows_published_total", "Outbox rows handed to the queue and deleted")),
       errors_(m.add_counter("zapd_outbox_errors_total", "Relay passes that failed (retried on the next poll)")),
       wakeups_(m.add_counter("zapd_outbox_wakeups_total", "Relay passes (notify or poll)")),
-      depth_(m.add_gauge("zapd_outbox_depth", "Outbox rows not yet in the queue (read at scrape time)")) {
+      depth_(m.add_gauge("zapd_outbox_depth", "Outbox rows not yet in the queue (read at scrape time)")),
+      oldest_age_(m.add_gauge("zapd_outbox_oldest_age_seconds", "Age of the oldest outbox row (0 when empty; read at scrape time)")) {
   if (opts_.batch == 0) opts_.batch = 1;
   collector_id_ = m.add_collector([this] {
-    auto n = db_.reads().with([](store::connection& c) -> result<std::int64_t> {
-      auto q = c.prepare("SELECT count(*) FROM outbox");
-      if (!q) return std::move(q).err();
-      auto row = q->step();
-      if (!row) return std::move(row).err();
-      return q->int64(0);
-    });
-    if (n) depth_.set(*n);
+    auto b = db_.reads().with([](store::connection& c) { return measure(c); });
+    if (!b) return;
+    depth_.set(b->depth);
+    oldest_age_.set(b->oldest_ms > 0 ? std::max<std::int64_t>(0, (now_ms() - b->oldest_ms) / 1000) : 0);
   });
   listening_ = outbox_ready_.listen([this] { notify(); });
 }

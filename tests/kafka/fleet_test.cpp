@@ -64,6 +64,7 @@ struct fleet {
     auto args = serve_args({"worker.enabled=off", "hooks.free_zap_rate=0", "hooks.free_user_rate=0", "worker.retry_base_ms=50",
                             "outbox.poll_ms=200"});
     for (auto& e : extra) args.push_back(e);
+    primary.reset();  // one primary per data dir
     primary = std::make_unique<zapd_process>(args, env(), data_dir);
   }
 
@@ -219,4 +220,89 @@ TEST_CASE("fleet: zapd worker refuses to start without a fleet key or the kafka 
                       "kafka.fleet_key_file=/nonexistent/fleet.key", "worker"});
   CHECK(r3.exit_code == 2);
   CHECK(r3.err.find("does not exist") != std::string::npos);
+}
+
+TEST_CASE("fleet: a broker down for 8 s under load: webhooks keep getting 200, nothing is lost", "[kafka]") {
+  fleet f;
+  f.add_worker();
+  f.add_worker();
+  auto a = sign_up(*f.primary, "broker@example.com");
+  auto zap = two_step_zap(*f.primary, a, f.sink);
+  std::vector<std::string> runs;
+  int refused = 0;
+  const auto start = std::chrono::steady_clock::now();
+  bool down = false, up = false;
+  for (int i = 0; std::chrono::steady_clock::now() - start < 13s; ++i) {
+    const auto t = std::chrono::steady_clock::now() - start;
+    if (!down && t > 2s) {
+      REQUIRE(f.mock.broker_down(1));  // leads some partitions of every topic: no failover in the mock
+      down = true;
+    }
+    if (!up && t > 10s) {
+      REQUIRE(f.mock.broker_up(1));
+      up = true;
+    }
+    auto r = f.primary->request("POST", "/hooks/catch/" + a.user_id + "/" + zap, json{{"i", i}}.dump(),
+                                {{"Content-Type", "application/json"}});
+    if (r.status == 200) runs.push_back(r.json()["runId"]);
+    else ++refused;
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(refused == 0);
+  CHECK(runs.size() > 300);
+  check_all_delivered(*f.primary, a, f.sink, runs, 120s);
+}
+
+TEST_CASE("fleet: brokers down past outbox.max_depth: 503 with Retry-After, then every accepted run completes", "[kafka]") {
+  fleet f;
+  f.start_primary({"--set", "outbox.max_depth=40"});
+  f.add_worker();
+  auto a = sign_up(*f.primary, "outage@example.com");
+  auto zap = two_step_zap(*f.primary, a, f.sink);
+  auto first = fire_many(*f.primary, a, zap, 5);  // the fleet works before the outage
+  REQUIRE(f.sink.wait_for(10, 30s));
+  REQUIRE(f.mock.broker_down(-1));
+  std::vector<std::string> runs = first;
+  http_reply refusal;
+  for (int i = 0; i < 2000 && refusal.status == 0; ++i) {
+    auto r = f.primary->request("POST", "/hooks/catch/" + a.user_id + "/" + zap, json{{"i", i}}.dump(),
+                                {{"Content-Type", "application/json"}});
+    if (r.status == 200) runs.push_back(r.json()["runId"]);
+    else refusal = r;
+    std::this_thread::sleep_for(5ms);
+  }
+  INFO(refusal.body);
+  REQUIRE(refusal.status == 503);
+  CHECK(refusal.header("retry-after") == "5");
+  CHECK(refusal.json()["error"]["code"] == "overloaded");
+  CHECK(runs.size() >= 40);
+  auto metrics = f.primary->request("GET", "/metrics").body;
+  CHECK(metrics.find("zapd_outbox_depth 0") == std::string::npos);
+  CHECK(f.primary->log().find("outbox.backlog_full") != std::string::npos);
+
+  REQUIRE(f.mock.broker_up(-1));
+  check_all_delivered(*f.primary, a, f.sink, runs, 120s);
+  // Ingestion answers 200 again once the backlog is gone.
+  std::this_thread::sleep_for(1s);
+  auto after = fire_many(*f.primary, a, zap, 3);
+  CHECK(after.size() == 3);
+}
+
+TEST_CASE("fleet: a third worker joining mid-load (a rebalance) loses nothing and takes partitions", "[kafka]") {
+  fleet f;
+  f.sink.on("/one", sink_reply::json(R"({"n":42})").after(10ms));
+  f.add_worker();
+  f.add_worker();
+  auto a = sign_up(*f.primary, "join@example.com");
+  auto zap = two_step_zap(*f.primary, a, f.sink);
+  auto runs = fire_many(*f.primary, a, zap, 300);
+  f.add_worker();  // joins while those run
+  auto more = fire_many(*f.primary, a, zap, 300);
+  runs.insert(runs.end(), more.begin(), more.end());
+  check_all_delivered(*f.primary, a, f.sink, runs, 120s);
+  // The newcomer was given partitions (4 per lane topic across 3 members) and ran steps.
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (f.workers[2]->log().find("kafka.assigned") == std::string::npos && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(100ms);
+  CHECK(f.workers[2]->log().find("kafka.assigned") != std::string::npos);
 }

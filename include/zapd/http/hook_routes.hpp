@@ -32,6 +32,9 @@ struct hook_routes_deps {
   /// Called after a commit that recorded a run with a first step (wakes whoever takes it:
   /// the workers, or the relay for an outbox row).
   std::function<void()> recorded;
+  /// When set and true, webhooks answer 503 + Retry-After before recording anything: the
+  /// outbox holds more than outbox.max_depth steps the queue is not taking (Kafka down).
+  std::function<bool()> backlogged;
 };
 
 /// Webhook ingestion: POST/PUT/PATCH/GET /hooks/catch/{userId}/{zapId}.

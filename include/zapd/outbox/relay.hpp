@@ -83,6 +83,7 @@ class relay {
   metrics::counter& errors_;
   metrics::counter& wakeups_;
   metrics::gauge& depth_;
+  metrics::gauge& oldest_age_;
   std::uint64_t collector_id_ = 0;
 
   std::mutex mu_;
