@@ -97,11 +97,6 @@ result<std::unique_ptr<fleet_prepared>> prepare_fleet(const config::settings& s,
   return f;
 }
 
-std::string worker_name() {
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  return fmt::format("{}:{}", host[0] ? host : "unknown", getpid());
-}
 
 fleet_primary::fleet_primary(fleet_prepared& f, store::database& db, const secrets::box& user_secrets,
                              const actions::executors& ex, metrics::registry& m, wakeup& outbox_ready,

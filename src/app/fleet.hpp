@@ -47,7 +47,5 @@ struct fleet_primary {
   fleet::node node;
 };
 
-/// host:pid, recorded on each step a worker ran.
-std::string worker_name();
 
 }  // namespace zapd::app

@@ -2,6 +2,8 @@
 
 #include "zapd/auth/jwt.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <thread>
@@ -67,6 +69,7 @@ worker::pool::options worker_options(const config::settings& s) {
   wo.grace = std::chrono::milliseconds(s.server_shutdown_grace_ms);
   wo.retry.base = std::chrono::milliseconds(s.worker_retry_base_ms);
   wo.retry.max_attempts = static_cast<int>(s.worker_max_attempts);
+  wo.name = worker_name();
   return wo;
 }
 
@@ -93,6 +96,12 @@ std::size_t http_threads(const config::settings& s) {
 }  // namespace zapd::app
 
 namespace zapd::app {
+
+std::string worker_name() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return fmt::format("{}:{}", host[0] ? host : "unknown", getpid());
+}
 
 void add_executors(actions::executors& ex, const config::settings& s, outbound::driver& d, outbound::http_client& http) {
   // Executing steps: outbound I/O on the driver's thread.

@@ -32,6 +32,8 @@ http::hook_routes_deps::plan_rates plan_rates(std::int64_t zap_rate, std::int64_
 http::server::options server_options(const config::settings& s);
 /// `server.threads`, 0 = one per core.
 std::size_t http_threads(const config::settings& s);
+/// host:pid, recorded on each step this process ran (run_steps.worker).
+std::string worker_name();
 /// The step executors (http, email, filter, formatter, delay), for `serve` and `zapd worker`.
 void add_executors(actions::executors& ex, const config::settings& s, outbound::driver& d, outbound::http_client& http);
 

@@ -245,6 +245,7 @@ void recorder::record(std::vector<kafka::consumer::message> batch) {
     double draw = 0.5;
     if (meta.retry.jitter > 0) draw = std::uniform_real_distribution<double>(0, 1)(rng_);
     items.push_back(item{&msg, worker::decide(meta, j, std::move(res->result), res->started_ms, now, draw), res->worker});
+    items.back().rec.worker = res->worker;
   }
   if (items.empty()) return;
 

@@ -33,11 +33,12 @@ constexpr const char* k_mark_failed =
     "WHERE id = ? AND status IN ('queued', 'running', 'waiting')";
 constexpr const char* k_upsert_step =
     "INSERT INTO run_steps (run_id, step_index, action_id, status, attempts, input, output, error, warnings, "
-    "started_at, finished_at, duration_ms, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "started_at, finished_at, duration_ms, next_attempt_at, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id, step_index) DO UPDATE SET action_id = excluded.action_id, status = excluded.status, "
     "attempts = excluded.attempts, input = excluded.input, output = excluded.output, error = excluded.error, "
     "warnings = excluded.warnings, started_at = COALESCE(run_steps.started_at, excluded.started_at), "
-    "finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, next_attempt_at = excluded.next_attempt_at";
+    "finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, next_attempt_at = excluded.next_attempt_at, "
+    "worker = excluded.worker";
 
 result<std::string> run_status(store::connection& c, const std::string& run_id) {
   auto st = c.prepare("SELECT status FROM runs WHERE id = ?");
@@ -114,6 +115,8 @@ result<attempt_outcome> record_attempt(store::connection& c, const attempt_recor
     st->bind(12, std::max<std::int64_t>(a.duration_ms, a.now_ms - a.started_ms));
     if (final_step) st->bind(13, nullptr);
     else st->bind(13, a.retry_at_ms);
+    if (a.worker.empty()) st->bind(14, nullptr);
+    else st->bind(14, a.worker);
     if (auto s = st->run(); !s) return std::move(s).err();
   }
 

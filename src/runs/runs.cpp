@@ -65,7 +65,7 @@ result<run_record> load(store::connection& c, const std::string& user_id, const 
 result<std::vector<step_record>> load_steps(store::connection& c, const std::string& run_id) {
   auto st = c.prepare(
       "SELECT step_index, action_id, status, attempts, input, output, error, warnings, started_at, finished_at, "
-      "duration_ms, next_attempt_at FROM run_steps WHERE run_id = ? ORDER BY step_index");
+      "duration_ms, next_attempt_at, worker FROM run_steps WHERE run_id = ? ORDER BY step_index");
   if (!st) return std::move(st).err();
   st->bind_all(run_id);
   return st->collect<step_record>([](const store::statement& s) {
@@ -83,6 +83,7 @@ result<std::vector<step_record>> load_steps(store::connection& c, const std::str
     r.finished_at = opt_int(s, 9);
     r.duration_ms = opt_int(s, 10);
     r.next_attempt_at = opt_int(s, 11);
+    r.worker = opt_text(s, 12);
     return r;
   });
 }
@@ -317,7 +318,8 @@ json to_json(const run_record& r, bool with_steps) {
                        {"startedAt", nullable(iso_or_null(s.started_at))},
                        {"finishedAt", nullable(iso_or_null(s.finished_at))},
                        {"durationMs", nullable(s.duration_ms)},
-                       {"nextAttemptAt", nullable(iso_or_null(s.next_attempt_at))}});
+                       {"nextAttemptAt", nullable(iso_or_null(s.next_attempt_at))},
+                       {"worker", nullable(s.worker)}});
     j["steps"] = std::move(steps);
   }
   return j;

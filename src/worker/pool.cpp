@@ -186,6 +186,7 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
     draw = std::uniform_real_distribution<double>(0, 1)(rng_);
   }
   auto rec = std::make_shared<runs::attempt_record>(decide(a->meta, j, std::move(r), a->started_ms, clock_.now_ms(), draw));
+  rec->worker = opts_.name;
 
   // What happened, set by `work` on the writer thread and read by `committed` (same thread)
   // only once the transaction holding it committed.

@@ -73,6 +73,8 @@ TEST_CASE("worker: a two-step zap where step 2 reads step 1's output and a secre
   REQUIRE(steps.size() == 2);
   CHECK(steps[0]["status"] == "succeeded");
   CHECK(steps[0]["attempts"] == 1);
+  // Which worker ran it: the serving process itself, host:pid.
+  CHECK_THAT(steps[0]["worker"].get<std::string>(), Catch::EndsWith(":" + std::to_string(z.pid())));
   CHECK(steps[0]["output"]["status"] == 201);
   CHECK(steps[0]["output"]["body"]["id"] == 42);
   CHECK(steps[0]["input"]["url"] == sink.url("/create"));

@@ -153,6 +153,14 @@ TEST_CASE("fleet: a primary and two workers run every step of 2,000 two-step run
   REQUIRE(run["steps"].size() == 2);
   CHECK(run["steps"][1]["input"]["body"].get<std::string>().find("********") != std::string::npos);
   CHECK(run.dump().find("s3cr3t-value") == std::string::npos);
+  // Each step record says which worker ran it (host:pid of a `zapd worker`).
+  std::set<std::string> ran_by;
+  for (const auto& id : runs) {
+    const json r = get_run(*f.primary, a, id);
+    for (const auto& st : r["steps"])
+      if (st["worker"].is_string()) ran_by.insert(st["worker"].get<std::string>());
+  }
+  CHECK(ran_by.size() == 2);
   // Both workers took part (4 partitions per topic split between them).
   auto metrics = f.primary->request("GET", "/metrics").body;
   CHECK(metrics.find("zapd_fleet_results_total{outcome=\"succeeded\"} " + std::to_string(2 * runs.size())) != std::string::npos);

@@ -59,6 +59,7 @@ struct attempt_record {
   std::int64_t started_ms = 0;
   std::int64_t now_ms = 0;
   std::int64_t duration_ms = 0;
+  std::string worker;  // which worker ran it (host:pid); empty: not known
 };
 
 struct attempt_outcome {

@@ -43,6 +43,7 @@ struct step_record {
   std::optional<std::string> error;
   nlohmann::json warnings = nlohmann::json::array();
   std::optional<std::int64_t> started_at, finished_at, duration_ms, next_attempt_at;
+  std::optional<std::string> worker;  // host:pid of the worker that ran the last attempt
 };
 
 struct run_record {

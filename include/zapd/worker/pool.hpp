@@ -65,6 +65,7 @@ class pool {
     std::chrono::milliseconds poll{1'000};
     std::chrono::milliseconds grace{10'000};
     retry_policy retry;
+    std::string name;  // recorded on each step it ran (run_steps.worker): host:pid
   };
 
   /// What it works with; each must outlive the pool.
