@@ -3,6 +3,7 @@
 // process (tests/support/kafka_mock.hpp) and a real HTTP sink.
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -314,4 +315,37 @@ TEST_CASE("fleet: a third worker joining mid-load (a rebalance) loses nothing an
   while (f.workers[2]->log().find("kafka.assigned") == std::string::npos && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(100ms);
   CHECK(f.workers[2]->log().find("kafka.assigned") != std::string::npos);
+}
+
+TEST_CASE("fleet: the primary decides retries and delays; a worker stopped by SIGTERM exits 0", "[kafka]") {
+  fleet f;
+  std::atomic<int> flaky{0};
+  f.sink.on("/flaky", [&flaky](const sink_request&) {
+    return ++flaky == 1 ? sink_reply::status(503) : sink_reply::json(R"({"ok":true})");
+  });
+  f.add_worker();
+  auto a = sign_up(*f.primary, "later@example.com");
+  auto zap = make_zap(*f.primary, a,
+                      json::array({http_step(f.sink.url("/flaky")),
+                                   {{"availableActionId", "delay"}, {"actionMetadata", {{"for", "2s"}}}},
+                                   http_step(f.sink.url("/after"))}));
+  const auto fired = std::chrono::steady_clock::now();
+  auto id = fire(*f.primary, a, zap);
+  // The delay is held by the primary (an outbox row due later), not by a sleeping worker.
+  json run;
+  for (auto deadline = fired + 30s; std::chrono::steady_clock::now() < deadline;) {
+    run = get_run(*f.primary, a, id);
+    if (run["status"] == "waiting" || run["status"] == "succeeded") break;
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(run["status"] == "waiting");
+  run = wait_final(*f.primary, a, id, 60s);
+  INFO(run.dump(2));
+  REQUIRE(run["status"] == "succeeded");
+  CHECK(run["steps"][0]["attempts"] == 2);  // 503 then 200: a retry the primary scheduled
+  CHECK(std::chrono::steady_clock::now() - fired >= 2s);
+  REQUIRE(f.sink.wait_for(3));
+  CHECK(f.sink.requests().back().path() == "/after");
+  CHECK(f.workers[0]->terminate(15) == 0);
+  CHECK(f.workers[0]->log().find("worker.stopped") != std::string::npos);
 }
