@@ -349,3 +349,16 @@ TEST_CASE("fleet: the primary decides retries and delays; a worker stopped by SI
   CHECK(f.workers[0]->terminate(15) == 0);
   CHECK(f.workers[0]->log().find("worker.stopped") != std::string::npos);
 }
+
+TEST_CASE("fleet: with worker.enabled on the primary is a worker of the fleet too", "[kafka]") {
+  fleet f;
+  f.start_primary({"--set", "worker.enabled=on", "--set", "actions.http.allow=127.0.0.1"});
+  auto a = sign_up(*f.primary, "solo@example.com");
+  auto zap = two_step_zap(*f.primary, a, f.sink);
+  auto runs = fire_many(*f.primary, a, zap, 100);
+  check_all_delivered(*f.primary, a, f.sink, runs, 60s);
+  auto run = get_run(*f.primary, a, runs.front());
+  CHECK(run["steps"][0]["worker"].get<std::string>().find(":" + std::to_string(f.primary->pid())) != std::string::npos);
+  CHECK(f.primary->request("GET", "/metrics").body.find("zapd_fleet_steps_executed_total{outcome=\"succeeded\"} 200") !=
+        std::string::npos);
+}
