@@ -193,9 +193,6 @@ TEST_CASE("kafka_mock: pushed errors fail the next requests, a metadata request 
 TEST_CASE("kafka_mock: a consumer group splits partitions across members and resumes from committed offsets") {
   kafka_mock mock({.brokers = 3, .topics = {{"jobs", 2}}});
   auto p = make_client(RD_KAFKA_PRODUCER, mock.bootstrap(), {});
-  std::vector<std::unique_ptr<delivery>> sent;
-  for (int i = 0; i < 10; ++i) sent.push_back(produce(p.get(), "jobs", i % 2, "m" + std::to_string(i)));
-  for (auto& d : sent) REQUIRE(wait_delivery(p.get(), *d, 10s) == RD_KAFKA_RESP_ERR_NO_ERROR);
 
   // range,roundrobin: cooperative-sticky has rebalance bugs in 2.0.2 (issue 15). A short
   // session timeout: once members left (or died), the mock holds the next join for the
@@ -228,6 +225,24 @@ TEST_CASE("kafka_mock: a consumer group splits partitions across members and res
   auto c2 = make_client(RD_KAFKA_CONSUMER, mock.bootstrap(), group);
   subscribe(c1.get());
   subscribe(c2.get());
+  // Both members hold a partition before anything is produced: on a loaded box the first to
+  // join could otherwise take both partitions and drain them before the other joins.
+  auto assigned = [](rd_kafka_t* c) {
+    rd_kafka_topic_partition_list_t* parts = nullptr;
+    if (rd_kafka_assignment(c, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+    const int n = parts ? parts->cnt : 0;
+    if (parts) rd_kafka_topic_partition_list_destroy(parts);
+    return n;
+  };
+  for (auto deadline = std::chrono::steady_clock::now() + 30s;
+       !(assigned(c1.get()) == 1 && assigned(c2.get()) == 1) && std::chrono::steady_clock::now() < deadline;)
+    for (rd_kafka_t* c : {c1.get(), c2.get()})
+      if (rd_kafka_message_t* m = rd_kafka_consumer_poll(c, 20)) rd_kafka_message_destroy(m);
+  REQUIRE(assigned(c1.get()) == 1);
+  REQUIRE(assigned(c2.get()) == 1);
+  std::vector<std::unique_ptr<delivery>> sent;
+  for (int i = 0; i < 10; ++i) sent.push_back(produce(p.get(), "jobs", i % 2, "m" + std::to_string(i)));
+  for (auto& d : sent) REQUIRE(wait_delivery(p.get(), *d, 10s) == RD_KAFKA_RESP_ERR_NO_ERROR);
   auto got = drain({c1.get(), c2.get()}, 10);
   CHECK(got[0].size() == 5);  // one partition each
   CHECK(got[1].size() == 5);
