@@ -7,6 +7,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <memory>
 #include <set>
 #include <string>
@@ -69,9 +70,11 @@ struct fleet {
     primary = std::make_unique<zapd_process>(args, env(), data_dir);
   }
 
-  std::unique_ptr<worker_process> make_worker(const std::string& key_file = "", bool wait = true) {
+  std::unique_ptr<worker_process> make_worker(const std::string& key_file = "", bool wait = true,
+                                              std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {"--set", "actions.http.allow=127.0.0.1", "--set",
                                      "kafka.fleet_key_file=" + (key_file.empty() ? data_dir + "/fleet.key" : key_file)};
+    for (auto& e : extra) args.push_back(std::move(e));
     return std::make_unique<worker_process>(args, env(), wait);
   }
   void add_worker() { workers.push_back(make_worker()); }
@@ -323,7 +326,7 @@ TEST_CASE("fleet: the primary decides retries and delays; a worker stopped by SI
   f.sink.on("/flaky", [&flaky](const sink_request&) {
     return ++flaky == 1 ? sink_reply::status(503) : sink_reply::json(R"({"ok":true})");
   });
-  f.add_worker();
+  f.workers.push_back(f.make_worker("", true, {"--set", "worker.listen=127.0.0.1:0"}));
   auto a = sign_up(*f.primary, "later@example.com");
   auto zap = make_zap(*f.primary, a,
                       json::array({http_step(f.sink.url("/flaky")),
@@ -346,6 +349,17 @@ TEST_CASE("fleet: the primary decides retries and delays; a worker stopped by SI
   CHECK(std::chrono::steady_clock::now() - fired >= 2s);
   REQUIRE(f.sink.wait_for(3));
   CHECK(f.sink.requests().back().path() == "/after");
+  // worker.listen: health and metrics of the worker process.
+  std::smatch m;
+  const std::string wlog = f.workers[0]->log();
+  REQUIRE(std::regex_search(wlog, m, std::regex(R"(worker\.listening addr=127\.0\.0\.1:(\d+))")));
+  const auto port = static_cast<std::uint16_t>(std::stoi(m[1]));
+  CHECK(http_request(port, "GET", "/healthz").status == 200);
+  CHECK(http_request(port, "GET", "/readyz").status == 200);
+  auto wm = http_request(port, "GET", "/metrics").body;
+  CHECK(wm.find("zapd_fleet_steps_executed_total{outcome=\"succeeded\"} 3") != std::string::npos);
+  CHECK(wm.find("zapd_fleet_steps_executed_total{outcome=\"retry\"} 1") != std::string::npos);
+  CHECK(wm.find("zapd_kafka_connected{client=\"worker\"} 1") != std::string::npos);
   CHECK(f.workers[0]->terminate(15) == 0);
   CHECK(f.workers[0]->log().find("worker.stopped") != std::string::npos);
 }
