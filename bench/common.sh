@@ -1,5 +1,6 @@
 # Shared by the bench/ scripts (sourced): tools from Debian's archive, free ports, nginx as
-# the reference server. Expects WORK (a scratch dir) to be set before start_nginx.
+# the reference server, a zapd under test with a user and webhook zaps (e2e.sh, kafka.sh).
+# Expects WORK (a scratch dir) to be set before start_nginx.
 
 # Installs the Debian packages behind the given commands when missing (wrk, nginx, sqlite3).
 bench_need() {
@@ -57,3 +58,42 @@ bench_cleanup() {
   [ -n "$NPID" ] && kill "$NPID" 2>/dev/null && wait "$NPID" 2>/dev/null || true
   rm -rf "$WORK"
 }
+
+# --- A zapd under test (bench/e2e.sh, bench/kafka.sh). Expect ZAPD (the binary), WORK and a
+# PIDS array (killed by the caller's cleanup). ZAPD_ENV: optional array of NAME=value for the
+# process (e.g. the Kafka backend's ZAPD_KAFKA_* settings).
+
+# start_zapd NAME [--set k=v ...] -> ZPORT, ZPID, API, TOKEN: `zapd serve` on a fresh data dir
+# WORK/NAME, a user signed up and signed in.
+start_zapd() {
+  local name=$1; shift
+  ZPORT=$(free_port)
+  env ${ZAPD_ENV[@]+"${ZAPD_ENV[@]}"} "$ZAPD" serve --data-dir "$WORK/$name" --listen "127.0.0.1:$ZPORT" --set log.level=warn \
+    --set auth.hash_memlimit_kib=8192 --set auth.hash_opslimit=1 --set hooks.free_zap_rate=0 \
+    --set hooks.free_user_rate=0 --set actions.http.allow=127.0.0.1 "$@" >"$WORK/$name.log" 2>&1 &
+  ZPID=$!; PIDS+=("$ZPID")
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ZPORT/healthz" >/dev/null && break; sleep 0.1; done
+  API="http://127.0.0.1:$ZPORT/api/v1"
+  curl -sf -XPOST "$API/user/signup" -d '{"username":"bench@example.com","password":"bench-password","name":"B"}' >/dev/null
+  TOKEN=$(curl -sf -XPOST "$API/user/signin" -d '{"username":"bench@example.com","password":"bench-password"}' |
+    python3 -c 'import sys,json; print(json.load(sys.stdin)["token"])')
+}
+make_zap() {  # action url -> HOOK url (a webhook zap with one HTTP POST action)
+  local zap
+  zap=$(curl -sf -XPOST "$API/zap" -H "Authorization: Bearer $TOKEN" -d "{\"availableTriggerId\":\"webhook\",\"triggerMetadata\":{},\"actions\":[{\"availableActionId\":\"http\",\"actionMetadata\":{\"url\":\"$1\",\"method\":\"POST\",\"body\":\"{\\\"email\\\":\\\"{{comment.email}}\\\"}\"}}]}")
+  HOOK="http://127.0.0.1:$ZPORT/hooks/$(python3 -c 'import sys,json; print(json.loads(sys.argv[1])["webhookUrl"].split("/hooks/",1)[1])' "$zap")"
+}
+metric_at() { curl -sf "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m {print $2}'; }  # PORT NAME
+metric() { metric_at "$ZPORT" "$1"; }
+stop_zapd() { kill -TERM "$ZPID"; wait "$ZPID" || true; }
+
+# WORK/post.lua: wrk POSTs the webhook body e2e_tool.py sends.
+write_post_lua() {
+  cat > "$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"event":"e2e","comment":{"email":"ada@example.com"}}'
+LUA
+}
+# nginx_rps URL: what nginx answers wrk POSTing that body over the drain's connections.
+nginx_rps() { wrk -t1 -c32 -d5s -s "$WORK/post.lua" "$1" | awk '/^Requests\/sec/ {print $2}'; }

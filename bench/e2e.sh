@@ -28,32 +28,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-start_zapd() {  # name, extra --set args...
-  local name=$1; shift
-  ZPORT=$(free_port)
-  "$ZAPD" serve --data-dir "$WORK/$name" --listen "127.0.0.1:$ZPORT" --set log.level=warn \
-    --set auth.hash_memlimit_kib=8192 --set auth.hash_opslimit=1 --set hooks.free_zap_rate=0 \
-    --set hooks.free_user_rate=0 --set actions.http.allow=127.0.0.1 "$@" >"$WORK/$name.log" 2>&1 &
-  ZPID=$!; PIDS+=("$ZPID")
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ZPORT/healthz" >/dev/null && break; sleep 0.1; done
-  API="http://127.0.0.1:$ZPORT/api/v1"
-  curl -sf -XPOST "$API/user/signup" -d '{"username":"bench@example.com","password":"bench-password","name":"B"}' >/dev/null
-  TOKEN=$(curl -sf -XPOST "$API/user/signin" -d '{"username":"bench@example.com","password":"bench-password"}' |
-    python3 -c 'import sys,json; print(json.load(sys.stdin)["token"])')
-}
-make_zap() {  # action url -> HOOK url
-  local zap
-  zap=$(curl -sf -XPOST "$API/zap" -H "Authorization: Bearer $TOKEN" -d "{\"availableTriggerId\":\"webhook\",\"triggerMetadata\":{},\"actions\":[{\"availableActionId\":\"http\",\"actionMetadata\":{\"url\":\"$1\",\"method\":\"POST\",\"body\":\"{\\\"email\\\":\\\"{{comment.email}}\\\"}\"}}]}")
-  HOOK="http://127.0.0.1:$ZPORT/hooks/$(python3 -c 'import sys,json; print(json.loads(sys.argv[1])["webhookUrl"].split("/hooks/",1)[1])' "$zap")"
-}
-metric() { curl -sf "http://127.0.0.1:$ZPORT/metrics" | awk -v m="$1" '$1==m {print $2}'; }
-stop_zapd() { kill -TERM "$ZPID"; wait "$ZPID" || true; }
-
-cat > "$WORK/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"event":"e2e","comment":{"email":"ada@example.com"}}'
-LUA
+write_post_lua
 
 if [[ " $SECTIONS " == *" 1 "* ]]; then
 for RATE in $RATES; do
@@ -97,7 +72,7 @@ CPU_TICKS=$(awk '{print $14 + $15}' "/proc/$ZPID/stat")  # utime + stime of the 
 [ -n "${PERF:-}" ] && { kill -INT "$PERFPID"; wait "$PERFPID" || true; }
 stop_zapd
 # The reference: nginx answering the same kind of request over the same number of connections.
-NGINX_RPS=$(wrk -t1 -c32 -d5s -s "$WORK/post.lua" "http://127.0.0.1:$NPORT/hook" | awk '/^Requests\/sec/ {print $2}')
+NGINX_RPS=$(nginx_rps "http://127.0.0.1:$NPORT/hook")
 python3 -c "import sys; r=int(sys.argv[1]); t=float(sys.argv[3])-float(sys.argv[2]); n=float(sys.argv[4]); print(f'{r} queued steps executed in {t:.1f} s: {r/t:.0f} actions/s (worker alone, from process start); nginx {n:.0f} requests/s; ratio {r/t/n:.3f} (target >= 0.15); CPU {int(sys.argv[5]) / int(sys.argv[6]) * 1e6 / r:.0f} us per action')" "$RUNS" "$T0" "$T1" "$NGINX_RPS" "$CPU_TICKS" "$(getconf CLK_TCK)"
 
 fi
