@@ -28,8 +28,8 @@ status add_property(std::map<std::string, std::string>& out, std::string_view en
   if (e.empty() || e.front() == '#') return {};
   const auto eq = e.find('=');
   if (eq == std::string::npos || trim(std::string_view(e).substr(0, eq)).empty())
-    return make_error(errc::invalid_argument, fmt::format("{}: \"{}\" is not name=value", where,
-                                                          e.size() > 40 ? e.substr(0, 40) + "..." : e));
+    // Not echoed: the entry may be (part of) a password.
+    return make_error(errc::invalid_argument, fmt::format("{} is not name=value", where));
   out[trim(std::string_view(e).substr(0, eq))] = trim(std::string_view(e).substr(eq + 1));
   return {};
 }

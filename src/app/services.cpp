@@ -75,7 +75,7 @@ asio::awaitable<void> watch_backlog(asio::io_context& ioc, store::database& db, 
     boost::system::error_code ec;
     co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (stopping) break;
-    auto b = db.reads().with([](store::connection& c) { return outbox::measure(c); });
+    auto b = db.reads().with([](store::connection& c) { return outbox::measure(c, real_clock().now_ms()); });
     if (!b) continue;
     const bool full = b->depth >= max_depth;
     if (full != backlogged.exchange(full)) {

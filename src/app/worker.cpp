@@ -96,15 +96,17 @@ int worker(const config::loaded& cfg) {
     http_thread = std::thread([&ioc] { ioc.run(); });
   }
 
+  // A refusal ends the process too: a signal to ourselves wakes the wait. Listening before
+  // the node starts, so the first message cannot refuse unheard.
+  auto listening = node.refused_bell().listen([] { kill(getpid(), SIGTERM); });
   if (auto st = node.start(); !st) {
+    node.refused_bell().forget(listening);
     log::error("worker.start_failed", {{"error", st.err().message}});
     if (server) server->stop();
     ioc.stop();
     if (http_thread.joinable()) http_thread.join();
     return k_exit_failure;
   }
-  // A refusal ends the process too: a signal to ourselves wakes the wait.
-  auto listening = node.refused_bell().listen([] { kill(getpid(), SIGTERM); });
   int sig = 0;
   sigwait(&sigs, &sig);
   node.refused_bell().forget(listening);

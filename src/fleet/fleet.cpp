@@ -127,15 +127,40 @@ status step_queue::publish(std::vector<zapd::queue::job_spec> batch, done_fn don
       m.request = std::move(prep.request);
       m.secret_values = std::move(prep.secret_values);
     }
-    std::string sealed = seal_.seal("step", encode(m));
     {
       std::lock_guard lk(p->mu);
       ++p->left;
     }
-    auto st = producer_.produce(steps_topic(settings_, spec.lane), spec.run_id, std::move(sealed), [this, settle](status s) {
-      if (s) published_.inc();
-      settle(std::move(s));
-    });
+    auto produce = [&](const step_message& msg) {
+      return producer_.produce(steps_topic(settings_, spec.lane), spec.run_id, seal_.seal("step", encode(msg)),
+                               [this, settle](status s) {
+                                 if (s) published_.inc();
+                                 settle(std::move(s));
+                               });
+    };
+    auto st = produce(m);
+    if (!st && st.err().code == errc::payload_too_large) {
+      // Larger than the brokers take (a huge rendered body): no retry makes it fit, and a row
+      // that never publishes would hold up every row behind it. The step fails, saying why.
+      step_message failed;
+      failed.run_id = m.run_id;
+      failed.step_index = m.step_index;
+      failed.attempt = m.attempt;
+      failed.lane = m.lane;
+      failed.action_id = m.action_id;
+      failed.published_ms = m.published_ms;
+      worker::step_meta small = prep.meta;
+      small.input = nullptr;
+      failed.meta = meta_to_json(small);
+      failed.request.run_id = m.run_id;
+      failed.request.step_index = m.step_index;
+      failed.request.attempt = m.attempt;
+      actions::step_result r;
+      r.v = actions::verdict::failed;
+      r.error = "the rendered step is larger than the Kafka message size limit (message.max.bytes); make its input smaller";
+      failed.precomputed = std::move(r);
+      st = produce(failed);
+    }
     if (!st) {
       {
         std::lock_guard lk(p->mu);
@@ -322,11 +347,16 @@ node::~node() {
 }
 
 status node::start() {
+  // A lane whose slots are all busy does not poll; librdkafka must not take that for a dead
+  // member while its steps may still run (up to max_step) and then stop (the grace).
+  kafka::settings s = settings_;
+  if (!s.properties.contains("max.poll.interval.ms"))
+    s.properties["max.poll.interval.ms"] = std::to_string((opts_.max_step + opts_.grace + std::chrono::minutes(1)).count());
   for (auto& ls : lanes_) {
     if (ls.consumer) continue;
     // A group per lane (GROUP.paid, GROUP.free): each member then subscribes to the same
     // topic as every other member of its group, which keeps rebalances simple.
-    auto c = kafka::consumer::open(settings_, fmt::format("{}.{}", settings_.group, queue::lane_name(ls.lane)),
+    auto c = kafka::consumer::open(s, fmt::format("{}.{}", settings_.group, queue::lane_name(ls.lane)),
                                    {steps_topic(settings_, ls.lane)},
                                    fmt::format("worker-{}", queue::lane_name(ls.lane)), *metrics_);
     if (!c) return std::move(c).err();
@@ -340,10 +370,17 @@ status node::start() {
 
 void node::loop(lane_state& ls) {
   for (;;) {
+    std::vector<std::shared_ptr<outgoing>> again;
     {
       std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return stopping_ || ls.in_flight < ls.slots; });
+      cv_.wait_for(lk, 200ms, [&] { return stopping_ || ls.in_flight < ls.slots || !resend_.empty(); });
       if (stopping_) return;
+      if (!resend_.empty() && std::chrono::steady_clock::now() >= resend_at_) again.swap(resend_);
+    }
+    for (auto& o : again) send(std::move(o));
+    {
+      std::lock_guard lk(mu_);
+      if (ls.in_flight >= ls.slots) continue;
     }
     auto m = ls.consumer->poll(200ms);
     if (!m) continue;
@@ -428,17 +465,48 @@ void node::answer(lane_state& ls, const kafka::consumer::message& msg, const ste
   out.started_ms = started_ms;
   out.worker = opts_.name;
   out.meta = step.meta;
-  auto st = producer_.produce(results_topic(settings_), step.run_id, seal_.seal("result", encode(out)),
-                              life_.guard([this, &ls, msg](status s) {
-                                if (s) ls.consumer->done(msg);  // the step's offset may move past it now
-                                else log::warn("fleet.result_undelivered", {{"offset", msg.offset}, {"error", s.err().message}});
-                                release(ls);
-                              }));
-  if (!st) {
-    // Not produced: the step stays undone and is redelivered when the partition moves.
-    log::warn("fleet.result_not_produced", {{"run", step.run_id}, {"step", step.step_index}, {"error", st.err().message}});
-    release(ls);
+  auto o = std::make_shared<outgoing>(outgoing{&ls, msg, step.run_id, std::move(out)});
+  send(std::move(o));
+}
+
+void node::send(std::shared_ptr<outgoing> o) {
+  // The step's slot stays taken until its result is delivered: a worker that cannot reach
+  // the brokers stops taking steps instead of piling up results.
+  auto st = producer_.produce(results_topic(settings_), o->key, seal_.seal("result", encode(o->out)), life_.guard([this, o](status s) {
+    if (s) {
+      o->ls->consumer->done(o->msg);  // the step's offset may move past it now
+      release(*o->ls);
+      return;
+    }
+    log::warn("fleet.result_undelivered", {{"run", o->key}, {"offset", o->msg.offset}, {"error", s.err().message}, {"then", "sent again"}});
+    resend_later(std::move(o));
+  }));
+  if (!st && st.err().code == errc::payload_too_large) {
+    // No retry makes it fit: the step fails with a result that does, saying why.
+    o->out.result.v = actions::verdict::failed;
+    o->out.result.output = nullptr;
+    o->out.result.error = "the step's output is larger than the Kafka message size limit (message.max.bytes)";
+    o->out.meta["input"] = nullptr;
+    send(std::move(o));
+    return;
   }
+  if (!st) {
+    log::warn("fleet.result_not_produced", {{"run", o->key}, {"error", st.err().message}, {"then", "sent again"}});
+    resend_later(std::move(o));
+  }
+}
+
+void node::resend_later(std::shared_ptr<outgoing> o) {
+  {
+    std::lock_guard lk(mu_);
+    if (!stopping_) {
+      resend_.push_back(std::move(o));
+      resend_at_ = std::chrono::steady_clock::now() + 200ms;
+      return;
+    }
+  }
+  // Stopping: not done, so the step is delivered again to whoever holds its partition next.
+  release(*o->ls);
 }
 
 void node::stop() {
@@ -449,6 +517,12 @@ void node::stop() {
   cv_.notify_all();
   for (auto& ls : lanes_)
     if (ls.thread.joinable()) ls.thread.join();
+  std::vector<std::shared_ptr<outgoing>> undelivered;
+  {
+    std::lock_guard lk(mu_);
+    undelivered.swap(resend_);
+  }
+  for (auto& o : undelivered) release(*o->ls);  // not done: delivered again after a restart or rebalance
   {
     std::unique_lock lk(mu_);
     cv_.wait_for(lk, opts_.grace, [&] { return lanes_[0].in_flight + lanes_[1].in_flight == 0; });

@@ -15,9 +15,10 @@ status enqueue(store::connection& c, queue::store_publisher* jobs, const std::st
                queue::lane_name(lane), now_ms);
 }
 
-result<backlog> measure(store::connection& c) {
-  auto q = c.prepare("SELECT count(*), min(created_at) FROM outbox");
+result<backlog> measure(store::connection& c, std::int64_t now_ms) {
+  auto q = c.prepare("SELECT count(*), min(created_at) FROM outbox WHERE run_at IS NULL OR run_at <= ?");
   if (!q) return std::move(q).err();
+  q->bind(1, now_ms);
   auto row = q->step();
   if (!row) return std::move(row).err();
   backlog b;

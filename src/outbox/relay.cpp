@@ -95,11 +95,11 @@ relay::relay(store::database& db, queue::queue& q, metrics::registry& m, wakeup&
       rows_(m.add_counter("zapd_outbox_rows_published_total", "Outbox rows handed to the queue and deleted")),
       errors_(m.add_counter("zapd_outbox_errors_total", "Relay passes that failed (retried on the next poll)")),
       wakeups_(m.add_counter("zapd_outbox_wakeups_total", "Relay passes (notify or poll)")),
-      depth_(m.add_gauge("zapd_outbox_depth", "Outbox rows not yet in the queue (read at scrape time)")),
-      oldest_age_(m.add_gauge("zapd_outbox_oldest_age_seconds", "Age of the oldest outbox row (0 when empty; read at scrape time)")) {
+      depth_(m.add_gauge("zapd_outbox_depth", "Outbox rows due and not yet in the queue (read at scrape time)")),
+      oldest_age_(m.add_gauge("zapd_outbox_oldest_age_seconds", "Age of the oldest due outbox row (0 when none; read at scrape time)")) {
   if (opts_.batch == 0) opts_.batch = 1;
   collector_id_ = m.add_collector([this] {
-    auto b = db_.reads().with([](store::connection& c) { return measure(c); });
+    auto b = db_.reads().with([](store::connection& c) { return measure(c, now_ms()); });
     if (!b) return;
     depth_.set(b->depth);
     oldest_age_.set(b->oldest_ms > 0 ? std::max<std::int64_t>(0, (now_ms() - b->oldest_ms) / 1000) : 0);
@@ -202,10 +202,14 @@ result<std::size_t> relay::move_batch_via_publish() {
   auto rows = db_.reads().with([&](store::connection& c) { return read_rows(c, opts_.batch, due_by); });
   if (!rows) return std::move(rows).err();
   if (rows->empty()) return std::size_t{0};
-  std::promise<status> acked;
-  auto fut = acked.get_future();
-  auto st = queue_.publish(specs_of(*rows), [&acked](status s) { acked.set_value(std::move(s)); });
+  auto acked = std::make_shared<std::promise<status>>();  // may be answered after a stop gave up waiting
+  auto fut = acked->get_future();
+  auto st = queue_.publish(specs_of(*rows), [acked](status s) { acked->set_value(std::move(s)); });
   if (!st) return std::move(st).err();
+  // The queue may hold the batch for long (brokers down): a stop does not wait for it; the
+  // rows stay in the outbox and are published again by the next start.
+  while (fut.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready)
+    if (stop_flag_) return make_error(errc::unavailable, "stopping before the queue acknowledged the batch");
   st = fut.get();
   if (!st) return std::move(st).err();
   // The queue holds them now; a crash before this delete publishes them again.

@@ -143,6 +143,15 @@ class node {
   void answer(lane_state& ls, const kafka::consumer::message& msg, const step_message& step, actions::step_result r,
               std::int64_t started_ms);
   void release(lane_state& ls);
+  // A result to deliver; sent again (its step's slot still taken) until the brokers take it.
+  struct outgoing {
+    lane_state* ls;
+    kafka::consumer::message msg;
+    std::string key;
+    result_message out;  // sealed at each send
+  };
+  void send(std::shared_ptr<outgoing> o);
+  void resend_later(std::shared_ptr<outgoing> o);
 
   const kafka::settings& settings_;
   const sealer& seal_;
@@ -157,6 +166,8 @@ class node {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  std::vector<std::shared_ptr<outgoing>> resend_;  // guarded by mu_
+  std::chrono::steady_clock::time_point resend_at_;  // guarded by mu_
   std::atomic<bool> refused_{false};
   wakeup refused_bell_;
   metrics::registry* metrics_ = nullptr;

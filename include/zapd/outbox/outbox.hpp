@@ -27,12 +27,13 @@ namespace zapd::outbox {
 status enqueue(store::connection& c, queue::store_publisher* jobs, const std::string& run_id, int step_index,
                queue::lane lane, std::int64_t now_ms, std::int64_t run_at_ms = 0);
 
-/// What waits in the outbox: rows, and the creation time of the oldest (Unix ms, 0 when empty).
+/// What waits in the outbox for the queue: rows due by `now_ms` (a delay's or a retry's row
+/// waiting for its time is not backlog), and the creation time of the oldest (Unix ms, 0 when none).
 struct backlog {
   std::int64_t depth = 0;
   std::int64_t oldest_ms = 0;
 };
-result<backlog> measure(store::connection& c);
+result<backlog> measure(store::connection& c, std::int64_t now_ms);
 
 /// Drops the run's steps not handed to the queue yet (a cancelled or pruned run).
 status drop_run(store::connection& c, const std::string& run_id);
