@@ -320,7 +320,7 @@ TEST_CASE("fleet: a third worker joining mid-load (a rebalance) loses nothing an
   CHECK(f.workers[2]->log().find("kafka.assigned") != std::string::npos);
 }
 
-TEST_CASE("fleet: the primary decides retries and delays; a worker stopped by SIGTERM exits 0", "[kafka]") {
+TEST_CASE("fleet: the primary decides retries and delays, and a worker stopped by SIGTERM exits 0", "[kafka]") {
   fleet f;
   std::atomic<int> flaky{0};
   f.sink.on("/flaky", [&flaky](const sink_request&) {
