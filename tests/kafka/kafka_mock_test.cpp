@@ -52,8 +52,9 @@ rk_ptr make_client(rd_kafka_type_t type, const std::string& bootstrap,
   return rk_ptr(rk);
 }
 
-// A delivery report's error, written by the callback; -12345 until it comes.
-constexpr auto pending = static_cast<rd_kafka_resp_err_t>(-12345);
+// A delivery report's error, written by the callback; RD_KAFKA_RESP_ERR__BEGIN (an enumerator no
+// delivery report carries) until it comes.
+constexpr auto pending = RD_KAFKA_RESP_ERR__BEGIN;
 
 struct delivery {
   rd_kafka_resp_err_t err = pending;
