@@ -145,10 +145,10 @@ prepare_result prepare(const config::settings& s) {
 services::services(const config::settings& s, prepared p)
     : s_(s),
       p_(std::move(p)),
-      registry_(*p_.metrics),
       auth_opts_(auth_options(s, p_.session_secret)),
       hashes_(auth_opts_.hash_threads, auth_opts_.hash_queue),
       accounts_(*p_.db, hashes_, auth_opts_, real_clock()),
+      registry_(*p_.metrics),
       store_collector_(add_store_metrics(registry_, p_.db->writes())),
       jobs_(*p_.db, real_clock(), registry_, queue_options(s)),
 #if ZAPD_WITH_KAFKA

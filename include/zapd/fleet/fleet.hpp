@@ -158,6 +158,7 @@ class node {
   const actions::executors& executors_;
   kafka::producer& producer_;
   const clock& clock_;
+  metrics::registry& metrics_;  // the consumers' gauges, at start()
   options opts_;
   std::array<metrics::counter*, 4> executed_{};
   metrics::counter& refused_count_;
@@ -170,7 +171,6 @@ class node {
   std::chrono::steady_clock::time_point resend_at_;  // guarded by mu_
   std::atomic<bool> refused_{false};
   wakeup refused_bell_;
-  metrics::registry* metrics_ = nullptr;
   lifeline life_;  // executor answers and delivery reports that may come after the node is gone
 };
 
