@@ -237,6 +237,12 @@ TEST_CASE("fleet: zapd worker refuses to start without a fleet key or the kafka 
                       "kafka.fleet_key_file=/nonexistent/fleet.key", "worker"});
   CHECK(r3.exit_code == 2);
   CHECK(r3.err.find("does not exist") != std::string::npos);
+  // A malformed librdkafka property is named by its place, never echoed (it may be a password).
+  auto r4 = run_zapd({"--set", "queue.backend=kafka", "--set", "kafka.brokers=127.0.0.1:1", "--set",
+                      "kafka.properties=sasl.username=u;pa55word", "worker"});
+  CHECK(r4.exit_code == 2);
+  CHECK(r4.err.find("kafka.properties entry 2 is not name=value") != std::string::npos);
+  CHECK(r4.err.find("pa55word") == std::string::npos);
 }
 
 TEST_CASE("fleet: a broker down for 8 s under load: webhooks keep getting 200, nothing is lost", "[kafka]") {
@@ -259,8 +265,7 @@ TEST_CASE("fleet: a broker down for 8 s under load: webhooks keep getting 200, n
       REQUIRE(f.mock.broker_up(1));
       up = true;
     }
-    auto r = f.primary->request("POST", "/hooks/catch/" + a.user_id + "/" + zap, json{{"i", i}}.dump(),
-                                {{"Content-Type", "application/json"}});
+    auto r = post_hook(*f.primary, a, zap, json{{"i", i}}.dump());
     if (r.status == 200) runs.push_back(r.json()["runId"]);
     else ++refused;
     std::this_thread::sleep_for(20ms);
@@ -283,8 +288,7 @@ TEST_CASE("fleet: brokers down past outbox.max_depth: 503 with Retry-After, then
   std::vector<std::string> runs = first;
   http_reply refusal;
   for (int i = 0; i < 2000 && refusal.status == 0; ++i) {
-    auto r = f.primary->request("POST", "/hooks/catch/" + a.user_id + "/" + zap, json{{"i", i}}.dump(),
-                                {{"Content-Type", "application/json"}});
+    auto r = post_hook(*f.primary, a, zap, json{{"i", i}}.dump());
     if (r.status == 200) runs.push_back(r.json()["runId"]);
     else refusal = r;
     std::this_thread::sleep_for(5ms);
@@ -380,4 +384,18 @@ TEST_CASE("fleet: with worker.enabled on the primary is a worker of the fleet to
   CHECK(run["steps"][0]["worker"].get<std::string>().find(":" + std::to_string(f.primary->pid())) != std::string::npos);
   CHECK(f.primary->request("GET", "/metrics").body.find("zapd_fleet_steps_executed_total{outcome=\"succeeded\"} 200") !=
         std::string::npos);
+}
+
+TEST_CASE("fleet: a step too large for a Kafka message fails saying so, and the runs behind it go on", "[kafka]") {
+  fleet f;
+  f.add_worker();
+  auto a = sign_up(*f.primary, "large@example.com");
+  auto zap = make_zap(*f.primary, a, json::array({http_step(f.sink.url("/big"), {{"body", "{{trigger.body.blob}}"}})}));
+  // ~700 KB rendered twice (config and the recorded input) and sealed: over the 1 MB limit.
+  auto big = fire(*f.primary, a, zap, json{{"blob", std::string(700 * 1024, 'x')}}.dump());
+  auto small = fire_many(*f.primary, a, zap, 5);
+  auto run = wait_final(*f.primary, a, big, 60s);
+  CHECK(run["status"] == "failed");
+  CHECK(run["error"].get<std::string>().find("larger than the Kafka message size limit") != std::string::npos);
+  for (const auto& id : small) CHECK(wait_final(*f.primary, a, id, 60s)["status"] == "succeeded");
 }

@@ -81,10 +81,16 @@ inline nlohmann::json http_step(const std::string& url, nlohmann::json extra = n
 
 inline const char* const k_comment_body = R"({"comment":{"email":"ada@example.com","name":"Ada"}})";
 
+/// Posts the JSON `body` to the zap's webhook; whatever it answers.
+inline http_reply post_hook(const zapd_process& z, const account& a, const std::string& zap,
+                            const std::string& body = k_comment_body) {
+  return z.request("POST", "/hooks/catch/" + a.user_id + "/" + zap, body, {{"Content-Type", "application/json"}});
+}
+
 /// Posts `body` to the zap's webhook; returns the run id of the 200.
 inline std::string fire(const zapd_process& z, const account& a, const std::string& zap,
                         const std::string& body = k_comment_body) {
-  auto r = z.request("POST", "/hooks/catch/" + a.user_id + "/" + zap, body, {{"Content-Type", "application/json"}});
+  auto r = post_hook(z, a, zap, body);
   REQUIRE(r.status == 200);
   return r.json()["runId"];
 }
