@@ -102,8 +102,8 @@ fleet_primary::fleet_primary(fleet_prepared& f, store::database& db, const secre
                              const actions::executors& ex, metrics::registry& m, wakeup& outbox_ready,
                              const config::settings& s)
     : prep(db, user_secrets, ex, worker_options(s).retry),
-      steps(db, prep, *f.producer, f.settings, *f.seal, real_clock(), m),
-      recorder(db, f.settings, *f.seal, real_clock(), m, outbox_ready, worker_options(s).retry),
+      steps(db, prep, *f.producer, f.settings, *f.seal, real_clock(), m, progress),
+      recorder(db, f.settings, *f.seal, real_clock(), m, outbox_ready, worker_options(s).retry, progress),
       node(f.settings, *f.seal, ex, *f.producer, real_clock(), m,
            fleet::node::options{static_cast<std::size_t>(s.queue_paid_concurrency),
                                 static_cast<std::size_t>(s.queue_free_concurrency),

@@ -42,6 +42,7 @@ struct fleet_primary {
   fleet_primary(fleet_prepared& f, store::database& db, const secrets::box& user_secrets, const actions::executors& ex,
                 metrics::registry& m, wakeup& outbox_ready, const config::settings& s);
   worker::preparer prep;
+  fleet::lane_progress progress;
   fleet::step_queue steps;
   fleet::recorder recorder;
   fleet::node node;

@@ -39,17 +39,29 @@ std::vector<std::string> all_topics(const kafka::settings& s) {
   return {steps_topic(s, queue::lane::free), steps_topic(s, queue::lane::paid), results_topic(s)};
 }
 
+void lane_progress::handled(queue::lane l, std::int64_t published_ms) {
+  auto& at = through_[l == queue::lane::paid ? 1 : 0];
+  std::int64_t seen = at.load(std::memory_order_relaxed);
+  while (published_ms > seen && !at.compare_exchange_weak(seen, published_ms, std::memory_order_relaxed)) {
+  }
+}
+
+std::int64_t lane_progress::through(queue::lane l) const {
+  return through_[l == queue::lane::paid ? 1 : 0].load(std::memory_order_relaxed);
+}
+
 // ---------------------------------------------------------------------------------------
 // step_queue
 
 step_queue::step_queue(store::database& db, const worker::preparer& prep, kafka::producer& producer, const kafka::settings& s,
-                       const sealer& seal, const clock& clk, metrics::registry& m)
+                       const sealer& seal, const clock& clk, metrics::registry& m, const lane_progress& progress)
     : db_(db),
       prep_(prep),
       producer_(producer),
       settings_(s),
       seal_(seal),
       clock_(clk),
+      progress_(progress),
       published_(m.add_counter("zapd_fleet_steps_published_total", "Steps produced to Kafka with a delivery report")),
       skipped_(m.add_counter("zapd_fleet_steps_skipped_total", "Due steps not published: their run or step was already final")) {}
 
@@ -77,16 +89,33 @@ status step_queue::publish(std::vector<zapd::queue::job_spec> batch, done_fn don
   };
 
   std::size_t produced = 0;
+  std::vector<std::int64_t> done_rows;  // skipped: nothing will record them, so settle them here
   for (const auto& spec : batch) {
-    auto progress = db_.reads().with(
-        [&](store::connection& c) { return runs::progress_of(c, spec.run_id, spec.step_index); });
+    bool stale = false;
+    auto progress = db_.reads().with([&](store::connection& c) -> result<std::optional<runs::step_progress>> {
+      auto p = runs::progress_of(c, spec.run_id, spec.step_index);
+      if (!p || spec.outbox_id <= 0) return p;
+      // Read after the progress: a row still there means no attempt was recorded before that
+      // read either (recording settles the row in the same transaction). A row gone was
+      // settled since the relay read it: its attempt is recorded, a message now would run the
+      // step again ahead of its retry time.
+      auto still = outbox::pending(c, spec.outbox_id);
+      if (!still) return std::move(still).err();
+      stale = !*still;
+      return p;
+    });
     if (!progress) {
       if (produced == 0) return std::move(progress).err();
       settle(std::move(progress).err());
       return {};
     }
+    if (stale) {
+      skipped_.inc();
+      continue;
+    }
     if (*progress && is_final_step((*progress)->status)) {
       skipped_.inc();
+      done_rows.push_back(spec.outbox_id);
       continue;
     }
     const int attempt = (*progress ? (*progress)->attempts : 0) + 1;
@@ -94,6 +123,7 @@ status step_queue::publish(std::vector<zapd::queue::job_spec> batch, done_fn don
     if (prep.what == worker::prepared_step::outcome::skip) {
       log::info("worker.step_skipped", {{"run", spec.run_id}, {"step", spec.step_index}, {"reason", prep.skip_reason}});
       skipped_.inc();
+      done_rows.push_back(spec.outbox_id);
       continue;
     }
     templates::masker mask(prep.secret_values);
@@ -106,6 +136,7 @@ status step_queue::publish(std::vector<zapd::queue::job_spec> batch, done_fn don
     m.action_id = prep.meta.action_id;
     m.meta = meta_to_json(prep.meta);
     m.published_ms = clock_.now_ms();
+    m.outbox_id = spec.outbox_id;
     if (prep.what == worker::prepared_step::outcome::fail) {
       prep.failure.error = mask.str(prep.failure.error);
       m.precomputed = std::move(prep.failure);
@@ -138,6 +169,7 @@ status step_queue::publish(std::vector<zapd::queue::job_spec> batch, done_fn don
       failed.lane = m.lane;
       failed.action_id = m.action_id;
       failed.published_ms = m.published_ms;
+      failed.outbox_id = m.outbox_id;
       worker::step_meta small = prep.meta;
       small.input = nullptr;
       failed.meta = meta_to_json(small);
@@ -161,6 +193,15 @@ status step_queue::publish(std::vector<zapd::queue::job_spec> batch, done_fn don
     }
     ++produced;
   }
+  if (!done_rows.empty()) {
+    // Before `done` can fire: the relay then finds these rows gone and does not keep them.
+    auto st = db_.writes().execute<bool>([&](store::connection& c) -> result<bool> {
+      for (auto id : done_rows)
+        if (auto s = outbox::settle(c, id); !s) return std::move(s).err();
+      return true;
+    });
+    if (!st) log::warn("fleet.settle_failed", {{"rows", done_rows.size()}, {"error", st.err().message}});  // republished later, skipped again
+  }
   settle({});
   return {};
 }
@@ -180,7 +221,7 @@ status step_queue::dead(const zapd::queue::job&, std::string_view) {
 // recorder
 
 recorder::recorder(store::database& db, const kafka::settings& s, const sealer& seal, const clock& clk, metrics::registry& m,
-                   wakeup& outbox_ready, worker::retry_policy fallback)
+                   wakeup& outbox_ready, worker::retry_policy fallback, lane_progress& progress)
     : db_(db),
       settings_(s),
       seal_(seal),
@@ -188,6 +229,7 @@ recorder::recorder(store::database& db, const kafka::settings& s, const sealer& 
       metrics_(m),
       outbox_ready_(outbox_ready),
       fallback_(fallback),
+      progress_(progress),
       duplicates_(m.add_counter("zapd_fleet_results_duplicate_total",
                                 "Results dropped because their attempt was already recorded (at-least-once delivery)")),
       undecodable_(m.add_counter("zapd_fleet_results_undecodable_total", "Result messages that did not open or decode")) {
@@ -235,6 +277,8 @@ void recorder::record(std::vector<kafka::consumer::message> batch) {
     const kafka::consumer::message* msg;
     runs::attempt_record rec;
     std::string worker;
+    std::int64_t outbox_id = 0;
+    std::int64_t published_ms = 0;
     bool duplicate = false;
     bool next = false;
   };
@@ -260,6 +304,8 @@ void recorder::record(std::vector<kafka::consumer::message> batch) {
     if (meta.retry.jitter > 0) draw = std::uniform_real_distribution<double>(0, 1)(rng_);
     items.push_back(item{&msg, worker::decide(meta, j, std::move(res->result), res->started_ms, now, draw), res->worker});
     items.back().rec.worker = res->worker;
+    items.back().outbox_id = res->outbox_id;
+    items.back().published_ms = res->published_ms;
   }
   if (items.empty()) return;
 
@@ -270,10 +316,17 @@ void recorder::record(std::vector<kafka::consumer::message> batch) {
         it.duplicate = it.next = false;
         auto p = runs::progress_of(c, j.run_id, j.step_index);
         if (!p) return std::move(p).err();
+        // The step's outbox row is done either way: this attempt is recorded now, or was
+        // (a duplicate), or the step is final. Before a retry's new row below.
+        if (auto s = outbox::settle(c, it.outbox_id); !s) return std::move(s).err();
         if (*p && (is_final_step((*p)->status) || (*p)->attempts >= j.attempts)) {
           it.duplicate = true;
           continue;
         }
+        // A result without its row's id (a worker older than outboxId): its step's published
+        // row would otherwise go again after its lease, ahead of a retry's time.
+        if (it.outbox_id <= 0)
+          if (auto s = outbox::settle_step(c, j.run_id, j.step_index); !s) return std::move(s).err();
         auto o = runs::record_attempt(c, it.rec, nullptr);
         if (!o) return std::move(o).err();
         it.next = o->next_step_enqueued;
@@ -295,6 +348,7 @@ void recorder::record(std::vector<kafka::consumer::message> batch) {
   bool ring = false;
   for (const auto& it : items) {
     consumer_->done(*it.msg);
+    progress_.handled(it.rec.job.lane, it.published_ms);
     if (it.duplicate) {
       duplicates_.inc();
       log::info("fleet.result_duplicate", {{"run", it.rec.job.run_id}, {"step", it.rec.job.step_index},

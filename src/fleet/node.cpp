@@ -164,6 +164,8 @@ void node::answer(lane_state& ls, const kafka::consumer::message& msg, const ste
   out.step_index = step.step_index;
   out.attempt = step.attempt;
   out.lane = step.lane;
+  out.outbox_id = step.outbox_id;
+  out.published_ms = step.published_ms;
   out.result = std::move(r);
   out.started_ms = started_ms;
   out.worker = opts_.name;

@@ -86,6 +86,12 @@ result<json> parse_object(std::string_view text, std::string_view what) {
   return std::move(*j);
 }
 
+// "outboxId": absent in messages from before it existed (0: nothing to settle).
+std::int64_t optional_id(const json& j) {
+  auto it = j.find("outboxId");
+  return it != j.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
+}
+
 }  // namespace
 
 std::string encode(const step_message& m) {
@@ -101,6 +107,7 @@ std::string encode(const step_message& m) {
             {"secrets", m.secret_values},
             {"meta", m.meta},
             {"publishedMs", m.published_ms}};
+  if (m.outbox_id > 0) j["outboxId"] = m.outbox_id;
   if (m.precomputed) j["precomputed"] = result_to_json(*m.precomputed);
   return dump_safe(j);
 }
@@ -114,7 +121,9 @@ std::string encode(const result_message& m) {
             {"result", result_to_json(m.result)},
             {"startedMs", m.started_ms},
             {"worker", m.worker},
-            {"meta", m.meta}};
+            {"meta", m.meta},
+            {"publishedMs", m.published_ms}};
+  if (m.outbox_id > 0) j["outboxId"] = m.outbox_id;
   return dump_safe(j);
 }
 
@@ -142,6 +151,7 @@ result<step_message> decode_step(std::string_view text) {
   m.request.attempt = m.attempt;
   m.request.config = j->value("config", json::object());
   m.meta = j->value("meta", json::object());
+  m.outbox_id = optional_id(*j);
   if (auto it = j->find("precomputed"); it != j->end()) {
     auto pre = result_from_json(*it, "step message's precomputed result");
     if (!pre) return std::move(pre).err();
@@ -169,6 +179,8 @@ result<result_message> decode_result(std::string_view text) {
   if (!rr) return std::move(rr).err();
   m.result = std::move(*rr);
   m.meta = j->value("meta", json::object());
+  m.outbox_id = optional_id(*j);
+  if (auto it = j->find("publishedMs"); it != j->end() && it->is_number_integer()) m.published_ms = it->get<std::int64_t>();
   return m;
 }
 

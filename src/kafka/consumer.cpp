@@ -30,6 +30,9 @@ std::string describe(const rd_kafka_topic_partition_list_t* parts) {
   return out;
 }
 
+// How long close() serves the group leave and final commit before giving up on them.
+constexpr std::chrono::milliseconds close_wait{12'000};
+
 }  // namespace
 
 /// `rk` is used by `poll`/`close` on the polling thread and by `done` on any thread under
@@ -99,6 +102,10 @@ result<std::unique_ptr<consumer>> consumer::open(const settings& s, std::string 
                                        {"session.timeout.ms", "6000"},
                                        {"heartbeat.interval.ms", "1000"},
                                        {"statistics.interval.ms", "1000"},
+                                       // A request the brokers do not answer (a group leave or commit
+                                       // at close) is given up after 10 s, not the default 60 s:
+                                       // rd_kafka_destroy waits for it, bounding how long a stop takes.
+                                       {"socket.timeout.ms", "10000"},
                                    });
   if (!conf) return std::move(conf).err();
   auto c = std::make_unique<impl>(std::move(name), m);
@@ -180,15 +187,42 @@ void consumer::done(const message& m) {
 void consumer::close() {
   auto& c = *impl_;
   if (c.closing.exchange(true)) return;
-  // Leaves the group; the final commit holds every offset `done` stored.
-  if (auto err = rd_kafka_consumer_close(c.rk); err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    log::warn("kafka.close_failed", {{"client", c.name}, {"code", rd_kafka_err2name(err)}});
+  // Leaves the group; the final commit holds every offset `done` stored. Bounded: a group
+  // coordinator that does not answer (a membership the brokers already expired, brokers
+  // gone) must not hang a stopping process, so the close runs in the background and is
+  // served here until it is over or `close_wait` passed; uncommitted offsets are then
+  // redelivered to the next owner (at-least-once, as after a crash).
+  bool closed = false;
+  if (rd_kafka_queue_t* q = rd_kafka_queue_new(c.rk)) {
+    if (rd_kafka_error_t* e = rd_kafka_consumer_close_queue(c.rk, q)) {
+      log::warn("kafka.close_failed", {{"client", c.name}, {"reason", rd_kafka_error_string(e)}, {"then", "closing in the foreground"}});
+      rd_kafka_error_destroy(e);
+      rd_kafka_consumer_close(c.rk);  // the unbounded close, rather than no final commit at all
+      closed = true;
+    } else {
+      const auto deadline = std::chrono::steady_clock::now() + close_wait;
+      while (!(closed = rd_kafka_consumer_closed(c.rk)) && std::chrono::steady_clock::now() < deadline) {
+        // As events (rd_kafka_queue_poll_callback asserts on the close's own reply op): the
+        // revoke goes through the rebalance callback, everything else is dropped.
+        rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 100);
+        if (!ev) continue;
+        if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE)
+          impl::on_rebalance(c.rk, rd_kafka_event_error(ev), rd_kafka_event_topic_partition_list(ev),
+                             static_cast<detail::link_state*>(&c));
+        rd_kafka_event_destroy(ev);
+      }
+      if (!closed)
+        log::warn("kafka.close_timeout", {{"client", c.name}, {"waited_ms", close_wait.count()},
+                                          {"note", "left without the final commit; unfinished offsets are redelivered"}});
+    }
+    rd_kafka_queue_destroy(q);
+  }
   {
     std::lock_guard lk(c.mu);
     c.closed = true;
     c.tracker.clear();
   }
-  rd_kafka_destroy(c.rk);
+  rd_kafka_destroy_flags(c.rk, closed ? 0 : RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
   c.rk = nullptr;
   c.connected = false;
 }

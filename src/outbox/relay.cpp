@@ -36,7 +36,33 @@ std::int64_t next_due(store::database& db) {
 struct row {
   std::int64_t id;
   queue::job_spec spec;
+  std::int64_t published_ms = 0;  // a published row whose lease passed: when it was last published
 };
+
+// The rows `q` selects (id, run_id, step_index, lane, then `outbox.run_at` or
+// `outbox_published.published_at`, as `table` says).
+result<std::vector<row>> collect(store::statement& q, std::string_view table) {
+  const bool published = table == "outbox_published";
+  std::vector<row> out;
+  for (;;) {
+    auto more = q.step();
+    if (!more) return std::move(more).err();
+    if (!*more) return out;
+    row r;
+    r.id = q.int64(0);
+    r.spec.outbox_id = r.id;
+    r.spec.run_id = q.text(1);
+    r.spec.step_index = static_cast<int>(q.int64(2));
+    auto l = queue::parse_lane(q.text(3));
+    if (!l) return make_error(errc::internal, fmt::format("{} row {}: unknown lane '{}'", table, r.id, q.text(3)));
+    r.spec.lane = *l;
+    if (published)
+      r.published_ms = q.int64(4);
+    else if (!q.is_null(4))
+      r.spec.run_at_ms = q.int64(4);  // after a delay step
+    out.push_back(std::move(r));
+  }
+}
 
 // The oldest `limit` outbox rows, through `c` (the writer's or a reader's connection).
 // With `due_by`, only rows due by then (Unix ms): for a queue that cannot hold a job until later.
@@ -47,21 +73,39 @@ result<std::vector<row>> read_rows(store::connection& c, std::size_t limit, std:
   if (!q) return std::move(q).err();
   if (due_by) q->bind(1, *due_by);
   q->bind(due_by ? 2 : 1, static_cast<std::int64_t>(limit));
-  std::vector<row> out;
-  for (;;) {
-    auto more = q->step();
-    if (!more) return std::move(more).err();
-    if (!*more) return out;
-    row r;
-    r.id = q->int64(0);
-    r.spec.run_id = q->text(1);
-    r.spec.step_index = static_cast<int>(q->int64(2));
-    auto l = queue::parse_lane(q->text(3));
-    if (!l) return make_error(errc::internal, fmt::format("outbox row {}: unknown lane '{}'", r.id, q->text(3)));
-    r.spec.lane = *l;
-    if (!q->is_null(4)) r.spec.run_at_ms = q->int64(4);  // after a delay step
-    out.push_back(std::move(r));
+  return collect(*q, "outbox");
+}
+
+// Published rows whose step has no recorded attempt `republish_after` after their publishing,
+// oldest lease first: their message was lost (retention, a result that did not open).
+result<std::vector<row>> read_expired(store::connection& c, std::size_t limit, std::int64_t now) {
+  auto q = c.prepare("SELECT id, run_id, step_index, lane, published_at FROM outbox_published WHERE republish_at <= ? "
+                     "ORDER BY republish_at LIMIT ?");
+  if (!q) return std::move(q).err();
+  q->bind(1, now);
+  q->bind(2, static_cast<std::int64_t>(limit));
+  return collect(*q, "outbox_published");
+}
+
+// The queue holds the rows' messages: each waits in outbox_published until its step's attempt
+// is recorded (outbox::settle), or is published again at now + lease. A row settled meanwhile
+// (a fast worker) is not moved: INSERT ... SELECT finds nothing.
+status mark_published(store::connection& c, const std::vector<row>& rows, std::int64_t now, std::int64_t lease_ms) {
+  for (const auto& r : rows) {
+    if (r.published_ms > 0) {
+      auto st = c.run("UPDATE outbox_published SET published_at = ?, republish_at = ? WHERE id = ?", now, now + lease_ms, r.id);
+      if (!st) return st;
+      continue;
+    }
+    auto st = c.run(
+        "INSERT INTO outbox_published (id, run_id, step_index, lane, created_at, published_at, republish_at) "
+        "SELECT id, run_id, step_index, lane, created_at, ?, ? FROM outbox WHERE id = ?",
+        now, now + lease_ms, r.id);
+    if (!st) return st;
+    st = c.run("DELETE FROM outbox WHERE id = ?", r.id);
+    if (!st) return st;
   }
+  return {};
 }
 
 status delete_rows(store::connection& c, const std::vector<row>& rows) {
@@ -95,7 +139,10 @@ relay::relay(store::database& db, queue::queue& q, metrics::registry& m, wakeup&
       rows_(m.add_counter("zapd_outbox_rows_published_total", "Outbox rows handed to the queue and deleted")),
       errors_(m.add_counter("zapd_outbox_errors_total", "Relay passes that failed (retried on the next poll)")),
       wakeups_(m.add_counter("zapd_outbox_wakeups_total", "Relay passes (notify or poll)")),
+      republished_(m.add_counter("zapd_outbox_rows_republished_total",
+                                 "Published steps published again: no attempt was recorded within kafka.republish_after_ms")),
       depth_(m.add_gauge("zapd_outbox_depth", "Outbox rows due and not yet in the queue (read at scrape time)")),
+      in_flight_(m.add_gauge("zapd_outbox_in_flight", "Published steps whose attempt is not recorded yet (Kafka fleet; read at scrape time)")),
       oldest_age_(m.add_gauge("zapd_outbox_oldest_age_seconds", "Age of the oldest due outbox row (0 when none; read at scrape time)")) {
   if (opts_.batch == 0) opts_.batch = 1;
   collector_id_ = m.add_collector([this] {
@@ -103,6 +150,8 @@ relay::relay(store::database& db, queue::queue& q, metrics::registry& m, wakeup&
     if (!b) return;
     depth_.set(b->depth);
     oldest_age_.set(b->oldest_ms > 0 ? std::max<std::int64_t>(0, (now_ms() - b->oldest_ms) / 1000) : 0);
+    if (opts_.republish_after.count() > 0)
+      if (auto n = db_.reads().with([](store::connection& c) { return in_flight(c); })) in_flight_.set(*n);
   });
   listening_ = outbox_ready_.listen([this] { notify(); });
 }
@@ -199,9 +248,63 @@ result<std::size_t> relay::move_batch_in_store() {
 result<std::size_t> relay::move_batch_via_publish() {
   std::optional<std::int64_t> due_by;
   if (!queue_.holds_delayed()) due_by = now_ms();
-  auto rows = db_.reads().with([&](store::connection& c) { return read_rows(c, opts_.batch, due_by); });
+  const bool leased = opts_.republish_after.count() > 0;
+  std::vector<row> waiting;  // expired, but nothing newer of their lane was handled either
+  auto rows = db_.reads().with([&](store::connection& c) -> result<std::vector<row>> {
+    std::vector<row> out;
+    if (leased) {  // lost messages first: they are the oldest steps
+      auto expired = read_expired(c, opts_.batch, now_ms());
+      if (!expired) return std::move(expired).err();
+      const std::int64_t now = now_ms();
+      for (auto& r : *expired) {
+        if (queue_.handled_past(r.spec.lane, r.published_ms)) {
+          out.push_back(std::move(r));
+          continue;
+        }
+        // One probe per lane and lease: if the workers are up and idle (everything they had
+        // was lost, or this process restarted and has heard no result yet), its result shows
+        // them past the others, which then go too; if they are down, it only waits as well.
+        auto& probe = last_probe_ms_[r.spec.lane == queue::lane::paid ? 1 : 0];
+        if (now - probe >= opts_.republish_after.count()) {
+          probe = now;
+          out.push_back(std::move(r));
+        } else {
+          waiting.push_back(std::move(r));
+        }
+      }
+    }
+    if (out.size() < opts_.batch) {
+      auto fresh = read_rows(c, opts_.batch - out.size(), due_by);
+      if (!fresh) return std::move(fresh).err();
+      for (auto& r : *fresh) out.push_back(std::move(r));
+    }
+    return out;
+  });
   if (!rows) return std::move(rows).err();
+  if (!waiting.empty()) {
+    // Every worker down, or a backlog older than the lease: publishing them again would only
+    // double what waits on the brokers. Another lease, from now.
+    const std::int64_t until = now_ms() + opts_.republish_after.count();
+    auto st = db_.writes().execute<bool>([&](store::connection& c) -> result<bool> {
+      for (const auto& r : waiting)
+        if (auto s = c.run("UPDATE outbox_published SET republish_at = ? WHERE id = ?", until, r.id); !s) return std::move(s).err();
+      return true;
+    });
+    if (!st) return std::move(st).err();
+    log::info("outbox.lease_extended", {{"rows", waiting.size()}, {"run", waiting.front().spec.run_id},
+                                        {"reason", "no newer step of the lane handled since"}});
+  }
   if (rows->empty()) return std::size_t{0};
+  if (leased) {
+    std::size_t again = 0;
+    for (const auto& r : *rows) again += r.published_ms > 0 ? 1 : 0;
+    if (again > 0) {
+      const auto& first = *std::find_if(rows->begin(), rows->end(), [](const row& r) { return r.published_ms > 0; });
+      log::warn("outbox.republished", {{"rows", again}, {"run", first.spec.run_id}, {"step", first.spec.step_index},
+                                       {"published_ms_ago", now_ms() - first.published_ms}});
+      republished_.inc(again);
+    }
+  }
   auto acked = std::make_shared<std::promise<status>>();  // may be answered after a stop gave up waiting
   auto fut = acked->get_future();
   auto st = queue_.publish(specs_of(*rows), [acked](status s) { acked->set_value(std::move(s)); });
@@ -213,8 +316,9 @@ result<std::size_t> relay::move_batch_via_publish() {
   st = fut.get();
   if (!st) return std::move(st).err();
   // The queue holds them now; a crash before this delete publishes them again.
-  auto del = db_.writes().execute<std::size_t>([&rows](store::connection& c) -> result<std::size_t> {
-    auto d = delete_rows(c, *rows);
+  const std::int64_t lease_ms = opts_.republish_after.count();
+  auto del = db_.writes().execute<std::size_t>([&rows, lease_ms](store::connection& c) -> result<std::size_t> {
+    auto d = lease_ms > 0 ? mark_published(c, *rows, now_ms(), lease_ms) : delete_rows(c, *rows);
     if (!d) return std::move(d).err();
     return rows->size();
   });

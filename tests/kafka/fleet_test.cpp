@@ -46,8 +46,12 @@ std::string write_key(const std::string& dir, char fill) {
   return path;
 }
 
+kafka_mock_options three_brokers() {
+  return kafka_mock_options{3, {{"zapd.steps.free", 4, 3}, {"zapd.steps.paid", 4, 3}, {"zapd.results", 4, 3}}};
+}
+
 struct fleet {
-  kafka_mock mock{kafka_mock_options{3, {{"zapd.steps.free", 4, 3}, {"zapd.steps.paid", 4, 3}, {"zapd.results", 4, 3}}}};
+  kafka_mock mock;
   http_sink sink;
   std::string data_dir = temp_dir("zapd-fleet") + "/data";
   std::unique_ptr<zapd_process> primary;
@@ -61,10 +65,11 @@ struct fleet {
             {"ZAPD_KAFKA_PROPERTIES", "fetch.wait.max.ms=10"}};
   }
 
-  fleet() {
+  explicit fleet(kafka_mock_options cluster = three_brokers(), std::vector<std::string> primary_args = {})
+      : mock(std::move(cluster)) {
     // Step 1's answer is read by step 2.
     sink.on("/one", sink_reply::json(R"({"n":42})"));
-    start_primary();
+    start_primary(std::move(primary_args));
   }
 
   void start_primary(std::vector<std::string> extra = {}) {
@@ -207,7 +212,9 @@ TEST_CASE("fleet: a worker with another fleet key refuses work and exits 2, the 
   auto zap = two_step_zap(*f.primary, a, f.sink);
   std::this_thread::sleep_for(4s);  // both members hold partitions
   auto runs = fire_many(*f.primary, a, zap, 200);
-  CHECK(wrong->wait_exit_for(60s) == 2);
+  const int wrong_exit = wrong->wait_exit_for(60s);
+  INFO("the refusing worker's log: " << wrong->log());
+  CHECK(wrong_exit == 2);
   CHECK(wrong->log().find("fleet key mismatch") != std::string::npos);
   check_all_delivered(*f.primary, a, f.sink, runs, 120s);
 }
@@ -398,4 +405,33 @@ TEST_CASE("fleet: a step too large for a Kafka message fails saying so, and the 
   CHECK(run["status"] == "failed");
   CHECK(run["error"].get<std::string>().find("larger than the Kafka message size limit") != std::string::npos);
   for (const auto& id : small) CHECK(wait_final(*f.primary, a, id, 60s)["status"] == "succeeded");
+}
+
+TEST_CASE("fleet: steps whose messages the brokers dropped are published again after kafka.republish_after_ms", "[kafka]") {
+  // The mock keeps at most 5 MiB per partition and drops the oldest messages beyond that, as
+  // topic retention does: 24 steps of about 400 KB each on one partition, published before any
+  // worker runs, leave only the newest ones. The outbox keeps every published step until its
+  // attempt is recorded, and publishes the others again once their lease passes.
+  fleet f(kafka_mock_options{1, {{"zapd.steps.free", 1, 1}, {"zapd.steps.paid", 1, 1}, {"zapd.results", 1, 1}}},
+          {"--set", "kafka.republish_after_ms=4000"});
+  auto a = sign_up(*f.primary, "lost@example.com");
+  auto zap = make_zap(*f.primary, a, json::array({http_step(f.sink.url("/big"), {{"body", "{{trigger.body.blob}}"}})}));
+  std::vector<std::string> runs;
+  for (int i = 0; i < 24; ++i)
+    runs.push_back(fire(*f.primary, a, zap, json{{"i", i}, {"blob", std::string(150 * 1024, static_cast<char>('a' + i % 26))}}.dump()));
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  // Every step delivered to the brokers and its row moved to outbox_published (the move
+  // commits after the delivery reports, so wait for the rows, not the counter).
+  while (metric_value(*f.primary, "zapd_outbox_in_flight") < 24 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  CHECK(metric_value(*f.primary, "zapd_fleet_steps_published_total") >= 24);
+  REQUIRE(metric_value(*f.primary, "zapd_outbox_in_flight") == 24);
+  f.add_worker();
+  for (const auto& id : runs) CHECK(wait_final(*f.primary, a, id, 90s)["status"] == "succeeded");
+  CHECK(metric_value(*f.primary, "zapd_outbox_rows_republished_total") >= 1);
+  // Every step reached the sink under its own Idempotency-Key; nothing is left in flight.
+  std::set<std::string> keys;
+  for (const auto& r : f.sink.requests()) keys.insert(r.header("Idempotency-Key"));
+  CHECK(keys.size() == runs.size());
+  CHECK(metric_value(*f.primary, "zapd_outbox_in_flight") == 0);
 }

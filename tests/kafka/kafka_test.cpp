@@ -46,6 +46,9 @@ class mock_cluster {
     for (int id = 1; id <= 3; ++id)
       (down ? rd_kafka_mock_broker_set_down : rd_kafka_mock_broker_set_up)(mc_, id);
   }
+  void set_rtt(int ms) {
+    for (int id = 1; id <= 3; ++id) rd_kafka_mock_broker_set_rtt(mc_, id, ms);
+  }
   void create_topic(const std::string& name, int partitions) {
     REQUIRE(rd_kafka_mock_topic_create(mc_, name.c_str(), partitions, 3) == RD_KAFKA_RESP_ERR_NO_ERROR);
   }
@@ -291,6 +294,33 @@ TEST_CASE("consumer: a group member receives every message, a new one resumes af
     CHECK(got.back().offset == 9);
     CHECK((*c)->poll(300ms) == std::nullopt);
   }
+}
+
+TEST_CASE("consumer: close gives up on a coordinator that does not answer within its bound") {
+  mock_cluster mc;
+  mc.create_topic("zapd.slow", 1);
+  metrics::registry m;
+  auto s = mc.settings();
+  {
+    auto p = kafka::producer::open(s, "prod", m);
+    REQUIRE(p.ok());
+    produce_all(**p, "zapd.slow", 3);
+  }
+  auto c = kafka::consumer::open(s, "g-slow", {"zapd.slow"}, "c1", m);
+  REQUIRE(c.ok());
+  auto got = poll_n(**c, 3, 20s);
+  REQUIRE(got.size() == 3);
+  for (const auto& msg : got) (*c)->done(msg);
+  // Every broker now answers after 5 minutes: the leave and the final commit never come back.
+  mc.set_rtt(300'000);
+  const auto t0 = std::chrono::steady_clock::now();
+  (*c)->close();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  INFO("close took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  // Requests time out after 10 s (socket.timeout.ms) and the close is served 12 s at most;
+  // with librdkafka's defaults this waits 60 s for the commit's answer.
+  CHECK(took < 30s);
+  mc.set_rtt(0);
 }
 
 TEST_CASE("ensure_topics: against the mock cluster it answers within the wait") {

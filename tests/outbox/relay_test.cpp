@@ -7,15 +7,19 @@
 #include <cstdlib>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "fake_clock.hpp"
 #include "outside_queue.hpp"
 #include "zapd/metrics/registry.hpp"
+#include "zapd/outbox/outbox.hpp"
 #include "zapd/outbox/relay.hpp"
 #include "zapd/queue/sqlite_queue.hpp"
 #include "zapd/store/database.hpp"
@@ -176,6 +180,173 @@ TEST_CASE("relay: a queue outside the store gets publish, and rows go once it ac
   // The relay counts a batch after its delete commits, so the count may trail the table a moment.
   auto& published = f.reg.add_counter("zapd_outbox_rows_published_total", "");
   CHECK(wait_for([&] { return published.value() == 25; }, 5s) < 5s);
+}
+
+namespace {
+
+// A queue outside the store that reports each step's outcome later (the Kafka fleet's shape):
+// it records what it was given and acknowledges at once, or holds the acknowledgement until
+// release() when `hold` is set.
+struct later_queue final : zapd::queue::queue {
+  status publish(std::vector<zapd::queue::job_spec> b, done_fn d) override {
+    std::unique_lock lk(mu);
+    for (auto& s : b) seen.push_back(s);
+    if (hold) {
+      held = std::move(d);
+      return {};
+    }
+    lk.unlock();
+    d({});
+    return {};
+  }
+  void release() {
+    done_fn d;
+    {
+      std::lock_guard lk(mu);
+      d = std::move(held);
+    }
+    if (d) d({});
+  }
+  std::vector<zapd::queue::job_spec> specs() {
+    std::lock_guard lk(mu);
+    return seen;
+  }
+  bool holding() {
+    std::lock_guard lk(mu);
+    return static_cast<bool>(held);
+  }
+  bool holds_delayed() const override { return false; }
+  bool handled_past(zapd::queue::lane, std::int64_t) const override { return past.load(); }
+  result<std::vector<zapd::queue::job>> claim(zapd::queue::lane, std::size_t, std::chrono::milliseconds) override { return std::vector<zapd::queue::job>{}; }
+  status ack(const zapd::queue::job&) override { return {}; }
+  status retry(const zapd::queue::job&, std::chrono::system_clock::time_point) override { return {}; }
+  status dead(const zapd::queue::job&, std::string_view) override { return {}; }
+
+  std::mutex mu;
+  std::vector<zapd::queue::job_spec> seen;
+  bool hold = false;
+  done_fn held;
+  std::atomic<bool> past{true};  // handled_past's answer
+};
+
+void settle(store::database& db, std::int64_t id) {
+  auto r = db.writes().execute<bool>([&](store::connection& c) -> result<bool> {
+    if (auto st = outbox::settle(c, id); !st) return std::move(st).err();
+    return true;
+  });
+  REQUIRE(r.ok());
+}
+
+// A relay with republish_after over a later_queue, `rows` outbox rows (runs "run-<i>", step 0)
+// committed; set the queue up, then start `r`.
+struct leased {
+  leased(int rows, std::chrono::milliseconds lease) : db(open_db(fresh_db())) {
+    outbox::relay::options o;
+    o.batch = 10;
+    o.poll = 20ms;
+    o.republish_after = lease;
+    add_outbox_rows(*db, rows);
+    r = std::make_unique<outbox::relay>(*db, q, reg, outbox_ready, jobs_ready, o);
+  }
+  ~leased() {
+    r.reset();
+    db->stop();
+  }
+  std::int64_t published() { return scalar(*db, "SELECT count(*) FROM outbox_published"); }
+
+  std::unique_ptr<store::database> db;
+  metrics::registry reg;
+  wakeup outbox_ready, jobs_ready;
+  later_queue q;
+  std::unique_ptr<outbox::relay> r;
+};
+
+}  // namespace
+
+TEST_CASE("relay: with republish_after, an acknowledged row waits until settled and is published again after its lease") {
+  leased f(4, 1500ms);
+  f.r->start();
+  REQUIRE(wait_for([&] { return f.published() == 4; }, 5s) < 5s);
+  CHECK(scalar(*f.db, "SELECT count(*) FROM outbox") == 0);
+  auto first = f.q.specs();
+  REQUIRE(first.size() == 4);
+  std::set<std::int64_t> ids;
+  for (const auto& s : first) ids.insert(s.outbox_id);
+  CHECK(ids.size() == 4);
+  CHECK(*ids.begin() > 0);
+
+  // The recorder settles two steps; the other two get no result: published again, same rows.
+  settle(*f.db, first[0].outbox_id);
+  settle(*f.db, first[1].outbox_id);
+  CHECK(f.published() == 2);
+  CHECK(wait_for([&] { return f.q.specs().size() >= 6; }, 10s) < 10s);
+  auto all = f.q.specs();
+  REQUIRE(all.size() == 6);
+  CHECK(std::set<std::int64_t>{all[4].outbox_id, all[5].outbox_id} ==
+        std::set<std::int64_t>{first[2].outbox_id, first[3].outbox_id});
+  CHECK(all[4].run_id != first[0].run_id);
+  CHECK(f.reg.add_counter("zapd_outbox_rows_republished_total", "").value() == 2);
+  // Published again means a new lease, not a republish on every pass.
+  std::this_thread::sleep_for(300ms);
+  CHECK(f.q.specs().size() == 6);
+  CHECK(f.published() == 2);
+  settle(*f.db, first[2].outbox_id);
+  settle(*f.db, first[3].outbox_id);
+  CHECK(f.published() == 0);
+  std::this_thread::sleep_for(2000ms);
+  CHECK(f.q.specs().size() == 6);
+}
+
+TEST_CASE("relay: while the consumers handled nothing newer, expired rows wait, one per lease goes as a probe") {
+  leased f(4, 1000ms);
+  f.q.past = false;  // every worker down: nothing newer handled
+  f.r->start();
+  REQUIRE(wait_for([&] { return f.published() == 4; }, 5s) < 5s);
+  const auto first_lease = scalar(*f.db, "SELECT min(republish_at) FROM outbox_published");
+  std::this_thread::sleep_for(2600ms);  // two leases passed: without the guard, 8 rows again
+  auto& again = f.reg.add_counter("zapd_outbox_rows_republished_total", "");
+  INFO("published again: " << again.value());
+  CHECK(again.value() >= 1);  // the probes
+  CHECK(again.value() <= 3);  // one per lease
+  CHECK(scalar(*f.db, "SELECT min(republish_at) FROM outbox_published") > first_lease);  // new leases
+  CHECK(f.published() == 4);
+  // A probe's result shows the workers past the others: they all go at their next expiry.
+  f.q.past = true;
+  const auto before = f.q.specs().size();
+  CHECK(wait_for([&] { return f.q.specs().size() >= before + 3; }, 5s) < 5s);
+}
+
+TEST_CASE("outbox: settle_step drops only that step's published rows (a result without its row id)") {
+  leased f(3, 60s);  // runs run-0, run-1, run-2, step 0
+  f.r->start();
+  REQUIRE(wait_for([&] { return f.published() == 3; }, 5s) < 5s);
+  auto w = f.db->writes().execute<bool>([&](store::connection& c) -> result<bool> {
+    if (auto st = outbox::settle_step(c, "run-1", 0); !st) return std::move(st).err();
+    if (auto st = outbox::settle_step(c, "run-2", 1); !st) return std::move(st).err();  // another step: kept
+    return true;
+  });
+  REQUIRE(w.ok());
+  CHECK(f.published() == 2);
+  CHECK(scalar(*f.db, "SELECT count(*) FROM outbox_published WHERE run_id = 'run-1'") == 0);
+}
+
+TEST_CASE("relay: a row settled before its acknowledgement came is not kept for republishing") {
+  leased f(3, 1000ms);
+  f.q.hold = true;
+  f.r->start();
+  REQUIRE(wait_for([&] { return f.q.holding(); }, 5s) < 5s);
+  auto specs = f.q.specs();
+  REQUIRE(specs.size() == 3);
+  // A fast worker: the result of the first step is recorded before the delivery report.
+  settle(*f.db, specs[0].outbox_id);
+  {
+    std::lock_guard lk(f.q.mu);
+    f.q.hold = false;
+  }
+  f.q.release();
+  CHECK(wait_for([&] { return scalar(*f.db, "SELECT count(*) FROM outbox") == 0; }, 5s) < 5s);
+  CHECK(f.published() == 2);
+  CHECK(scalar(*f.db, fmt::format("SELECT count(*) FROM outbox_published WHERE id = {}", specs[0].outbox_id)) == 0);
 }
 
 TEST_CASE("relay: stop is clean, rows it did not reach wait for the next start") {

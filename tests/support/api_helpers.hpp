@@ -116,4 +116,14 @@ inline nlohmann::json wait_final(const zapd_process& z, const account& a, const 
   return run;
 }
 
+/// The value of an unlabelled metric on the process's /metrics, -1 when it is not there.
+inline double metric_value(const zapd_process& z, const std::string& name) {
+  const std::string text = z.request("GET", "/metrics").body;
+  for (std::size_t at = 0; (at = text.find(name + " ", at)) != std::string::npos; at += name.size()) {
+    if (at > 0 && text[at - 1] != '\n') continue;
+    return std::stod(text.substr(at + name.size() + 1));
+  }
+  return -1;
+}
+
 }  // namespace zapd::test

@@ -43,6 +43,7 @@ struct settings {
   std::string kafka_create_topics = "on";
   std::string kafka_properties;       // "name=value;name=value": any librdkafka property (TLS, SASL)
   std::string kafka_properties_file;  // a file of name=value lines, applied after kafka.properties
+  std::int64_t kafka_republish_after_ms = 900'000;  // a published step with no recorded attempt this long is published again
   // [hooks]
   std::int64_t hooks_max_depth = 64;
   std::int64_t hooks_dedup_window_seconds = 86'400;

@@ -34,6 +34,18 @@ std::string steps_topic(const kafka::settings& s, zapd::queue::lane l);
 std::string results_topic(const kafka::settings& s);
 std::vector<std::string> all_topics(const kafka::settings& s);
 
+/// How far the fleet's workers have got, per lane: the latest publishing time (Unix ms) of a
+/// step whose result the recorder has read (since this process started). The recorder writes
+/// it, `step_queue::handled_past` reads it. Thread-safe.
+class lane_progress {
+ public:
+  void handled(zapd::queue::lane l, std::int64_t published_ms);
+  std::int64_t through(zapd::queue::lane l) const;
+
+ private:
+  std::array<std::atomic<std::int64_t>, 2> through_{};
+};
+
 /// The primary's queue when `queue.backend = "kafka"`: what the outbox relay publishes to.
 /// Each due step is rendered here (`worker::preparer`, on the relay's thread: it reads the
 /// store), sealed, and produced to its lane's topic keyed by run id (a run's steps stay in
@@ -45,9 +57,14 @@ std::vector<std::string> all_topics(const kafka::settings& s);
 class step_queue final : public zapd::queue::queue {
  public:
   step_queue(store::database& db, const worker::preparer& prep, kafka::producer& producer, const kafka::settings& s,
-             const sealer& seal, const clock& clk, metrics::registry& m);
+             const sealer& seal, const clock& clk, metrics::registry& m, const lane_progress& progress);
 
   bool holds_delayed() const override { return false; }
+  /// A step of the lane published later than `published_ms` has its result read: the workers
+  /// are past it, so a row still without a result was lost (retention, an unreadable result).
+  bool handled_past(zapd::queue::lane l, std::int64_t published_ms) const override {
+    return progress_.through(l) > published_ms;
+  }
   status publish(std::vector<zapd::queue::job_spec> batch, done_fn done) override;
   result<std::vector<zapd::queue::job>> claim(zapd::queue::lane l, std::size_t max, std::chrono::milliseconds lease) override;
   status ack(const zapd::queue::job& j) override;
@@ -61,6 +78,7 @@ class step_queue final : public zapd::queue::queue {
   const kafka::settings& settings_;
   const sealer& seal_;
   const clock& clock_;
+  const lane_progress& progress_;
   metrics::counter& published_;
   metrics::counter& skipped_;
 };
@@ -76,7 +94,7 @@ class step_queue final : public zapd::queue::queue {
 class recorder {
  public:
   recorder(store::database& db, const kafka::settings& s, const sealer& seal, const clock& clk, metrics::registry& m,
-           wakeup& outbox_ready, worker::retry_policy fallback);
+           wakeup& outbox_ready, worker::retry_policy fallback, lane_progress& progress);
   ~recorder();
   status start();
   void stop();
@@ -92,6 +110,7 @@ class recorder {
   metrics::registry& metrics_;
   wakeup& outbox_ready_;
   worker::retry_policy fallback_;
+  lane_progress& progress_;
   std::unique_ptr<kafka::consumer> consumer_;
   std::array<metrics::counter*, 4> outcomes_{};  // succeeded, retry, failed, filtered
   metrics::counter& duplicates_;

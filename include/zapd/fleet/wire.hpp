@@ -34,6 +34,7 @@ struct step_message {
   std::vector<std::string> secret_values;  // masked in everything the worker sends back
   nlohmann::json meta;                    // worker::step_meta, echoed back in the result
   std::int64_t published_ms = 0;
+  std::int64_t outbox_id = 0;  // the primary's outbox row, echoed back: settled when recorded
 };
 
 /// A step's outcome, masked by the worker, for the primary to record.
@@ -46,6 +47,8 @@ struct result_message {
   std::int64_t started_ms = 0;
   std::string worker;  // which worker ran it: host:pid
   nlohmann::json meta;
+  std::int64_t outbox_id = 0;     // the step message's
+  std::int64_t published_ms = 0;  // the step message's: how far the workers have got
 };
 
 std::string encode(const step_message& m);

@@ -84,7 +84,9 @@ class consumer {
   /// message of that partition is done too).
   void done(const message& m);
   /// Commits the stored offsets and leaves the group (the partitions go to other members).
-  /// Idempotent.
+  /// Bounded: a request the brokers do not answer times out after 10 s (the consumers'
+  /// socket.timeout.ms), and past 12 s the close gives up (`kafka.close_timeout`); the next
+  /// owner then redelivers from the last commit. Idempotent.
   void close();
 
   struct impl;

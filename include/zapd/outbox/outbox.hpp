@@ -35,7 +35,24 @@ struct backlog {
 };
 result<backlog> measure(store::connection& c, std::int64_t now_ms);
 
-/// Drops the run's steps not handed to the queue yet (a cancelled or pruned run).
+/// Drops the run's steps not handed to the queue yet (a cancelled or pruned run). A step
+/// published and not settled stays in `outbox_published`: its result (or its republishing)
+/// finds the run final and settles it.
 status drop_run(store::connection& c, const std::string& run_id);
+
+/// With a queue that reports each step's outcome later (the Kafka fleet; relay option
+/// `republish_after`), a published row waits in `outbox_published` until its step's attempt
+/// is recorded, and is published again if that takes longer than the lease.
+
+/// Outbox row `id`'s step has its attempt recorded, or needs none (its step or run is final):
+/// the row is done, wherever it is (outbox or outbox_published). 0 does nothing.
+status settle(store::connection& c, std::int64_t id);
+/// The published rows of the step, for an attempt recorded from a result that does not name
+/// its row (a worker from before `outboxId`, during a rolling upgrade). Scans the table: rare.
+status settle_step(store::connection& c, const std::string& run_id, int step_index);
+/// Whether outbox row `id` still waits for its step: in the outbox, or published and not settled.
+result<bool> pending(store::connection& c, std::int64_t id);
+/// Published rows waiting for their step's result.
+result<std::int64_t> in_flight(store::connection& c);
 
 }  // namespace zapd::outbox

@@ -33,6 +33,8 @@ namespace zapd::outbox {
 /// - otherwise (a queue outside the store): read the batch, `publish` it, wait for the
 ///   acknowledgement, then delete the rows. A crash in between publishes them again
 ///   (at-least-once; the queue and the workers' idempotency keys absorb the duplicate).
+///   With `republish_after`, acknowledged rows move to `outbox_published` instead, and the
+///   ones whose lease passed are published again with the batch (see options).
 /// A thread rather than writer callbacks because the generic path waits for the queue's
 /// acknowledgement, and the writer thread must never wait.
 ///
@@ -47,6 +49,16 @@ class relay {
   struct options {
     std::size_t batch = 256;
     std::chrono::milliseconds poll{1000};
+    /// 0: a row goes once the queue acknowledged it. Above 0 (the Kafka fleet, whose queue
+    /// reports each step's outcome later through its recorder): the row moves to
+    /// `outbox_published` until `outbox::settle`, and is published again when no attempt was
+    /// recorded this long after its publishing (a message lost to retention or unreadable),
+    /// if the queue's consumers have handled a newer job of its lane
+    /// (`queue::handled_past`); else it gets another lease (every worker down: the backlog
+    /// waits on the brokers, and is not published again each lease), except one row per lane
+    /// and lease, published again as a probe: workers that are up and idle answer it, and
+    /// the rest follow.
+    std::chrono::milliseconds republish_after{0};
   };
 
   /// Both bells must outlive the relay.
@@ -82,9 +94,12 @@ class relay {
   metrics::counter& rows_;
   metrics::counter& errors_;
   metrics::counter& wakeups_;
+  metrics::counter& republished_;
   metrics::gauge& depth_;
+  metrics::gauge& in_flight_;
   metrics::gauge& oldest_age_;
   std::uint64_t collector_id_ = 0;
+  std::int64_t last_probe_ms_[2] = {0, 0};  // per lane (free, paid): the relay thread's only
 
   std::mutex mu_;
   std::condition_variable cv_;

@@ -21,6 +21,7 @@ struct job_spec {
   int step_index = 0;
   queue::lane lane = lane::free;
   std::int64_t run_at_ms = 0;  // not claimable before this (Unix ms); 0 = now
+  std::int64_t outbox_id = 0;  // the outbox row it was published from (the relay sets it), 0 when none
 };
 
 /// A claimed job. `id` and `attempts` together identify THIS claim: ack/retry/dead of a

@@ -44,6 +44,16 @@ class queue {
   /// until then. False (Kafka: a message is for now): the relay publishes a row only once it
   /// is due.
   virtual bool holds_delayed() const { return true; }
+  /// Whether the queue's consumers have handled a job of lane `l` published after
+  /// `published_ms` (Unix ms). The outbox relay asks before publishing again a row whose
+  /// outcome never came (relay option `republish_after`): while nothing newer is handled (every
+  /// consumer down, a backlog older than the row), the row is waiting, not lost, and it only
+  /// gets a new lease. A queue that cannot tell answers true.
+  virtual bool handled_past(lane l, std::int64_t published_ms) const {
+    (void)l;
+    (void)published_ms;
+    return true;
+  }
 
   /// Leases up to `max` claimable jobs of `lane` for `lease`, fewer when the lane's
   /// concurrency limit allows fewer. Each returned job's attempts is one more than before.
