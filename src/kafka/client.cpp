@@ -6,6 +6,7 @@
 
 #include "zapd/core/json.hpp"
 #include "zapd/core/log.hpp"
+#include "zapd/kafka/rdkafka_lazy.hpp"
 
 namespace zapd::kafka::detail {
 
@@ -77,6 +78,8 @@ void on_log(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
 }  // namespace
 
 result<conf_ptr> make_conf(const settings& s, const property_list& own) {
+  // Every client (producer, consumer, ensure_topics) starts here: no librdkafka, no client.
+  if (auto why = rdkafka_unavailable()) return make_error(errc::unavailable, *why);
   conf_ptr conf(rd_kafka_conf_new());
   if (!s.brokers.empty())
     if (auto st = set(conf.get(), "bootstrap.servers", s.brokers); !st) return std::move(st).err();

@@ -1,3 +1,4 @@
+#include <array>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -137,10 +138,26 @@ status producer::produce(const std::string& topic, std::string_view key, std::st
     ++p.unfinished;
   }
   (void)fn.release();  // owned through `pending` now
-  auto err = rd_kafka_producev(p.rk.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
-                               RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
-                               RD_KAFKA_V_VALUE(value.data(), value.size()),
-                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(raw), RD_KAFKA_V_END);
+  // rd_kafka_produceva, not the variadic rd_kafka_producev: librdkafka is loaded at run time
+  // (rdkafka_lazy.cpp), and a variadic call cannot be forwarded.
+  std::array<rd_kafka_vu_t, 5> vu{};
+  vu[0].vtype = RD_KAFKA_VTYPE_TOPIC;
+  vu[0].u.cstr = topic.c_str();
+  vu[1].vtype = RD_KAFKA_VTYPE_KEY;
+  vu[1].u.mem.ptr = key.empty() ? nullptr : const_cast<char*>(key.data());  // copied (F_COPY), never written
+  vu[1].u.mem.size = key.size();
+  vu[2].vtype = RD_KAFKA_VTYPE_VALUE;
+  vu[2].u.mem.ptr = value.data();
+  vu[2].u.mem.size = value.size();
+  vu[3].vtype = RD_KAFKA_VTYPE_MSGFLAGS;
+  vu[3].u.i = RD_KAFKA_MSG_F_COPY;
+  vu[4].vtype = RD_KAFKA_VTYPE_OPAQUE;
+  vu[4].u.ptr = raw;
+  auto err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (rd_kafka_error_t* e = rd_kafka_produceva(p.rk.get(), vu.data(), vu.size())) {
+    err = rd_kafka_error_code(e);
+    rd_kafka_error_destroy(e);
+  }
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return {};
   // Not queued: no report will come, and `done` must not be called.
   {

@@ -10,12 +10,12 @@
 // define the functions themselves.
 #define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
-#include <dlfcn.h>
 
 #include <cstdarg>
 #include <mutex>
 #include <string>
 
+#include "zapd/core/dl.hpp"
 #include "zapd/core/log.hpp"
 #include "zapd/outbound/curl_lazy.hpp"
 
@@ -60,64 +60,46 @@ struct loaded {
 loaded g;
 std::once_flag g_once;
 
-template <class F>
-bool resolve(void* lib, F& out, const char* name, std::string& missing) {
-  dlerror();
-  out = reinterpret_cast<F>(dlsym(lib, name));
-  if (out == nullptr && missing.empty()) {
-    const char* why = dlerror();
-    missing = why != nullptr ? why : std::string(name) + ": no such symbol";
-  }
-  return out != nullptr;
-}
-
 void load() {
-  void* lib = dlopen(library, RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) {
-    const char* why = dlerror();
-    g.error = std::string(not_loaded) + ": " + (why != nullptr ? why : library);
-  } else {
-    std::string missing;
-    api& f = g.fn;
-    bool all = true;
-#define ZAPD_CURL_RESOLVE(member, name) all = resolve(lib, f.member, #name, missing) && all
-    ZAPD_CURL_RESOLVE(global_init, curl_global_init);
-    ZAPD_CURL_RESOLVE(easy_init, curl_easy_init);
-    ZAPD_CURL_RESOLVE(easy_cleanup, curl_easy_cleanup);
-    ZAPD_CURL_RESOLVE(easy_setopt, curl_easy_setopt);
-    ZAPD_CURL_RESOLVE(easy_getinfo, curl_easy_getinfo);
-    ZAPD_CURL_RESOLVE(easy_strerror, curl_easy_strerror);
-    ZAPD_CURL_RESOLVE(slist_append, curl_slist_append);
-    ZAPD_CURL_RESOLVE(slist_free_all, curl_slist_free_all);
-    ZAPD_CURL_RESOLVE(url, curl_url);
-    ZAPD_CURL_RESOLVE(url_set, curl_url_set);
-    ZAPD_CURL_RESOLVE(url_get, curl_url_get);
-    ZAPD_CURL_RESOLVE(url_cleanup, curl_url_cleanup);
-    ZAPD_CURL_RESOLVE(url_strerror, curl_url_strerror);
-    ZAPD_CURL_RESOLVE(free, curl_free);
-    ZAPD_CURL_RESOLVE(multi_init, curl_multi_init);
-    ZAPD_CURL_RESOLVE(multi_cleanup, curl_multi_cleanup);
-    ZAPD_CURL_RESOLVE(multi_setopt, curl_multi_setopt);
-    ZAPD_CURL_RESOLVE(multi_add_handle, curl_multi_add_handle);
-    ZAPD_CURL_RESOLVE(multi_remove_handle, curl_multi_remove_handle);
-    ZAPD_CURL_RESOLVE(multi_socket_action, curl_multi_socket_action);
-    ZAPD_CURL_RESOLVE(multi_timeout, curl_multi_timeout);
-    ZAPD_CURL_RESOLVE(multi_info_read, curl_multi_info_read);
-    ZAPD_CURL_RESOLVE(multi_strerror, curl_multi_strerror);
+  zapd::dl::library lib(library, not_loaded);
+  api& f = g.fn;
+#define ZAPD_CURL_RESOLVE(member, name) lib.resolve(f.member, #name)
+  ZAPD_CURL_RESOLVE(global_init, curl_global_init);
+  ZAPD_CURL_RESOLVE(easy_init, curl_easy_init);
+  ZAPD_CURL_RESOLVE(easy_cleanup, curl_easy_cleanup);
+  ZAPD_CURL_RESOLVE(easy_setopt, curl_easy_setopt);
+  ZAPD_CURL_RESOLVE(easy_getinfo, curl_easy_getinfo);
+  ZAPD_CURL_RESOLVE(easy_strerror, curl_easy_strerror);
+  ZAPD_CURL_RESOLVE(slist_append, curl_slist_append);
+  ZAPD_CURL_RESOLVE(slist_free_all, curl_slist_free_all);
+  ZAPD_CURL_RESOLVE(url, curl_url);
+  ZAPD_CURL_RESOLVE(url_set, curl_url_set);
+  ZAPD_CURL_RESOLVE(url_get, curl_url_get);
+  ZAPD_CURL_RESOLVE(url_cleanup, curl_url_cleanup);
+  ZAPD_CURL_RESOLVE(url_strerror, curl_url_strerror);
+  ZAPD_CURL_RESOLVE(free, curl_free);
+  ZAPD_CURL_RESOLVE(multi_init, curl_multi_init);
+  ZAPD_CURL_RESOLVE(multi_cleanup, curl_multi_cleanup);
+  ZAPD_CURL_RESOLVE(multi_setopt, curl_multi_setopt);
+  ZAPD_CURL_RESOLVE(multi_add_handle, curl_multi_add_handle);
+  ZAPD_CURL_RESOLVE(multi_remove_handle, curl_multi_remove_handle);
+  ZAPD_CURL_RESOLVE(multi_socket_action, curl_multi_socket_action);
+  ZAPD_CURL_RESOLVE(multi_timeout, curl_multi_timeout);
+  ZAPD_CURL_RESOLVE(multi_info_read, curl_multi_info_read);
+  ZAPD_CURL_RESOLVE(multi_strerror, curl_multi_strerror);
 #undef ZAPD_CURL_RESOLVE
-    if (!all) {
-      // Too old a libcurl: never call into half of it. The library stays mapped (harmless).
+  if (auto why = lib.failure()) {
+    // Not there, or too old a libcurl: never call into half of it. The library stays mapped (harmless).
+    g.fn = api{};
+    g.error = *why;
+  } else {
+    // Once per process, before the first handle; never cleaned up.
+    g.init_rc = g.fn.global_init(CURL_GLOBAL_DEFAULT);
+    if (g.init_rc != CURLE_OK) {
+      g.error = std::string(not_loaded) + ": curl_global_init failed (" + g.fn.easy_strerror(g.init_rc) + ")";
       g.fn = api{};
-      g.error = std::string(not_loaded) + ": " + missing;
     } else {
-      // Once per process, before the first handle; never cleaned up.
-      g.init_rc = g.fn.global_init(CURL_GLOBAL_DEFAULT);
-      if (g.init_rc != CURLE_OK) {
-        g.error = std::string(not_loaded) + ": curl_global_init failed (" + g.fn.easy_strerror(g.init_rc) + ")";
-        g.fn = api{};
-      } else {
-        g.ok = true;
-      }
+      g.ok = true;
     }
   }
   if (!g.ok) zapd::log::error("outbound.curl_load_failed", {{"error", g.error}});

@@ -1,14 +1,13 @@
 // libcurl is loaded on first use (src/outbound/curl_lazy.cpp, docs/BENCHMARKS.md "Footprint"):
 // through the real binary, a server that has only run zaps without an HTTP or email step has
 // no libcurl mapped; the first HTTP step loads it and succeeds.
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include <catch2/catch.hpp>
 
 #include "api_helpers.hpp"
 #include "http_sink.hpp"
+#include "proc_maps.hpp"
 #include "zapd_process.hpp"
 
 using namespace zapd::test;
@@ -17,24 +16,7 @@ using json = nlohmann::json;
 namespace {
 
 /// The lines of /proc/<pid>/maps that map a libcurl file.
-std::string curl_mappings(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
-  REQUIRE(in);
-  std::string line, found;
-  while (std::getline(in, line))
-    if (line.find("/libcurl") != std::string::npos) found += line + "\n";
-  return found;
-}
-
-/// Every shared object mapped (to show what the process had when a check fails).
-std::string libraries(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/maps");
-  std::ostringstream all;
-  std::string line;
-  while (std::getline(in, line))
-    if (auto at = line.find(".so"); at != std::string::npos) all << line.substr(line.find('/')) << "\n";
-  return all.str();
-}
+std::string curl_mappings(pid_t pid) { return zapd::test::mappings(pid, "/libcurl"); }
 
 json step(const std::string& kind, json meta) { return {{"availableActionId", kind}, {"actionMetadata", std::move(meta)}}; }
 
