@@ -51,12 +51,19 @@ auth::options auth_options(const config::settings& s, const std::string& data_di
 }
 
 queue::sqlite_queue::options queue_options(const config::settings& s) {
-  return {static_cast<std::size_t>(s.queue_paid_concurrency), static_cast<std::size_t>(s.queue_free_concurrency),
+  // Live leases per lane: the steps executing (the concurrency) and the results of finished
+  // ones waiting for their commit (worker::pool::recording_per_slot each).
+  constexpr std::size_t leases_per_slot = 1 + worker::pool::recording_per_slot;
+  return {leases_per_slot * static_cast<std::size_t>(s.queue_paid_concurrency),
+          leases_per_slot * static_cast<std::size_t>(s.queue_free_concurrency),
           s.outbox_direct == "on" && s.queue_backend == "embedded"};
 }
 
 outbox::relay::options relay_options(const config::settings& s) {
-  return {static_cast<std::size_t>(s.outbox_batch), std::chrono::milliseconds(s.outbox_poll_ms)};
+  outbox::relay::options o{static_cast<std::size_t>(s.outbox_batch), std::chrono::milliseconds(s.outbox_poll_ms)};
+  // The fleet's recorder settles each published row when it records the step's attempt.
+  if (s.queue_backend == "kafka") o.republish_after = std::chrono::milliseconds(s.kafka_republish_after_ms);
+  return o;
 }
 
 worker::pool::options worker_options(const config::settings& s) {

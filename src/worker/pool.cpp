@@ -103,7 +103,8 @@ void pool::claim_loop(lane_state& ls) {
       lk.lock();
     }
     ls.woken = false;
-    const std::size_t room = ls.slots - std::min(ls.slots, ls.in_flight);
+    const std::size_t recording_max = recording_per_slot * ls.slots;
+    const std::size_t room = ls.recording >= recording_max ? 0 : ls.slots - std::min(ls.slots, ls.in_flight);
     bool full = room == 0;
     if (room > 0) {
       lk.unlock();
@@ -113,9 +114,9 @@ void pool::claim_loop(lane_state& ls) {
       if (jobs && !jobs->empty()) {
         for (const auto& j : *jobs) {
           ++ls.in_flight;
-          running_[{j.id, j.attempts}] = j;
+          running_[{j.id, j.attempts}] = claim{j, true};
         }
-        in_flight_gauge_.set(static_cast<std::int64_t>(running_.size()));
+        show_in_flight();
         lk.unlock();
         for (const auto& j : *jobs) begin(j);
         lk.lock();
@@ -129,8 +130,10 @@ void pool::claim_loop(lane_state& ls) {
       auto wait = std::chrono::milliseconds(std::max<std::int64_t>(0, due - clock_.now_ms()));
       until = std::min(until, std::chrono::steady_clock::now() + wait);
     }
-    cv_.wait_until(lk, until,
-                   [&] { return stopping_ || ls.woken || !deferred_.empty() || !pending_.empty() || (full && ls.in_flight < ls.slots); });
+    cv_.wait_until(lk, until, [&] {
+      return stopping_ || ls.woken || !deferred_.empty() || !pending_.empty() ||
+             (full && ls.in_flight < ls.slots && ls.recording < recording_max);
+    });
     if (due > 0 && clock_.now_ms() >= due) {
       std::int64_t expected = due;  // clear it unless a sooner retry was scheduled meanwhile
       next_due_ms_.compare_exchange_strong(expected, 0);
@@ -249,9 +252,11 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
   auto record = std::make_shared<std::function<status()>>(
       [this, work = std::move(work), committed = std::move(committed)]() { return db_.writes().submit_for<bool>(work, committed); });
   auto st = (*record)();
-  if (!st && st.err().code == errc::overloaded) {
-    defer(std::move(record));
-  } else if (!st) {
+  if (st) {
+    handed_over(j);
+  } else if (st.err().code == errc::overloaded) {
+    defer(std::move(record));  // its slot stays taken: the writer is behind, so is the lane
+  } else {
     // The writer is stopping: the lease ends and the step runs again (at-least-once).
     log::warn("worker.record_refused", {{"run", j.run_id}, {"step", j.step_index}, {"error", st.err().message}});
     done(j);
@@ -326,13 +331,34 @@ void pool::settle_skip(const queue::job& j, const std::string& why) {
   if (!st) done(j);
 }
 
+void pool::show_in_flight() {
+  in_flight_gauge_.set(static_cast<std::int64_t>(lanes_[0].in_flight + lanes_[1].in_flight));
+}
+
+void pool::handed_over(const queue::job& j) {
+  {
+    std::lock_guard lk(mu_);
+    auto it = running_.find({j.id, j.attempts});
+    if (it == running_.end() || !it->second.executing) return;  // committed already, or moved
+    it->second.executing = false;
+    auto& ls = lanes_[index_of(j.lane)];
+    if (ls.in_flight > 0) --ls.in_flight;
+    ++ls.recording;
+    show_in_flight();
+  }
+  cv_.notify_all();
+}
+
 void pool::done(const queue::job& j) {
   {
     std::lock_guard lk(mu_);
-    if (running_.erase({j.id, j.attempts}) == 0) return;
+    auto it = running_.find({j.id, j.attempts});
+    if (it == running_.end()) return;
     auto& ls = lanes_[index_of(j.lane)];
-    if (ls.in_flight > 0) --ls.in_flight;
-    in_flight_gauge_.set(static_cast<std::int64_t>(running_.size()));
+    std::size_t& count = it->second.executing ? ls.in_flight : ls.recording;
+    if (count > 0) --count;
+    running_.erase(it);
+    show_in_flight();
   }
   cv_.notify_all();
 }
@@ -364,7 +390,7 @@ void pool::stop() {
       }
       cv_.wait_for(lk, std::chrono::milliseconds(10), [this] { return running_.empty() || !pending_.empty(); });
     }
-    for (const auto& [claim, j] : running_) left.push_back(j);
+    for (const auto& [key, c] : running_) left.push_back(c.job);
     deferred_.clear();  // their leases are given back below
   }
   // Attempts still running give their jobs back now; their late results will find the lease

@@ -394,6 +394,41 @@ TEST_CASE("pool: a result that arrives after its lease passed to a newer claim i
   CHECK(f.counter("zapd_worker_results_discarded_total") == 1);
 }
 
+namespace {
+
+// Holds the writer on a request that waits until open() (or the end of the case, or the
+// writer and the fixture's teardown would wait forever): nothing behind it commits meanwhile.
+struct writer_gate {
+  explicit writer_gate(store::database& db) {
+    auto opened = gate_.get_future().share();
+    auto running = started_.get_future();
+    REQUIRE(db.writes()
+                .submit(
+                    [this, opened](store::connection&) -> status {
+                      started_.set_value();
+                      opened.wait();
+                      return {};
+                    },
+                    nullptr)
+                .ok());
+    running.wait();
+  }
+  writer_gate(const writer_gate&) = delete;
+  writer_gate& operator=(const writer_gate&) = delete;
+  ~writer_gate() { open(); }
+  void open() {
+    if (!open_) gate_.set_value();
+    open_ = true;
+  }
+
+ private:
+  std::promise<void> started_;  // outlives the request's set_value (a member, not a local)
+  std::promise<void> gate_;
+  bool open_ = false;
+};
+
+}  // namespace
+
 TEST_CASE("pool: a result the full writer refuses is deferred and recorded once the writer drains") {
   setup s;
   s.writer_max_pending = 8;
@@ -403,28 +438,7 @@ TEST_CASE("pool: a result the full writer refuses is deferred and recorded once 
   REQUIRE(eventually([&] { return f.action->held() == 1; }));
 
   // Keep the writer busy on a request that waits for the test, then fill its queue.
-  std::promise<void> started, gate;
-  auto opened = gate.get_future().share();
-  // Opens the gate however the case ends, or the writer (and the fixture's teardown) waits forever.
-  struct opener {
-    std::promise<void>& p;
-    bool done = false;
-    void open() {
-      if (!done) p.set_value();
-      done = true;
-    }
-    ~opener() { open(); }
-  } gate_guard{gate};
-  REQUIRE(f.db->writes()
-              .submit(
-                  [&started, opened](store::connection&) -> status {
-                    started.set_value();
-                    opened.wait();
-                    return {};
-                  },
-                  nullptr)
-              .ok());
-  started.get_future().wait();
+  writer_gate gate_guard(*f.db);
   bool full = false;
   for (int i = 0; i < 64 && !full; ++i) {
     auto st = f.db->writes().submit([](store::connection&) -> status { return {}; }, nullptr);
@@ -449,6 +463,39 @@ TEST_CASE("pool: a result the full writer refuses is deferred and recorded once 
   CHECK(f.counter("zapd_worker_results_deferred_total") == 1);
   CHECK(f.counter("zapd_worker_results_discarded_total") == 0);
   CHECK(f.steps_total("succeeded") == 1);
+}
+
+TEST_CASE("pool: a step whose result waits for its commit gives its slot back, and the next claim runs once the writer is free") {
+  setup s;
+  s.pool.free_slots = 1;
+  s.pool.paid_slots = 1;
+  s.pool.claim_batch = 1;
+  fixture f(s);
+  auto executing = [&] { return f.reg.add_gauge("zapd_worker_in_flight", "").value(); };
+  const auto z = f.make_zap(1);
+  const auto a = f.fire(z);
+  const auto b = f.fire(z);
+  REQUIRE(eventually([&] { return f.action->held() == 1; }));
+  CHECK(executing() == 1);
+
+  // The writer busy on a request that waits for the test: run a's result cannot commit.
+  writer_gate gate_guard(*f.db);
+
+  REQUIRE(f.action->release(1, 1, test::succeeded({{"done", true}})));
+  // Answered and handed to the writer: not executing any more, though not recorded yet (the
+  // slot used to stay taken until the commit, which capped a lane at slots / commit time).
+  CHECK(eventually([&] { return executing() == 0; }, 2s));
+  CHECK(f.run(a).steps.empty());
+  CHECK(f.action->calls() == 1);  // run b's claim waits for the writer like everything else
+
+  gate_guard.open();
+  REQUIRE(eventually([&] { return f.status_of(a) == "succeeded" && f.action->held() == 1; }));
+  CHECK(executing() == 1);
+  REQUIRE(f.action->release(1, 1, test::succeeded({{"done", true}})));
+  REQUIRE(eventually([&] { return f.status_of(b) == "succeeded"; }));
+  CHECK(eventually([&] { return executing() == 0; }));
+  CHECK(f.action->calls() == 2);
+  CHECK(f.steps_total("succeeded") == 2);
 }
 
 namespace {

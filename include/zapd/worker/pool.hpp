@@ -85,6 +85,10 @@ class pool {
   pool(const pool&) = delete;
   pool& operator=(const pool&) = delete;
 
+  /// Per slot, how many results may wait for their commit besides the executing steps
+  /// (lane_state::recording); the store's queue leases up to (1 + this) x slots per lane.
+  static constexpr std::size_t recording_per_slot = 4;
+
   void start();
   void notify() noexcept;
   void stop();
@@ -93,7 +97,13 @@ class pool {
   struct lane_state {
     queue::lane lane;
     std::size_t slots = 0;
-    std::size_t in_flight = 0;  // guarded by mu_
+    std::size_t in_flight = 0;  // executing (claimed, action not answered yet); guarded by mu_
+    // Answered, its record handed to the writer, not committed yet; guarded by mu_. A slot is
+    // an executing step: a result waiting for its group commit gives its slot back and holds
+    // one of recording_per_slot * slots places here instead, so the commit's latency (a
+    // few ms of fsync) does not cap the lane at slots / commit time (issue 18: 16 slots held
+    // ~3 ms each stopped the free lane at 4-5k steps/s).
+    std::size_t recording = 0;
     bool woken = false;         // guarded by mu_
     std::thread thread;
   };
@@ -115,6 +125,8 @@ class pool {
   void defer(std::shared_ptr<std::function<status()>> record);
   bool resubmit_deferred();  // true when nothing is left deferred
   void settle_pending();     // pending_ through the queue interface
+  void show_in_flight();  // the gauge: steps executing in both lanes; with mu_ held
+  void handed_over(const queue::job& j);  // its record is with the writer: the slot is free
   void done(const queue::job& j);
 
   store::database& db_;
@@ -141,7 +153,11 @@ class pool {
   bool stopping_ = false;
   std::atomic<std::int64_t> next_due_ms_{0};  // earliest scheduled retry (Unix ms), 0 = none
   std::array<lane_state, 2> lanes_;
-  std::map<std::pair<std::int64_t, int>, queue::job> running_;  // (job id, attempts) = one claim
+  struct claim {
+    queue::job job;
+    bool executing = true;  // counted in its lane's in_flight, else in its recording
+  };
+  std::map<std::pair<std::int64_t, int>, claim> running_;  // (job id, attempts) = one claim, until settled
   std::mt19937_64 rng_{std::random_device{}()};
   std::unique_ptr<preparer> preparer_;  // renders claimed steps (step.hpp)
   std::vector<std::shared_ptr<std::function<status()>>> deferred_;  // guarded by mu_
