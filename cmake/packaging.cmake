@@ -44,9 +44,15 @@ endif()
 # The maintainer scripts call adduser and deb-systemd-helper; the rest comes from shlibdeps,
 # except libcurl: zapd dlopen()s libcurl.so.4 on the first outbound transfer
 # (src/outbound/curl_lazy.cpp), so shlibdeps cannot see it. 7.85: CURLOPT_PROTOCOLS_STR.
+# librdkafka likewise when built in (src/kafka/rdkafka_lazy.cpp: librdkafka.so.1, loaded by the
+# first Kafka client); 1.9: rd_kafka_consumer_close_queue.
 # tzdata: schedules and the `date` template filter read the IANA zones from /usr/share/zoneinfo
 # at run time (date-tz with USE_OS_TZDB); without it only UTC works.
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, init-system-helpers (>= 1.54~), libcurl4 (>= 7.85.0), tzdata")
+set(ZAPD_DEB_RDKAFKA "")
+if(ZAPD_WITH_KAFKA)
+  set(ZAPD_DEB_RDKAFKA "librdkafka1 (>= 1.9.0), ")
+endif()
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, init-system-helpers (>= 1.54~), libcurl4 (>= 7.85.0), ${ZAPD_DEB_RDKAFKA}tzdata")
 file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/packaging/conffiles CONTENT "/etc/zapd/zapd.toml\n")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_BINARY_DIR}/packaging/conffiles

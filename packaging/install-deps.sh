@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config gzip
   libboost1.81-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libfmt-dev catch2
   libsodium-dev libcurl4-openssl-dev libtomlplusplus-dev libssl-dev
-  libhowardhinnant-date-dev libre2-dev librdkafka-dev tzdata
+  libhowardhinnant-date-dev libre2-dev librdkafka-dev libjemalloc2 tzdata
   python3 curl
 )
 # `--test`: what the test suites add: a real SMTP server, and for the web UI's build and
@@ -42,7 +42,7 @@ for flag in "$@"; do
       PACKAGES+=(crossbuild-essential-arm64 dpkg-dev qemu-user pkgconf:arm64
                  libboost1.81-dev:arm64 libsqlite3-dev:arm64 libfmt-dev:arm64 libsodium-dev:arm64
                  libcurl4-openssl-dev:arm64 libtomlplusplus-dev:arm64
-                 libhowardhinnant-date-dev:arm64 libre2-dev:arm64 librdkafka-dev:arm64)
+                 libhowardhinnant-date-dev:arm64 libre2-dev:arm64 librdkafka-dev:arm64 libjemalloc2:arm64)
       ;;
     *) echo "install-deps: unknown flag $flag (--test, --fuzz, --package, --arm64, --image)" >&2; exit 2 ;;
   esac
