@@ -51,9 +51,9 @@ auth::options auth_options(const config::settings& s, const std::string& data_di
 }
 
 queue::sqlite_queue::options queue_options(const config::settings& s) {
-  // Live leases per lane: the steps executing (the concurrency) and the results of finished
-  // ones waiting for their commit (worker::pool::recording_per_slot each).
-  constexpr std::size_t leases_per_slot = 1 + worker::pool::recording_per_slot;
+  // Live leases per lane: the steps executing (the concurrency), those claimed ahead of a free
+  // slot, and the results of finished ones waiting for their commit (worker::pool).
+  constexpr std::size_t leases_per_slot = worker::pool::leases_per_slot;
   return {leases_per_slot * static_cast<std::size_t>(s.queue_paid_concurrency),
           leases_per_slot * static_cast<std::size_t>(s.queue_free_concurrency),
           s.outbox_direct == "on" && s.queue_backend == "embedded"};

@@ -13,7 +13,7 @@
 
 namespace zapd::test {
 
-/// Threading: execute runs on the pool's claim threads, the test reads and releases from its
+/// Threading: execute runs on the pool's start threads, the test reads and releases from its
 /// own; everything is under one mutex. A held callback is called outside it (it takes the
 /// pool's locks). Destroy it after the pool: held callbacks point into the pool.
 class fake_action final : public actions::executor {

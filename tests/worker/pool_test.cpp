@@ -465,7 +465,7 @@ TEST_CASE("pool: a result the full writer refuses is deferred and recorded once 
   CHECK(f.steps_total("succeeded") == 1);
 }
 
-TEST_CASE("pool: a step whose result waits for its commit gives its slot back, and the next claim runs once the writer is free") {
+TEST_CASE("pool: a step whose result waits for its commit gives its slot back, and the job claimed ahead starts without waiting for the writer") {
   setup s;
   s.pool.free_slots = 1;
   s.pool.paid_slots = 1;
@@ -475,27 +475,74 @@ TEST_CASE("pool: a step whose result waits for its commit gives its slot back, a
   const auto z = f.make_zap(1);
   const auto a = f.fire(z);
   const auto b = f.fire(z);
+  const auto c = f.fire(z);
   REQUIRE(eventually([&] { return f.action->held() == 1; }));
   CHECK(executing() == 1);
+  // One slot: a executes, b is claimed ahead (leased, not started), c waits in the queue.
+  REQUIRE(eventually([&] {
+    auto jb = f.job(b, 1);
+    return jb && jb->state == "leased";
+  }));
+  std::this_thread::sleep_for(50ms);  // time enough for a wrong third claim
+  CHECK(f.job(c, 1)->state == "ready");
+  CHECK(f.action->calls() == 1);
 
-  // The writer busy on a request that waits for the test: run a's result cannot commit.
+  // The writer busy on a request that waits for the test: a's result cannot commit, and no
+  // claim can either.
   writer_gate gate_guard(*f.db);
 
   REQUIRE(f.action->release(1, 1, test::succeeded({{"done", true}})));
-  // Answered and handed to the writer: not executing any more, though not recorded yet (the
-  // slot used to stay taken until the commit, which capped a lane at slots / commit time).
-  CHECK(eventually([&] { return executing() == 0; }, 2s));
+  // Answered and handed to the writer: its slot is free (it used to stay taken until the
+  // commit, which capped a lane at slots / commit time), and b, claimed ahead, starts in it
+  // while the writer is still held (it used to wait for its own claim's commit).
+  REQUIRE(eventually([&] { return f.action->calls() == 2 && f.action->held() == 1; }, 2s));
+  CHECK(executing() == 1);
   CHECK(f.run(a).steps.empty());
-  CHECK(f.action->calls() == 1);  // run b's claim waits for the writer like everything else
+  CHECK(f.job(c, 1)->state == "ready");
 
   gate_guard.open();
-  REQUIRE(eventually([&] { return f.status_of(a) == "succeeded" && f.action->held() == 1; }));
-  CHECK(executing() == 1);
+  REQUIRE(eventually([&] { return f.status_of(a) == "succeeded"; }));
   REQUIRE(f.action->release(1, 1, test::succeeded({{"done", true}})));
-  REQUIRE(eventually([&] { return f.status_of(b) == "succeeded"; }));
+  REQUIRE(eventually([&] { return f.status_of(b) == "succeeded" && f.action->held() == 1; }));
+  REQUIRE(f.action->release(1, 1, test::succeeded({{"done", true}})));
+  REQUIRE(eventually([&] { return f.status_of(c) == "succeeded" && f.steps_total("succeeded") == 3; }));
   CHECK(eventually([&] { return executing() == 0; }));
-  CHECK(f.action->calls() == 2);
-  CHECK(f.steps_total("succeeded") == 2);
+  CHECK(f.action->calls() == 3);
+}
+
+TEST_CASE("pool: stop gives back a job claimed ahead at once, without waiting the grace") {
+  setup s;
+  s.pool.free_slots = 1;
+  s.pool.paid_slots = 1;
+  s.pool.claim_batch = 1;
+  s.pool.grace = 5s;
+  fixture f(s);
+  const auto z = f.make_zap(1);
+  const auto a = f.fire(z);
+  const auto b = f.fire(z);
+  REQUIRE(eventually([&] { return f.action->held() == 1; }));
+  REQUIRE(eventually([&] {
+    auto jb = f.job(b, 1);
+    return jb && jb->state == "leased";
+  }));
+  // a answers during the stop; b, never started, must not hold the stop for the grace.
+  auto answer = std::async(std::launch::async, [&] {
+    std::this_thread::sleep_for(100ms);
+    return f.action->release(1, 1, test::succeeded());
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  f.pool->stop();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  REQUIRE(answer.get());
+  CHECK(took < 3s);
+  CHECK(f.action->calls() == 1);
+  REQUIRE(eventually([&] { return f.status_of(a) == "succeeded"; }));
+  auto jb = f.job(b, 1);
+  REQUIRE(jb);
+  CHECK(jb->state == "ready");
+  CHECK_FALSE(jb->lease_until_ms);
+  CHECK(jb->run_at_ms <= f.clk.now_ms());
+  CHECK(f.run(b).steps.empty());
 }
 
 namespace {

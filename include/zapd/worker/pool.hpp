@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -38,7 +39,7 @@ namespace zapd::worker {
 /// ONE write request records the attempt (`runs::record_attempt`: the step, the next step
 /// or the run's end) and, when the queue lives in the store (`queue::store_publisher`),
 /// settles the job in the same transaction. With a queue elsewhere the job is settled
-/// through `queue::queue` right after that commit, on a claim thread. A crash between the
+/// through `queue::queue` right after that commit, on a start thread. A crash between the
 /// action and the write re-runs the step only (at-least-once; actions carry
 /// `Idempotency-Key: {runId}:{step}`).
 ///
@@ -46,10 +47,13 @@ namespace zapd::worker {
 /// tables (runs, zaps, secrets), and the relay not at all: it listens on `jobs_ready` and
 /// rings `outbox_ready` after a commit that enqueued a next step.
 ///
-/// Threads: one claim thread per lane (claims are blocking writer calls; context reads use
-/// a reader connection); actions complete on the outbound driver's thread; results are
-/// handed to the writer without waiting. In flight per lane: at most the lane's slots here,
-/// and the queue's own per-lane limit across every worker.
+/// Threads: per lane, a claim thread and a start thread. Claims are blocking writer calls
+/// that wait for a commit, so the claim thread claims AHEAD: it keeps up to the lane's slots
+/// claimed but not started (`claimed_ahead_per_slot`), and the start thread renders them
+/// (context reads use a reader connection) and starts them the moment a slot frees, without
+/// waiting for the writer. Actions complete on the outbound driver's thread; results are
+/// handed to the writer without waiting. Executing per lane: at most the lane's slots here,
+/// and the queue's own per-lane lease limit across every worker.
 ///
 /// Lifecycle: start(); jobs_ready rings (or notify()) when jobs arrive; stop() stops claiming,
 /// waits up to `grace` for attempts in flight, then releases the leases of the rest (they
@@ -88,6 +92,10 @@ class pool {
   /// Per slot, how many results may wait for their commit besides the executing steps
   /// (lane_state::recording); the store's queue leases up to (1 + this) x slots per lane.
   static constexpr std::size_t recording_per_slot = 4;
+  /// Per slot, how many jobs the claim thread keeps claimed and waiting for a free slot.
+  static constexpr std::size_t claimed_ahead_per_slot = 1;
+  /// Live leases a lane of `slots` may hold: executing, claimed ahead, results being recorded.
+  static constexpr std::size_t leases_per_slot = 1 + claimed_ahead_per_slot + recording_per_slot;
 
   void start();
   void notify() noexcept;
@@ -104,12 +112,15 @@ class pool {
     // few ms of fsync) does not cap the lane at slots / commit time (issue 18: 16 slots held
     // ~3 ms each stopped the free lane at 4-5k steps/s).
     std::size_t recording = 0;
-    bool woken = false;         // guarded by mu_
-    std::thread thread;
+    // Claimed ahead, in claim order, not started yet (each in running_ too); guarded by mu_.
+    std::deque<queue::job> ready;
+    bool woken = false;         // jobs may have arrived (the claim thread's); guarded by mu_
+    std::thread claimer;        // claim_loop: fills `ready`
+    std::thread starter;        // start_loop: `ready` into free slots; deferred and pending work
   };
   struct attempt;  // one job being executed (pool.cpp)
   // A settlement through the queue interface, for a queue outside the store: made by a
-  // claim thread after the attempt's record committed (queue calls block).
+  // start thread after the attempt's record committed (queue calls block).
   struct pending_settlement {
     queue::job job;
     queue::store_publisher::settlement how;
@@ -118,10 +129,11 @@ class pool {
   };
 
   void claim_loop(lane_state& ls);
+  void start_loop(lane_state& ls);
   void begin(const queue::job& j);
   void finish(const std::shared_ptr<attempt>& a, actions::step_result r);
   void settle_skip(const queue::job& j, const std::string& why);
-  // Results the writer refused while full, handed over again by the claim threads.
+  // Results the writer refused while full, handed over again by the start threads.
   void defer(std::shared_ptr<std::function<status()>> record);
   bool resubmit_deferred();  // true when nothing is left deferred
   void settle_pending();     // pending_ through the queue interface
@@ -155,7 +167,8 @@ class pool {
   std::array<lane_state, 2> lanes_;
   struct claim {
     queue::job job;
-    bool executing = true;  // counted in its lane's in_flight, else in its recording
+    // Where it is counted in its lane: ready (claimed ahead), in_flight, or recording.
+    enum class stage { ready, executing, recording } at = stage::ready;
   };
   std::map<std::pair<std::int64_t, int>, claim> running_;  // (job id, attempts) = one claim, until settled
   std::mt19937_64 rng_{std::random_device{}()};
