@@ -9,7 +9,9 @@
 # has no Admin API: ZAPD_KAFKA_CREATE_TOPICS=off), a primary (`zapd serve`, queue.backend=kafka,
 # worker.enabled=off) and two `zapd worker`s; a fresh cluster and data dir for each measurement.
 #
-# 1. latency at RATE (default 1,000) webhooks/s for N s, 2xx -> sink (e2e_tool.py latency):
+# 1. latency at RATE (default 1,000) webhooks/s for N s, 2xx -> sink (the sender and sink of
+#    bench/e2e.sh: LOADGEN, default ./build/bench/e2e_load, built here when missing; LOADGEN=python
+#    for bench/e2e_tool.py, which takes 30-45 % of a core at 1,000/s beside the fleet):
 #    the embedded queue (bench/e2e.sh section 1), then the fleet once per fetch.wait.max.ms of
 #    FETCH_WAITS (default "10"; the mock answers a fetch only when its wait ends). Before the
 #    fleet is measured, a warm-up burst runs until both workers have executed steps (the
@@ -35,6 +37,7 @@ cd "$(dirname "$0")/.."
 SECS="${1:-20}"
 ZAPD="${ZAPD:-./build/zapd}"
 KAFKA_MOCK="${KAFKA_MOCK:-./build/tests/kafka_mock}"
+LOADGEN="${LOADGEN:-./build/bench/e2e_load}"
 RATE="${RATE:-1000}"
 FETCH_WAITS="${FETCH_WAITS:-10}"
 KAFKA_PROPERTIES="${KAFKA_PROPERTIES:-}"
@@ -52,6 +55,10 @@ if [ ! -x "$KAFKA_MOCK" ]; then
   [ "$KAFKA_MOCK" = ./build/tests/kafka_mock ] && cmake --build build --target kafka_mock -j2 >/dev/null
   [ -x "$KAFKA_MOCK" ] || { echo "bench: $KAFKA_MOCK not found" >&2; exit 1; }
 fi
+if [ "$LOADGEN" = ./build/bench/e2e_load ] && [ ! -x "$LOADGEN" ]; then
+  cmake --build build --target e2e_load -j2 >/dev/null || LOADGEN=python
+fi
+export LOADGEN  # section 1a (bench/e2e.sh) sends with the same one
 
 WORK="$(mktemp -d /tmp/zapd-kafka.XXXXXX)"
 PIDS=()
@@ -164,7 +171,11 @@ for ROUND in $(seq "$ROUNDS"); do
     SINK=$(free_port)
     make_zap "http://127.0.0.1:$SINK/hook"
     echo "  load before: $(load)"
-    python3 bench/e2e_tool.py latency "$HOOK" "$SINK" "$RATE" "$SECS" | sed 's/^/  /' || echo "  (not every run completed)"
+    if [ -x "$LOADGEN" ]; then
+      "$LOADGEN" "$HOOK" "$SINK" "$RATE" "$SECS" | sed 's/^/  /' || echo "  (not every run completed)"
+    else
+      python3 bench/e2e_tool.py latency "$HOOK" "$SINK" "$RATE" "$SECS" | sed 's/^/  /' || echo "  (not every run completed)"
+    fi
     echo "  load after: $(load)"
     stop_fleet
   done
