@@ -139,12 +139,19 @@ result<std::vector<job>> sqlite_queue::claim(lane l, std::size_t max, std::chron
 namespace {
 
 // A claim is (id, attempts): ids are never reused (AUTOINCREMENT, schema 0007) and attempts
-// only grow, so a late worker can only ever match its own claim. run and step are matched too.
+// only grow (but for a release, below), so a late worker can only ever match its own claim.
+// run and step are matched too.
 constexpr const char* k_ack_sql =
     "DELETE FROM jobs WHERE id = ?1 AND attempts = ?2 AND run_id = ?3 AND step_index = ?4 AND state = 'leased'";
 constexpr const char* k_retry_sql =
     "UPDATE jobs SET state = 'ready', lease_until_ms = NULL, run_at_ms = ?5 "
     "WHERE id = ?1 AND attempts = ?2 AND run_id = ?3 AND step_index = ?4 AND state = 'leased'";
+// A claim released unstarted gives its attempt back: nobody ran it, and the one holder of
+// that claim (id, attempts) drops it, so the next claim's (id, attempts) is again one no
+// worker holds.
+constexpr const char* k_release_sql =
+    "UPDATE jobs SET state = 'ready', lease_until_ms = NULL, attempts = attempts - 1 "
+    "WHERE id = ?1 AND attempts = ?2 AND run_id = ?3 AND step_index = ?4 AND state = 'leased' AND attempts > 0";
 constexpr const char* k_dead_sql =
     "UPDATE jobs SET state = 'dead', lease_until_ms = NULL, dead_reason = ?5 "
     "WHERE id = ?1 AND attempts = ?2 AND run_id = ?3 AND step_index = ?4 AND state = 'leased'";
@@ -183,6 +190,8 @@ status sqlite_queue::retry(const job& j, std::chrono::system_clock::time_point a
   if (st) m_[index_of(j.lane)].retried->inc();
   return st;
 }
+
+status sqlite_queue::release(const job& j) { return settle(j, k_release_sql); }
 
 status sqlite_queue::dead(const job& j, std::string_view reason) {
   auto st = settle(j, k_dead_sql, reason);

@@ -100,7 +100,24 @@ void pool::claim_loop(lane_state& ls) {
     const std::size_t have = ls.in_flight + ls.ready.size();
     return ls.recording >= recording_max || have >= target ? 0 : target - have;
   };
+  // A job claimed ahead waits for a slot while its lease runs; past a quarter of the lease it
+  // goes back unstarted (its attempt not counted) and is claimed again with a fresh lease,
+  // so slow steps in every slot do not leave it a cut-down timeout or an expired lease.
+  const std::int64_t fresh_for = std::max<std::int64_t>(1, opts_.lease.count() / 4);
   while (!stopping_) {
+    std::vector<queue::job> stale;
+    const std::int64_t now = clock_.now_ms();
+    while (!ls.ready.empty() && ls.ready.front().lease_until_ms - opts_.lease.count() + fresh_for <= now) {
+      running_.erase({ls.ready.front().id, ls.ready.front().attempts});
+      stale.push_back(std::move(ls.ready.front()));
+      ls.ready.pop_front();
+    }
+    if (!stale.empty()) {
+      lk.unlock();
+      for (const auto& j : stale) (void)queue_.release(j);  // lease_lost: claimed again elsewhere already
+      lk.lock();
+      continue;
+    }
     ls.woken = false;
     const std::size_t want = wanted();
     if (want > 0) {
@@ -124,7 +141,11 @@ void pool::claim_loop(lane_state& ls) {
       auto wait = std::chrono::milliseconds(std::max<std::int64_t>(0, due - clock_.now_ms()));
       until = std::min(until, std::chrono::steady_clock::now() + wait);
     }
-    cv_.wait_until(lk, until, [&] { return stopping_ || ls.woken || (want == 0 && wanted() > 0); });
+    // A sooner retry scheduled meanwhile (next_due_ms_ only moves earlier or from none) ends the wait too.
+    cv_.wait_until(lk, until, [&] {
+      const std::int64_t d = next_due_ms_.load();
+      return stopping_ || ls.woken || (want == 0 && wanted() > 0) || (d > 0 && (due == 0 || d < due));
+    });
     if (due > 0 && clock_.now_ms() >= due) {
       std::int64_t expected = due;  // clear it unless a sooner retry was scheduled meanwhile
       next_due_ms_.compare_exchange_strong(expected, 0);
@@ -155,6 +176,7 @@ void pool::start_loop(lane_state& ls) {
       settle_pending();
       lk.lock();
     }
+    if (stopping_) break;  // set while the lock was down: nothing more starts
     const std::size_t n = std::min(room(), ls.ready.size());
     if (n > 0) {
       std::vector<queue::job> batch;
@@ -169,7 +191,19 @@ void pool::start_loop(lane_state& ls) {
       show_in_flight();
       cv_.notify_all();  // the claim thread: room to claim ahead again
       lk.unlock();
-      for (const auto& j : batch) begin(j);
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (stop_requested_.load()) {  // the rest waits in `ready` for stop to give it back
+          std::lock_guard relk(mu_);
+          for (std::size_t k = batch.size(); k-- > i;) {
+            running_[{batch[k].id, batch[k].attempts}].at = claim::stage::ready;
+            if (ls.in_flight > 0) --ls.in_flight;
+            ls.ready.push_front(std::move(batch[k]));
+          }
+          show_in_flight();
+          break;
+        }
+        begin(batch[i]);
+      }
       lk.lock();
       continue;
     }
@@ -266,8 +300,11 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
     // Wake a claim loop when a retry or the step after a delay falls due, not at the next poll.
     const std::int64_t due = rec->verdict == runs::attempt_verdict::retry ? rec->retry_at_ms : rec->resume_at_ms;
     if (due > 0) {
-      std::int64_t cur = next_due_ms_.load();
-      while ((cur == 0 || due < cur) && !next_due_ms_.compare_exchange_weak(cur, due)) {
+      {
+        std::lock_guard lk(mu_);  // the claim loop reads it in its wait's predicate
+        std::int64_t cur = next_due_ms_.load();
+        while ((cur == 0 || due < cur) && !next_due_ms_.compare_exchange_weak(cur, due)) {
+        }
       }
       cv_.notify_all();
     }
@@ -408,6 +445,7 @@ void pool::stop() {
     std::lock_guard lk(mu_);
     if (stopping_) return;
     stopping_ = true;
+    stop_requested_ = true;
   }
   cv_.notify_all();
   for (auto& ls : lanes_) {
@@ -426,7 +464,7 @@ void pool::stop() {
       ls.ready.clear();
     }
   }
-  for (const auto& j : unstarted) (void)queue_.retry(j, clock_.now());
+  for (const auto& j : unstarted) (void)queue_.release(j);
   std::vector<queue::job> left;
   {
     const auto deadline = std::chrono::steady_clock::now() + opts_.grace;

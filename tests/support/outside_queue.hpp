@@ -20,6 +20,7 @@ struct outside_queue final : zapd::queue::queue {
   status ack(const zapd::queue::job& j) override { return inner.ack(j); }
   status retry(const zapd::queue::job& j, std::chrono::system_clock::time_point at) override { return inner.retry(j, at); }
   status dead(const zapd::queue::job& j, std::string_view reason) override { return inner.dead(j, reason); }
+  status release(const zapd::queue::job& j) override { return inner.release(j); }
   zapd::queue::queue& inner;
 };
 

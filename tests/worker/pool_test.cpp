@@ -483,6 +483,7 @@ TEST_CASE("pool: a step whose result waits for its commit gives its slot back, a
     auto jb = f.job(b, 1);
     return jb && jb->state == "leased";
   }));
+  REQUIRE(eventually([&] { return f.job(c, 1).has_value(); }));  // the relay moved it
   std::this_thread::sleep_for(50ms);  // time enough for a wrong third claim
   CHECK(f.job(c, 1)->state == "ready");
   CHECK(f.action->calls() == 1);
@@ -510,7 +511,7 @@ TEST_CASE("pool: a step whose result waits for its commit gives its slot back, a
   CHECK(f.action->calls() == 3);
 }
 
-TEST_CASE("pool: stop gives back a job claimed ahead at once, without waiting the grace") {
+TEST_CASE("pool: stop gives back a job claimed ahead at once, its attempt not counted, without waiting the grace") {
   setup s;
   s.pool.free_slots = 1;
   s.pool.paid_slots = 1;
@@ -523,26 +524,61 @@ TEST_CASE("pool: stop gives back a job claimed ahead at once, without waiting th
   REQUIRE(eventually([&] { return f.action->held() == 1; }));
   REQUIRE(eventually([&] {
     auto jb = f.job(b, 1);
-    return jb && jb->state == "leased";
+    return jb && jb->state == "leased" && jb->attempts == 1;
   }));
-  // a answers during the stop; b, never started, must not hold the stop for the grace.
+  // stop() gives b back before it waits for a, which answers once b is back: a stop that
+  // waited for a first, or started b, would take the 5 s grace.
   auto answer = std::async(std::launch::async, [&] {
-    std::this_thread::sleep_for(100ms);
-    return f.action->release(1, 1, test::succeeded());
+    const bool back = eventually([&] { return f.job(b, 1)->state == "ready"; }, 10s);
+    return f.action->release(1, 1, test::succeeded()) && back;
   });
   const auto t0 = std::chrono::steady_clock::now();
   f.pool->stop();
   const auto took = std::chrono::steady_clock::now() - t0;
   REQUIRE(answer.get());
-  CHECK(took < 3s);
+  CHECK(took < 4s);
   CHECK(f.action->calls() == 1);
   REQUIRE(eventually([&] { return f.status_of(a) == "succeeded"; }));
   auto jb = f.job(b, 1);
   REQUIRE(jb);
   CHECK(jb->state == "ready");
+  CHECK(jb->attempts == 0);  // never ran: the claim is not counted
   CHECK_FALSE(jb->lease_until_ms);
   CHECK(jb->run_at_ms <= f.clk.now_ms());
   CHECK(f.run(b).steps.empty());
+}
+
+TEST_CASE("pool: a job claimed ahead that waits past a quarter of its lease is claimed again with a fresh lease, still its first attempt") {
+  setup s;
+  s.pool.free_slots = 1;
+  s.pool.paid_slots = 1;
+  s.pool.claim_batch = 1;  // lease 10 s (fake clock)
+  fixture f(s);
+  const auto z = f.make_zap(1);
+  const auto a = f.fire(z);
+  const auto b = f.fire(z);
+  REQUIRE(eventually([&] { return f.action->held() == 1; }));
+  REQUIRE(eventually([&] {
+    auto jb = f.job(b, 1);
+    return jb && jb->state == "leased";
+  }));
+  const auto first = f.job(b, 1);
+  REQUIRE(first->lease_until_ms);
+  CHECK(*first->lease_until_ms == f.clk.now_ms() + 10'000);
+
+  f.advance(3s);  // a still executes; b has waited 3 s of its 10 s lease
+  REQUIRE(eventually([&] {
+    auto jb = f.job(b, 1);
+    return jb && jb->state == "leased" && jb->lease_until_ms && *jb->lease_until_ms == f.clk.now_ms() + 10'000;
+  }));
+  CHECK(f.job(b, 1)->attempts == 1);
+  CHECK(f.action->calls() == 1);
+
+  REQUIRE(f.action->release(1, 1, test::succeeded()));
+  REQUIRE(eventually([&] { return f.status_of(a) == "succeeded" && f.action->held() == 1; }));
+  REQUIRE(f.action->release(1, 1, test::succeeded()));  // b runs as its first attempt
+  REQUIRE(eventually([&] { return f.status_of(b) == "succeeded" && f.steps_total("succeeded") == 2; }));
+  CHECK(f.run(b).steps.at(0).attempts == 1);
 }
 
 namespace {

@@ -65,6 +65,10 @@ class queue {
   virtual status retry(const job& j, std::chrono::system_clock::time_point at) = 0;
   /// Failed for good: kept as a dead letter with `reason`, never claimed again.
   virtual status dead(const job& j, std::string_view reason) = 0;
+  /// Never started (a worker claimed it ahead of a free slot): claimable again at once, and,
+  /// where the queue can, its claim is not counted as an attempt. The caller drops the claim
+  /// and must not have executed it. By default the same as retry(j, now).
+  virtual status release(const job& j) { return retry(j, std::chrono::system_clock::time_point{}); }
 };
 
 /// Optional capability of a queue that lives in the store itself: publish inside the

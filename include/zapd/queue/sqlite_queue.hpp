@@ -44,6 +44,7 @@ class sqlite_queue final : public queue, public store_publisher {
   status publish_in(store::connection& c, const std::vector<job_spec>& batch) override;
   result<std::vector<job>> claim(lane l, std::size_t max, std::chrono::milliseconds lease) override;
   status ack(const job& j) override;
+  status release(const job& j) override;  // attempts - 1: the claim never ran
   status retry(const job& j, std::chrono::system_clock::time_point at) override;
   status dead(const job& j, std::string_view reason) override;
   status ack_in(store::connection& c, const job& j) override;

@@ -163,6 +163,7 @@ class pool {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;
+  std::atomic<bool> stop_requested_{false};  // stopping_, readable without mu_ (a start thread mid-batch)
   std::atomic<std::int64_t> next_due_ms_{0};  // earliest scheduled retry (Unix ms), 0 = none
   std::array<lane_state, 2> lanes_;
   struct claim {
