@@ -81,11 +81,32 @@ void pool::start() {
 }
 
 void pool::notify() noexcept {
-  {
-    std::lock_guard lk(mu_);
-    for (auto& ls : lanes_) ls.woken = true;
+  std::lock_guard lk(mu_);
+  for (auto& ls : lanes_) {
+    ls.woken = true;
+    ls.claim_cv.notify_one();
   }
-  cv_.notify_all();
+}
+
+std::size_t pool::claim_wanted(const lane_state& ls) const {
+  const std::size_t target = ls.slots * (1 + claimed_ahead_per_slot);
+  const std::size_t have = ls.in_flight + ls.ready.size();
+  return ls.recording >= recording_per_slot * ls.slots || have >= target ? 0 : target - have;
+}
+
+std::size_t pool::start_room(const lane_state& ls) const {
+  return ls.recording >= recording_per_slot * ls.slots ? 0 : ls.slots - std::min(ls.slots, ls.in_flight);
+}
+
+void pool::wake_lane(lane_state& ls) {
+  if (ls.starter_idle && !ls.ready.empty() && start_room(ls) > 0) ls.start_cv.notify_one();
+  if (ls.claimer_full && claim_wanted(ls) > 0) ls.claim_cv.notify_one();
+  if (stopping_) cv_.notify_all();  // stop() waits for the last attempts
+}
+
+void pool::wake_starters() {
+  for (auto& ls : lanes_) ls.start_cv.notify_one();
+  cv_.notify_all();  // stop() settles pending work too
 }
 
 // Keeps up to slots x (1 + claimed_ahead_per_slot) jobs executing or claimed ahead, so a
@@ -94,12 +115,7 @@ void pool::notify() noexcept {
 // slots lagged at 3,000 steps/s while 64 kept up).
 void pool::claim_loop(lane_state& ls) {
   std::unique_lock lk(mu_);
-  const std::size_t recording_max = recording_per_slot * ls.slots;
-  const std::size_t target = ls.slots * (1 + claimed_ahead_per_slot);
-  auto wanted = [&]() -> std::size_t {
-    const std::size_t have = ls.in_flight + ls.ready.size();
-    return ls.recording >= recording_max || have >= target ? 0 : target - have;
-  };
+  auto wanted = [&] { return claim_wanted(ls); };
   // A job claimed ahead waits for a slot while its lease runs; past a quarter of the lease it
   // goes back unstarted (its attempt not counted) and is claimed again with a fresh lease,
   // so slow steps in every slot do not leave it a cut-down timeout or an expired lease.
@@ -130,8 +146,8 @@ void pool::claim_loop(lane_state& ls) {
           running_[{j.id, j.attempts}] = claim{j, claim::stage::ready};
           ls.ready.push_back(std::move(j));
         }
-        cv_.notify_all();  // the start thread
-        continue;          // there may be more
+        if (ls.starter_idle) ls.start_cv.notify_one();
+        continue;  // there may be more
       }
     }
     // Sleep until notified, room opens (when there was none), a retry falls due, or the poll passes.
@@ -142,10 +158,12 @@ void pool::claim_loop(lane_state& ls) {
       until = std::min(until, std::chrono::steady_clock::now() + wait);
     }
     // A sooner retry scheduled meanwhile (next_due_ms_ only moves earlier or from none) ends the wait too.
-    cv_.wait_until(lk, until, [&] {
+    ls.claimer_full = want == 0;
+    ls.claim_cv.wait_until(lk, until, [&] {
       const std::int64_t d = next_due_ms_.load();
       return stopping_ || ls.woken || (want == 0 && wanted() > 0) || (d > 0 && (due == 0 || d < due));
     });
+    ls.claimer_full = false;
     if (due > 0 && clock_.now_ms() >= due) {
       std::int64_t expected = due;  // clear it unless a sooner retry was scheduled meanwhile
       next_due_ms_.compare_exchange_strong(expected, 0);
@@ -157,17 +175,14 @@ void pool::claim_loop(lane_state& ls) {
 // the results the full writer refused and the settlements a queue outside the store takes.
 void pool::start_loop(lane_state& ls) {
   std::unique_lock lk(mu_);
-  const std::size_t recording_max = recording_per_slot * ls.slots;
-  auto room = [&]() -> std::size_t {
-    return ls.recording >= recording_max ? 0 : ls.slots - std::min(ls.slots, ls.in_flight);
-  };
+  auto room = [&] { return start_room(ls); };
   while (!stopping_) {
     if (!deferred_.empty()) {
       lk.unlock();
       const bool all = resubmit_deferred();
       lk.lock();
       if (!all) {  // the writer is still full: let it drain before trying again
-        cv_.wait_for(lk, std::chrono::milliseconds(5), [this] { return stopping_; });
+        ls.start_cv.wait_for(lk, std::chrono::milliseconds(5), [this] { return stopping_; });
         continue;
       }
     }
@@ -189,7 +204,7 @@ void pool::start_loop(lane_state& ls) {
         ls.ready.pop_front();
       }
       show_in_flight();
-      cv_.notify_all();  // the claim thread: room to claim ahead again
+      if (ls.claimer_full) ls.claim_cv.notify_one();  // room to claim ahead again
       lk.unlock();
       for (std::size_t i = 0; i < batch.size(); ++i) {
         if (stop_requested_.load()) {  // the rest waits in `ready` for stop to give it back
@@ -207,9 +222,11 @@ void pool::start_loop(lane_state& ls) {
       lk.lock();
       continue;
     }
-    cv_.wait(lk, [&] {
+    ls.starter_idle = true;
+    ls.start_cv.wait(lk, [&] {
       return stopping_ || !deferred_.empty() || !pending_.empty() || (!ls.ready.empty() && room() > 0);
     });
+    ls.starter_idle = false;
   }
 }
 
@@ -305,8 +322,8 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
         std::int64_t cur = next_due_ms_.load();
         while ((cur == 0 || due < cur) && !next_due_ms_.compare_exchange_weak(cur, due)) {
         }
+        for (auto& ls : lanes_) ls.claim_cv.notify_one();
       }
-      cv_.notify_all();
     }
     if (in_store_) {
       in_store_->settled(j, outcome->settlement);
@@ -315,11 +332,9 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
     }
     // A queue elsewhere: settle through its interface on a start thread (it blocks); the
     // job's slot stays taken until then.
-    {
-      std::lock_guard lk(mu_);
-      pending_.push_back({j, outcome->settlement, rec->retry_at_ms, rec->error});
-    }
-    cv_.notify_all();
+    std::lock_guard lk(mu_);
+    pending_.push_back({j, outcome->settlement, rec->retry_at_ms, rec->error});
+    wake_starters();
   });
   // Kept callable more than once: a writer whose queue is full refuses without taking it,
   // and the result is then handed over again shortly (its slot stays taken meanwhile)
@@ -360,11 +375,9 @@ void pool::settle_pending() {
 
 void pool::defer(std::shared_ptr<std::function<status()>> record) {
   deferred_count_.inc();
-  {
-    std::lock_guard lk(mu_);
-    deferred_.push_back(std::move(record));
-  }
-  cv_.notify_all();
+  std::lock_guard lk(mu_);
+  deferred_.push_back(std::move(record));
+  wake_starters();
 }
 
 bool pool::resubmit_deferred() {
@@ -411,33 +424,29 @@ void pool::show_in_flight() {
 }
 
 void pool::handed_over(const queue::job& j) {
-  {
-    std::lock_guard lk(mu_);
-    auto it = running_.find({j.id, j.attempts});
-    if (it == running_.end() || it->second.at != claim::stage::executing) return;  // committed already
-    it->second.at = claim::stage::recording;
-    auto& ls = lanes_[index_of(j.lane)];
-    if (ls.in_flight > 0) --ls.in_flight;
-    ++ls.recording;
-    show_in_flight();
-  }
-  cv_.notify_all();
+  std::lock_guard lk(mu_);
+  auto it = running_.find({j.id, j.attempts});
+  if (it == running_.end() || it->second.at != claim::stage::executing) return;  // committed already
+  it->second.at = claim::stage::recording;
+  auto& ls = lanes_[index_of(j.lane)];
+  if (ls.in_flight > 0) --ls.in_flight;
+  ++ls.recording;
+  show_in_flight();
+  wake_lane(ls);
 }
 
 void pool::done(const queue::job& j) {
-  {
-    std::lock_guard lk(mu_);
-    auto it = running_.find({j.id, j.attempts});
-    if (it == running_.end()) return;
-    auto& ls = lanes_[index_of(j.lane)];
-    if (it->second.at != claim::stage::ready) {  // a job still claimed ahead is in `ready` (stop gives it back)
-      std::size_t& count = it->second.at == claim::stage::executing ? ls.in_flight : ls.recording;
-      if (count > 0) --count;
-    }
-    running_.erase(it);
-    show_in_flight();
+  std::lock_guard lk(mu_);
+  auto it = running_.find({j.id, j.attempts});
+  if (it == running_.end()) return;
+  auto& ls = lanes_[index_of(j.lane)];
+  if (it->second.at != claim::stage::ready) {  // a job still claimed ahead is in `ready` (stop gives it back)
+    std::size_t& count = it->second.at == claim::stage::executing ? ls.in_flight : ls.recording;
+    if (count > 0) --count;
   }
-  cv_.notify_all();
+  running_.erase(it);
+  show_in_flight();
+  wake_lane(ls);
 }
 
 void pool::stop() {
@@ -446,6 +455,10 @@ void pool::stop() {
     if (stopping_) return;
     stopping_ = true;
     stop_requested_ = true;
+    for (auto& ls : lanes_) {
+      ls.claim_cv.notify_all();
+      ls.start_cv.notify_all();
+    }
   }
   cv_.notify_all();
   for (auto& ls : lanes_) {
