@@ -31,7 +31,7 @@ struct settings {
   // [queue]
   std::int64_t queue_lease_ms = 60'000;
   std::int64_t queue_paid_concurrency = 64;
-  std::int64_t queue_free_concurrency = 16;
+  std::int64_t queue_free_concurrency = 64;
   std::string queue_backend = "embedded";  // embedded (SQLite, this process) or kafka (a fleet)
   // [kafka] (queue.backend = "kafka")
   std::string kafka_brokers;

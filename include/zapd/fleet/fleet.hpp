@@ -133,7 +133,7 @@ class node {
  public:
   struct options {
     std::size_t paid_slots = 64;
-    std::size_t free_slots = 16;
+    std::size_t free_slots = 64;
     std::chrono::milliseconds grace{10'000};
     std::chrono::milliseconds max_step{600'000};  // cap on a step's own timeoutMs
     std::string name;  // host:pid, recorded on each step it ran

@@ -31,7 +31,7 @@ class sqlite_queue final : public queue, public store_publisher {
  public:
   struct options {
     std::size_t paid_concurrency = 64;  // most live leases in the paid lane
-    std::size_t free_concurrency = 16;  // most live leases in the free lane
+    std::size_t free_concurrency = 64;  // most live leases in the free lane
     bool direct = true;                 // takes new jobs in the producer's transaction (outbox.direct)
   };
 

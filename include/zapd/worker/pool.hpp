@@ -63,7 +63,7 @@ class pool {
  public:
   struct options {
     std::size_t paid_slots = 64;
-    std::size_t free_slots = 16;
+    std::size_t free_slots = 64;
     std::size_t claim_batch = 32;
     std::chrono::milliseconds lease{60'000};
     std::chrono::milliseconds poll{1'000};
