@@ -465,11 +465,28 @@ TEST_CASE("pool: a result the full writer refuses is deferred and recorded once 
   CHECK(f.steps_total("succeeded") == 1);
 }
 
-TEST_CASE("pool: a step whose result waits for its commit gives its slot back, and the job claimed ahead starts without waiting for the writer") {
+namespace {
+
+// One slot per lane and one job per claim: of two runs fired, the second's job is the one
+// claimed ahead while the first executes.
+setup one_slot() {
   setup s;
   s.pool.free_slots = 1;
   s.pool.paid_slots = 1;
   s.pool.claim_batch = 1;
+  return s;
+}
+
+// Whether run `id`'s first job is leased (claimed, by the pool) at `attempts`.
+bool claimed(fixture& f, const std::string& id, int attempts = 1) {
+  auto j = f.job(id, 1);
+  return j && j->state == "leased" && j->attempts == attempts;
+}
+
+}  // namespace
+
+TEST_CASE("pool: a step whose result waits for its commit gives its slot back, and the job claimed ahead starts without waiting for the writer") {
+  setup s = one_slot();
   fixture f(s);
   auto executing = [&] { return f.reg.add_gauge("zapd_worker_in_flight", "").value(); };
   const auto z = f.make_zap(1);
@@ -479,10 +496,7 @@ TEST_CASE("pool: a step whose result waits for its commit gives its slot back, a
   REQUIRE(eventually([&] { return f.action->held() == 1; }));
   CHECK(executing() == 1);
   // One slot: a executes, b is claimed ahead (leased, not started), c waits in the queue.
-  REQUIRE(eventually([&] {
-    auto jb = f.job(b, 1);
-    return jb && jb->state == "leased";
-  }));
+  REQUIRE(eventually([&] { return claimed(f, b); }));
   REQUIRE(eventually([&] { return f.job(c, 1).has_value(); }));  // the relay moved it
   std::this_thread::sleep_for(50ms);  // time enough for a wrong third claim
   CHECK(f.job(c, 1)->state == "ready");
@@ -512,20 +526,14 @@ TEST_CASE("pool: a step whose result waits for its commit gives its slot back, a
 }
 
 TEST_CASE("pool: stop gives back a job claimed ahead at once, its attempt not counted, without waiting the grace") {
-  setup s;
-  s.pool.free_slots = 1;
-  s.pool.paid_slots = 1;
-  s.pool.claim_batch = 1;
+  setup s = one_slot();
   s.pool.grace = 5s;
   fixture f(s);
   const auto z = f.make_zap(1);
   const auto a = f.fire(z);
   const auto b = f.fire(z);
   REQUIRE(eventually([&] { return f.action->held() == 1; }));
-  REQUIRE(eventually([&] {
-    auto jb = f.job(b, 1);
-    return jb && jb->state == "leased" && jb->attempts == 1;
-  }));
+  REQUIRE(eventually([&] { return claimed(f, b); }));
   // stop() gives b back before it waits for a, which answers once b is back: a stop that
   // waited for a first, or started b, would take the 5 s grace.
   auto answer = std::async(std::launch::async, [&] {
@@ -549,19 +557,12 @@ TEST_CASE("pool: stop gives back a job claimed ahead at once, its attempt not co
 }
 
 TEST_CASE("pool: a job claimed ahead that waits past a quarter of its lease is claimed again with a fresh lease, still its first attempt") {
-  setup s;
-  s.pool.free_slots = 1;
-  s.pool.paid_slots = 1;
-  s.pool.claim_batch = 1;  // lease 10 s (fake clock)
-  fixture f(s);
+  fixture f(one_slot());  // lease 10 s (fake clock)
   const auto z = f.make_zap(1);
   const auto a = f.fire(z);
   const auto b = f.fire(z);
   REQUIRE(eventually([&] { return f.action->held() == 1; }));
-  REQUIRE(eventually([&] {
-    auto jb = f.job(b, 1);
-    return jb && jb->state == "leased";
-  }));
+  REQUIRE(eventually([&] { return claimed(f, b); }));
   const auto first = f.job(b, 1);
   REQUIRE(first->lease_until_ms);
   CHECK(*first->lease_until_ms == f.clk.now_ms() + 10'000);
