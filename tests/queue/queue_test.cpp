@@ -172,6 +172,36 @@ TEST_CASE("sqlite_queue: attempts count every delivery") {
   CHECK(f.scalar("SELECT attempts FROM jobs") == 5);
 }
 
+TEST_CASE("sqlite_queue: release gives an unstarted claim back without counting it, and is fenced like ack") {
+  fixture f;
+  f.publish({spec("run-1", 0)});
+  auto first = f.claim(lane::free, 1, 30s);
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].attempts == 1);
+
+  // Claimed ahead and never run: ready at once, the attempt given back.
+  REQUIRE(f.q->release(first[0]).ok());
+  CHECK(f.scalar("SELECT attempts FROM jobs") == 0);
+  CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state = 'ready' AND lease_until_ms IS NULL") == 1);
+  CHECK(f.q->release(first[0]).err().code == errc::lease_lost);  // not leased any more
+
+  auto second = f.claim(lane::free, 1, 30s);
+  REQUIRE(second.size() == 1);
+  CHECK(second[0].id == first[0].id);
+  CHECK(second[0].attempts == 1);  // its first attempt still
+
+  // A release after the lease passed to a newer claim must not touch that claim.
+  f.clk.advance(31s);
+  auto third = f.claim(lane::free, 1, 30s);
+  REQUIRE(third.size() == 1);
+  CHECK(third[0].attempts == 2);
+  CHECK(f.q->release(second[0]).err().code == errc::lease_lost);
+  CHECK(f.scalar("SELECT attempts FROM jobs") == 2);
+  CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state = 'leased'") == 1);
+  REQUIRE(f.q->ack(third[0]).ok());
+  CHECK(f.scalar("SELECT count(*) FROM jobs") == 0);
+}
+
 TEST_CASE("sqlite_queue: a dead job is never claimed again, even after its lease would have ended") {
   fixture f;
   f.publish({spec("run-1", 0), spec("run-2", 0)});
