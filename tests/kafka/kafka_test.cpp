@@ -1,6 +1,7 @@
 // The kafka module against librdkafka's in-process mock cluster (real Kafka protocol over
 // 127.0.0.1 sockets: idempotent producer, consumer groups, offset commits), plus the offset
 // bookkeeping on its own. The mock has no Admin API, so topics are made through it.
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -15,12 +16,33 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "client.hpp"
 #include "zapd/kafka/kafka.hpp"
 #include "zapd/kafka/offset_tracker.hpp"
 #include "zapd/metrics/registry.hpp"
 
 using namespace zapd;
 using namespace std::chrono_literals;
+
+TEST_CASE("make_conf: Nagle's algorithm is off unless the user's properties turn it on") {
+  auto conf_value = [](const kafka::detail::conf_ptr& conf, const char* key) {
+    std::array<char, 64> buf{};
+    std::size_t size = buf.size();
+    REQUIRE(rd_kafka_conf_get(conf.get(), key, buf.data(), &size) == RD_KAFKA_CONF_OK);
+    return std::string(buf.data());
+  };
+  kafka::settings s;
+  s.brokers = "127.0.0.1:1";
+  auto conf = kafka::detail::make_conf(s, {{"linger.ms", "1"}});
+  REQUIRE(conf.ok());
+  CHECK(conf_value(*conf, "socket.nagle.disable") == "true");
+  CHECK(conf_value(*conf, "linger.ms") == "1");
+
+  s.properties = {{"socket.nagle.disable", "false"}};
+  auto theirs = kafka::detail::make_conf(s, {});
+  REQUIRE(theirs.ok());
+  CHECK(conf_value(*theirs, "socket.nagle.disable") == "false");
+}
 
 namespace {
 
@@ -29,7 +51,10 @@ class mock_cluster {
  public:
   mock_cluster() {
     char err[256];
-    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), err, sizeof err);
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    // The mock's brokers take their sockets' options from this handle: no Nagle, as a real broker.
+    REQUIRE(rd_kafka_conf_set(conf, "socket.nagle.disable", "true", err, sizeof err) == RD_KAFKA_CONF_OK);
+    rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     REQUIRE(rk_ != nullptr);
     mc_ = rd_kafka_mock_cluster_new(rk_, 3);
     REQUIRE(mc_ != nullptr);
