@@ -13,7 +13,9 @@
 #    bench/e2e.sh: LOADGEN, default ./build/bench/e2e_load, built here when missing; LOADGEN=python
 #    for bench/e2e_tool.py, which takes 30-45 % of a core at 1,000/s beside the fleet):
 #    the embedded queue (bench/e2e.sh section 1), then the fleet once per fetch.wait.max.ms of
-#    FETCH_WAITS (default "10"; the mock answers a fetch only when its wait ends). Before the
+#    FETCH_WAITS (default "2": librdkafka's mock answers a fetch that found no data only when
+#    its wait ends, even if data came meanwhile, where a real broker answers as soon as
+#    fetch.min.bytes are there; a short wait stands in for that, at the CPU of more fetches). Before the
 #    fleet is measured, a warm-up burst runs until both workers have executed steps (the
 #    consumer groups have joined and balanced: the mock takes 3 s for a first join).
 # 2. drain to nginx (constant 200): the embedded queue (bench/e2e.sh section 2: a worker-only
@@ -39,7 +41,7 @@ ZAPD="${ZAPD:-./build/zapd}"
 KAFKA_MOCK="${KAFKA_MOCK:-./build/tests/kafka_mock}"
 LOADGEN="${LOADGEN:-./build/bench/e2e_load}"
 RATE="${RATE:-1000}"
-FETCH_WAITS="${FETCH_WAITS:-10}"
+FETCH_WAITS="${FETCH_WAITS:-2}"
 KAFKA_PROPERTIES="${KAFKA_PROPERTIES:-}"
 SECTIONS="${SECTIONS:-1 2}"
 ROUNDS="${ROUNDS:-1}"
