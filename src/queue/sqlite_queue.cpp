@@ -1,6 +1,8 @@
 #include "zapd/queue/sqlite_queue.hpp"
 
 #include <algorithm>
+#include <memory>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -73,9 +75,62 @@ status sqlite_queue::publish(std::vector<job_spec> batch, done_fn done) {
                              [d = std::move(done)](status st) { d(std::move(st)); });
 }
 
+void sqlite_queue::hand_to(handoff* h) {
+  std::lock_guard lk(handoff_mu_);
+  handoff_ = h;
+}
+
+result<bool> sqlite_queue::hand_over_in(store::connection& c, const job_spec& s, std::int64_t now) {
+  std::lock_guard lk(handoff_mu_);
+  if (!handoff_) return false;
+  {
+    // First in, first out: while ready jobs of the lane wait, the claims take them in order.
+    auto q = c.prepare("SELECT 1 FROM jobs WHERE lane = ? AND state = 'ready' AND run_at_ms <= ? LIMIT 1");
+    if (!q) return std::move(q).err();
+    auto row = q->bind_all(lane_name(s.lane), now).step();
+    if (!row) return std::move(row).err();
+    if (*row) return false;
+  }
+  const auto lease = handoff_->reserve(s.lane);
+  if (!lease) return false;
+  // The one place that ends the reservation, registered before anything can fail: the job
+  // once committed, else the slot back (an undone request, or no row written: a repeated
+  // publish). The worker withdraws only once its reservations ended (worker::pool::stop).
+  auto handed = std::make_shared<std::optional<job>>();
+  c.after_commit([this, h = handoff_, l = s.lane, handed](bool committed) {
+    if (!committed || !handed->has_value()) {
+      h->unreserve(l);
+      return;
+    }
+    m_[index_of(l)].claimed->inc();
+    h->take(std::move(**handed));
+  });
+  const std::int64_t until = now + lease->count();
+  auto st = c.run(
+      "INSERT INTO jobs(run_id, step_index, lane, run_at_ms, created_at, state, attempts, lease_until_ms) "
+      "VALUES(?, ?, ?, ?, ?, 'leased', 1, ?) ON CONFLICT(run_id, step_index) DO NOTHING",
+      s.run_id, s.step_index, lane_name(s.lane), now, now, until);
+  if (!st) return std::move(st).err();
+  if (c.changes() == 0) return true;  // held already
+  job j;
+  j.id = c.last_insert_rowid();
+  j.run_id = s.run_id;
+  j.step_index = s.step_index;
+  j.lane = s.lane;
+  j.attempts = 1;
+  j.lease_until_ms = until;
+  *handed = std::move(j);
+  return true;
+}
+
 status sqlite_queue::publish_in(store::connection& c, const std::vector<job_spec>& batch) {
   const std::int64_t now = clock_.now_ms();
   for (const auto& s : batch) {
+    if ((s.run_at_ms <= now) && opts_.direct && c.takes_commit_hooks()) {
+      auto handed = hand_over_in(c, s, now);
+      if (!handed) return std::move(handed).err();
+      if (*handed) continue;
+    }
     // A (run, step) the queue already holds is a repeated publish (at-least-once relay).
     auto ins = c.prepare(
         "INSERT INTO jobs(run_id, step_index, lane, run_at_ms, created_at) VALUES(?, ?, ?, ?, ?) "

@@ -74,6 +74,18 @@ void writer::commit_batch(std::vector<request>& batch) {
   auto fail_all = [&](const error& e) {
     for (auto& o : outcomes) o = e;
   };
+  // Each kept request's commit hooks (connection::after_commit), run once the batch ended.
+  std::vector<connection::commit_hook> hooks;
+  auto end_hooks = [](std::vector<connection::commit_hook>& hs, bool committed) {
+    for (auto& h : hs) {
+      try {
+        h(committed);
+      } catch (const std::exception& e) {
+        log::error("store.commit_hook_threw", {{"error", e.what()}});
+      }
+    }
+    hs.clear();
+  };
 
   auto begin = conn_.exec("BEGIN IMMEDIATE");
   if (!begin) {
@@ -88,13 +100,26 @@ void writer::commit_batch(std::vector<request>& batch) {
         outcomes[i] = sp;
         continue;
       }
+      conn_.hooks_open_ = true;
       try {
         outcomes[i] = batch[i].work(conn_);
       } catch (const std::exception& e) {
         outcomes[i] = make_error(errc::internal, std::string("write request threw: ") + e.what());
       }
-      if (!outcomes[i]) (void)savepoint("ROLLBACK TO w");
+      conn_.hooks_open_ = false;
+      if (!outcomes[i] && !savepoint("ROLLBACK TO w").ok()) {
+        // The request's writes could not be undone alone and would commit with the others:
+        // undo the whole batch (the check below fails every request of it).
+        log::error("store.rollback_failed", {{"error", outcomes[i].err().message}});
+        (void)conn_.exec("ROLLBACK");
+      }
       (void)savepoint("RELEASE w");
+      if (outcomes[i]) {
+        for (auto& h : conn_.hooks_) hooks.push_back(std::move(h));
+        conn_.hooks_.clear();
+      } else {
+        end_hooks(conn_.hooks_, false);  // this request is undone
+      }
       // Some errors (disk full, I/O error, out of memory) make SQLite roll back the whole
       // transaction: then every request of this batch is undone, and the ones after it
       // must not run outside a transaction.
@@ -103,6 +128,7 @@ void writer::commit_batch(std::vector<request>& batch) {
                               : outcomes[i].err();
         log::error("store.transaction_lost", {{"error", e.message}, {"requests", batch.size()}});
         fail_all(e);
+        end_hooks(hooks, false);
         rolled_back = true;
         break;
       }
@@ -114,6 +140,7 @@ void writer::commit_batch(std::vector<request>& batch) {
         (void)conn_.exec("ROLLBACK");
         fail_all(commit.err());
       }
+      end_hooks(hooks, commit.ok());
     }
   }
   {

@@ -2,6 +2,7 @@
 // threads of each lane, and who wakes them). pool.cpp executes and records an attempt.
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <vector>
 
 #include "zapd/core/log.hpp"
@@ -19,7 +20,7 @@ void pool::notify() noexcept {
 
 std::size_t pool::claim_wanted(const lane_state& ls) const {
   const std::size_t target = ls.slots * (1 + claimed_ahead_per_slot);
-  const std::size_t have = ls.in_flight + ls.ready.size();
+  const std::size_t have = ls.in_flight + ls.ready.size() + ls.reserved;
   return ls.recording >= recording_per_slot * ls.slots || have >= target ? 0 : target - have;
 }
 
@@ -31,6 +32,38 @@ void pool::wake_lane(lane_state& ls) {
   if (ls.starter_idle && !ls.ready.empty() && start_room(ls) > 0) ls.start_cv.notify_one();
   if (ls.claimer_full && claim_wanted(ls) > 0) ls.claim_cv.notify_one();
   if (stopping_) cv_.notify_all();  // stop() waits for the last attempts
+}
+
+pool::lane_state& pool::lane_of(queue::lane l) { return lanes_[l == queue::lane::paid ? 0 : 1]; }
+
+// A slot nobody has spoken for: not executing, not claimed ahead, not promised already.
+std::optional<std::chrono::milliseconds> pool::reserve(queue::lane l) {
+  std::lock_guard lk(mu_);
+  auto& ls = lane_of(l);
+  if (stopping_ || ls.recording >= recording_per_slot * ls.slots) return std::nullopt;
+  if (ls.in_flight + ls.ready.size() + ls.reserved >= ls.slots) return std::nullopt;
+  ++ls.reserved;
+  return opts_.lease;
+}
+
+// Starts like a claimed job: into `ready`, where the start thread finds it (stop gives back
+// one that arrives after it began).
+void pool::take(queue::job j) {
+  std::lock_guard lk(mu_);
+  auto& ls = lane_of(j.lane);
+  if (ls.reserved > 0) --ls.reserved;
+  running_[{j.id, j.attempts}] = claim{j, claim::stage::ready};
+  ls.ready.push_back(std::move(j));
+  if (ls.starter_idle) ls.start_cv.notify_one();
+  if (stopping_) cv_.notify_all();
+}
+
+void pool::unreserve(queue::lane l) {
+  std::lock_guard lk(mu_);
+  auto& ls = lane_of(l);
+  if (ls.reserved > 0) --ls.reserved;
+  wake_lane(ls);
+  if (stopping_) cv_.notify_all();
 }
 
 void pool::wake_starters() {

@@ -72,12 +72,17 @@ pool::~pool() {
 }
 
 void pool::start() {
-  std::lock_guard lk(mu_);
-  if (stopping_ || lanes_[0].claimer.joinable()) return;
-  for (auto& ls : lanes_) {
-    ls.claimer = std::thread([this, &ls] { claim_loop(ls); });
-    ls.starter = std::thread([this, &ls] { start_loop(ls); });
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_ || lanes_[0].claimer.joinable()) return;
+    for (auto& ls : lanes_) {
+      ls.claimer = std::thread([this, &ls] { claim_loop(ls); });
+      ls.starter = std::thread([this, &ls] { start_loop(ls); });
+    }
   }
+  // Not under mu_: a producer holds the queue's registration lock while it reserves here.
+  queue_.hand_to(this);
+  handing_ = true;
 }
 
 void pool::begin(const queue::job& j) {
@@ -303,6 +308,12 @@ void pool::stop() {
   {
     std::lock_guard lk(mu_);
     if (stopping_) return;
+  }
+  if (handing_) queue_.hand_to(nullptr);  // no new reservations (not under mu_, as in start)
+  handing_ = false;
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_) return;
     stopping_ = true;
     stop_requested_ = true;
     for (auto& ls : lanes_) {
@@ -315,10 +326,15 @@ void pool::stop() {
     if (ls.claimer.joinable()) ls.claimer.join();
     if (ls.starter.joinable()) ls.starter.join();
   }
-  // Jobs claimed ahead and never started go back at once: nothing is running them.
+  // Jobs claimed ahead and never started go back at once: nothing is running them. First the
+  // places promised to transactions in progress end: their jobs arrive in `ready` or the
+  // places come back (the writer calls back at its batch's end; the pool must outlive that).
   std::vector<queue::job> unstarted;
   {
-    std::lock_guard lk(mu_);
+    std::unique_lock lk(mu_);
+    auto promised = [this] { return lanes_[0].reserved + lanes_[1].reserved; };
+    while (!cv_.wait_for(lk, opts_.grace, [&] { return promised() == 0; }))
+      log::warn("worker.stop_waits_for_writer", {{"reserved", promised()}});
     for (auto& ls : lanes_) {
       for (auto& j : ls.ready) {
         running_.erase({j.id, j.attempts});

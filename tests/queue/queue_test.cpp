@@ -3,12 +3,15 @@
 #include <cstdlib>
 #include <future>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "fake_clock.hpp"
 #include "zapd/metrics/registry.hpp"
@@ -367,4 +370,105 @@ TEST_CASE("sqlite_queue: a job id is never reused, so a stale claim cannot settl
   forged.run_id = "run-a";
   CHECK(f.q->ack(forged).err().code == errc::lease_lost);
   CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state = 'leased'") == 1);
+}
+
+namespace {
+
+// A worker taking jobs from producers' transactions: `room` places per lane, what it took.
+struct fake_handoff final : queue::handoff {
+  std::optional<std::chrono::milliseconds> reserve(lane) override {
+    std::lock_guard lk(mu);
+    if (room == 0) return std::nullopt;
+    --room;
+    ++reserved;
+    return 20s;
+  }
+  void take(queue::job j) override {
+    std::lock_guard lk(mu);
+    --reserved;
+    taken.push_back(std::move(j));
+  }
+  void unreserve(lane) override {
+    std::lock_guard lk(mu);
+    --reserved;
+    ++room;
+    ++given_back;
+  }
+  std::mutex mu;
+  int room = 0;
+  int reserved = 0;
+  int given_back = 0;
+  std::vector<queue::job> taken;
+};
+
+}  // namespace
+
+TEST_CASE("sqlite_queue: a job due now goes leased to a registered worker with room, after the commit, with no claim") {
+  fixture f;
+  fake_handoff h;
+  h.room = 2;
+  f.q->hand_to(&h);
+  f.publish({spec("run-h", 0), spec("run-h", 1), spec("run-h", 2)});  // room for two of three
+  {
+    std::lock_guard lk(h.mu);
+    REQUIRE(h.taken.size() == 2);
+    CHECK(h.reserved == 0);
+    for (const auto& j : h.taken) {
+      CHECK(j.attempts == 1);
+      CHECK(j.lane == lane::free);
+      CHECK(j.lease_until_ms == f.clk.now_ms() + 20'000);
+      CHECK(f.scalar(fmt::format("SELECT count(*) FROM jobs WHERE id = {} AND state = 'leased' AND attempts = 1 AND "
+                                 "lease_until_ms = {}", j.id, j.lease_until_ms)) == 1);
+    }
+    CHECK(h.taken[0].run_id == "run-h");
+    CHECK(h.taken[0].step_index == 0);
+    CHECK(h.taken[1].step_index == 1);
+  }
+  CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state = 'ready'") == 1);
+  CHECK(f.reg.add_counter("zapd_queue_claimed_total", "", {{"lane", "free"}}).value() == 2);
+  // The handed jobs settle like claimed ones (fenced by id and attempts).
+  queue::job first;
+  {
+    std::lock_guard lk(h.mu);
+    first = h.taken[0];
+  }
+  REQUIRE(f.q->ack(first).ok());
+  CHECK(f.scalar("SELECT count(*) FROM jobs") == 2);
+
+  // A ready job waits in the lane: new ones queue behind it, even with room.
+  {
+    std::lock_guard lk(h.mu);
+    h.room = 5;
+  }
+  f.publish({spec("run-behind", 0)});
+  CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state = 'ready'") == 2);
+  auto claimed = f.claim(lane::free);
+  REQUIRE(claimed.size() == 2);
+  CHECK(claimed[0].run_id == "run-h");  // first in, first out
+
+  // An undone transaction gives its place back and leaves no job.
+  auto undone = f.db->writes().execute<bool>([&](store::connection& c) -> result<bool> {
+    if (auto st = f.q->publish_in(c, {spec("run-undone", 0)}); !st) return std::move(st).err();
+    return make_error(errc::invalid_argument, "the producer's request failed after publishing");
+  });
+  REQUIRE_FALSE(undone.ok());
+  CHECK(f.scalar("SELECT count(*) FROM jobs WHERE run_id = 'run-undone'") == 0);
+  {
+    std::lock_guard lk(h.mu);
+    CHECK(h.given_back == 1);
+    CHECK(h.reserved == 0);
+    CHECK(h.taken.size() == 2);
+  }
+  // A job due later, a repeated publish, no worker registered: inserted ready, nothing handed.
+  f.publish({spec("run-h", 1)});  // held already
+  queue::job_spec later = spec("run-later", 0);
+  later.run_at_ms = f.clk.now_ms() + 60'000;
+  f.publish({later});
+  f.q->hand_to(nullptr);
+  f.publish({spec("run-unregistered", 0)});
+  std::lock_guard lk(h.mu);
+  CHECK(h.taken.size() == 2);
+  CHECK(h.reserved == 0);
+  CHECK(h.given_back == 2);  // the repeated publish's place
+  CHECK(f.scalar("SELECT count(*) FROM jobs WHERE run_id IN ('run-later', 'run-unregistered') AND state = 'ready'") == 2);
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "zapd/store/database.hpp"
 #include "zapd/store/migrations.hpp"
@@ -213,6 +214,64 @@ TEST_CASE("writer: a failing request is rolled back alone, the others in its bat
     return out;
   });
   CHECK(ids == committed);
+}
+
+TEST_CASE("writer: a request's commit hooks run after its commit, or with false when it is undone") {
+  auto path = fresh_db();
+  database::options o;
+  o.path = path;
+  auto db = database::open(o);
+  REQUIRE(db.ok());
+  auto& w = (*db)->writes();
+  REQUIRE(w.execute<bool>([](connection& c) -> result<bool> {
+    if (auto st = c.exec("CREATE TABLE t(id INTEGER PRIMARY KEY)"); !st) return std::move(st).err();
+    return true;
+  }).ok());
+  // Outside a write request there are none: a reader's connection.
+  (*db)->reads().with([](connection& c) { CHECK_FALSE(c.takes_commit_hooks()); });
+
+  // The writer holds the gate's batch until the three requests below are queued: one batch.
+  std::promise<void> release, started;
+  auto gate = release.get_future().share();
+  REQUIRE(w.submit(
+               [gate, &started](connection&) -> status {
+                 started.set_value();
+                 gate.wait();
+                 return {};
+               },
+               nullptr)
+              .ok());
+  started.get_future().wait();
+  std::mutex mu;
+  std::vector<std::string> events;  // in order: "hook <i> <committed>", "done <i>"
+  auto note = [&](std::string e) {
+    std::lock_guard lk(mu);
+    events.push_back(std::move(e));
+  };
+  std::vector<std::future<void>> done;
+  for (int i = 0; i < 3; ++i) {
+    auto p = std::make_shared<std::promise<void>>();
+    done.push_back(p->get_future());
+    REQUIRE(w.submit(
+                 [i, &note](connection& c) -> status {
+                   if (!c.takes_commit_hooks()) return make_error(errc::internal, "no commit hooks in a request");
+                   if (auto st = c.run("INSERT INTO t(id) VALUES(?)", i); !st) return st;
+                   c.after_commit([i, &note](bool committed) { note(fmt::format("hook {} {}", i, committed)); });
+                   if (i == 1) return make_error(errc::invalid_argument, "refused");  // undone, hook false
+                   return {};
+                 },
+                 [i, p, &note](status st) {
+                   note(fmt::format("done {} {}", i, st.ok()));
+                   p->set_value();
+                 })
+                .ok());
+  }
+  release.set_value();
+  for (auto& f : done) f.get();
+  std::lock_guard lk(mu);
+  // The undone request's hook runs at once; the kept ones after the COMMIT; all before any done.
+  CHECK(events == std::vector<std::string>{"hook 1 false", "hook 0 true", "hook 2 true", "done 0 true", "done 1 false",
+                                           "done 2 true"});
 }
 
 TEST_CASE("writer: a full queue answers overloaded without queuing, stop flushes the rest") {

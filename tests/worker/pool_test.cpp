@@ -65,6 +65,7 @@ struct setup {
   worker::pool::options pool = small_options();
   std::size_t writer_max_pending = 20'000;
   bool outside = false;  // the pool sees the queue only through queue::queue
+  bool outside_handoff = false;  // ... which still hands it jobs from producers' transactions
 };
 
 struct job_row {
@@ -92,6 +93,7 @@ struct fixture {
     box.emplace(std::move(b).value());
     q = std::make_unique<queue::sqlite_queue>(*db, clk, reg, queue::sqlite_queue::options{});
     outside = std::make_unique<test::outside_queue>(*q);
+    outside->forward_handoff = s.outside_handoff;
     auto a = std::make_unique<test::fake_action>();
     action = a.get();
     executors.add("http", std::move(a));
@@ -773,4 +775,66 @@ TEST_CASE("pool: a step that asks to resume later leaves the run `waiting` and t
     CHECK(f.action->calls() == 2);
     CHECK_FALSE(f.run(id).resume_at);
   }
+}
+
+TEST_CASE("pool: a step due while a slot is free starts from the transaction that made it due, with no claim") {
+  setup s;
+  s.outside = true;  // to count the claims; the queue underneath still hands jobs over
+  s.outside_handoff = true;
+  fixture f(s);
+  f.action->answer_with([](const actions::step_request&) { return test::succeeded(); });
+  auto z = f.make_zap(3);
+  auto id = f.fire(z);
+  REQUIRE(eventually([&] { return f.status_of(id) == "succeeded" && f.steps_total("succeeded") == 3; }));
+  // Step 1 was handed over by the relay's move, steps 2 and 3 by the commits that recorded
+  // the step before: every one leased in the transaction that made it due.
+  CHECK(f.outside->claimed.load() == 0);
+  CHECK(f.reg.add_counter("zapd_queue_claimed_total", "", {{"lane", "free"}}).value() == 3);
+  CHECK(eventually([&] { return f.count("SELECT count(*) FROM jobs") == 0; }));  // acked through the queue after each commit
+  CHECK(f.count("SELECT count(*) FROM run_steps WHERE run_id = '" + id + "' AND attempts = 1") == 3);
+
+  // Without the hand-over the same run is claimed step by step.
+  setup plain;
+  plain.outside = true;
+  fixture g(plain);
+  g.action->answer_with([](const actions::step_request&) { return test::succeeded(); });
+  auto id2 = g.fire(g.make_zap(3));
+  REQUIRE(eventually([&] { return g.status_of(id2) == "succeeded" && g.steps_total("succeeded") == 3; }));
+  CHECK(g.outside->claimed.load() == 3);
+}
+
+TEST_CASE("pool: with the queue in the store, a run's steps start from the transactions that made them due, none claimed") {
+  fixture f;
+  // A claim moves a job from ready to leased; a hand-over writes it leased: count the claims.
+  auto logged = f.db->writes().execute<bool>([](store::connection& c) -> result<bool> {
+    auto st = c.exec(
+        "CREATE TABLE claim_log(job_id INTEGER);"
+        "CREATE TRIGGER claim_logged AFTER UPDATE OF state ON jobs WHEN old.state = 'ready' AND new.state = 'leased' "
+        "BEGIN INSERT INTO claim_log VALUES (new.id); END;");
+    if (!st) return std::move(st).err();
+    return true;
+  });
+  REQUIRE(logged.ok());
+  f.action->answer_with([](const actions::step_request&) { return test::succeeded(); });
+  auto z = f.make_zap(3);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) ids.push_back(f.fire(z));
+  REQUIRE(eventually([&] { return f.steps_total("succeeded") == 9; }));
+  for (const auto& id : ids) CHECK(f.status_of(id) == "succeeded");
+  CHECK(f.count("SELECT count(*) FROM claim_log") == 0);
+  CHECK(f.count("SELECT count(*) FROM jobs") == 0);
+  CHECK(f.reg.add_counter("zapd_queue_claimed_total", "", {{"lane", "free"}}).value() == 9);
+
+  // Every slot busy: the next run's first step waits as a ready job and is claimed.
+  f.action->answer_with([](const actions::step_request&) { return std::nullopt; });  // hold every call
+  for (int i = 0; i < 4; ++i) f.fire(f.make_zap(1));
+  REQUIRE(eventually([&] { return f.action->held() == 4; }));
+  auto waiting = f.fire(f.make_zap(1));
+  // No slot to promise: written ready, then claimed (ahead of a free slot).
+  REQUIRE(eventually([&] { return f.count("SELECT count(*) FROM claim_log") == 1; }));
+  CHECK(f.job(waiting, 1)->attempts == 1);
+  CHECK(f.action->held() == 4);
+  REQUIRE(f.action->release(1, 1, test::succeeded()));
+  REQUIRE(eventually([&] { return f.action->held() == 4 && f.action->calls() == 14; }));  // it took the freed slot
+  CHECK(f.count("SELECT count(*) FROM claim_log") == 1);
 }

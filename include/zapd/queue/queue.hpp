@@ -17,6 +17,8 @@ class connection;
 
 namespace zapd::queue {
 
+class handoff;
+
 /// The job queue between the outbox relay and the workers (docs: "Queue semantics").
 /// Delivery is at-least-once: a claimed job not acked before its lease ends is claimed
 /// again, and a publish may be repeated after a crash (adapters ignore a (run, step) they
@@ -69,6 +71,32 @@ class queue {
   /// where the queue can, its claim is not counted as an attempt. The caller drops the claim
   /// and must not have executed it. By default the same as retry(j, now).
   virtual status release(const job& j) { return retry(j, std::chrono::system_clock::time_point{}); }
+
+  /// Registers (null: unregisters) a worker of this process that takes jobs straight from
+  /// the transactions that produce them (see `handoff`). A queue that cannot ignores it.
+  /// Not while a producer holds a reservation of the previous one.
+  virtual void hand_to(handoff* h) { (void)h; }
+};
+
+/// A worker in this process that starts a due job the moment the transaction producing it
+/// commits, with no claim (issue 18: at a steady rate a claim is a second commit, after the
+/// webhook's, on every run's path). A queue in the store asks, inside the producer's
+/// transaction on the writer thread, for a place (`reserve`); given one, it writes the job
+/// already leased (attempts 1) and, once the transaction ended, either hands it over
+/// (`take`) or gives the place back (`unreserve`). A crash before the job started leaves a
+/// lease that the next start gives back (`sqlite_queue::release_all_leases`), as for a
+/// claimed job. Threading: called on the writer thread; must not call the writer.
+class handoff {
+ public:
+  virtual ~handoff();
+  /// A free slot of lane `l` for a job due now: the lease to write; nullopt when none. The
+  /// queue does not count these against its lane limit: the worker's slots must stay within it
+  /// (worker::pool: slots x leases_per_slot is the limit it is given).
+  virtual std::optional<std::chrono::milliseconds> reserve(lane l) = 0;
+  /// The reserving transaction committed: `j` is leased to this worker; run it.
+  virtual void take(job j) = 0;
+  /// The reserving transaction was undone, or wrote no job: the place is free again.
+  virtual void unreserve(lane l) = 0;
 };
 
 /// Optional capability of a queue that lives in the store itself: publish inside the

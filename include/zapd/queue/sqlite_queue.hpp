@@ -3,6 +3,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 
 #include "zapd/core/clock.hpp"
 #include "zapd/metrics/registry.hpp"
@@ -53,6 +54,10 @@ class sqlite_queue final : public queue, public store_publisher {
   status discard_in(store::connection& c, const std::string& run_id, std::optional<int> step, bool leased_too) override;
   void settled(const job& j, settlement s) override;
   bool direct() const override { return opts_.direct; }
+  /// With `direct`: publish_in on the writer writes a job due now leased to `h` when `h` has
+  /// a free slot and its lane has no ready job waiting (first in, first out), and hands it
+  /// over after the commit: no claim.
+  void hand_to(handoff* h) override;
 
   /// Start-up recovery for the embedded queue: every leased job belonged to a previous
   /// process (the data dir lock guarantees one process per database), so its lease is
@@ -78,6 +83,9 @@ class sqlite_queue final : public queue, public store_publisher {
     metrics::gauge* dead_now = nullptr;
   };
   std::size_t limit(lane l) const;
+  // Writes `s` (due now) leased to the registered handoff when it has room; false when not
+  // (the caller inserts it ready).
+  result<bool> hand_over_in(store::connection& c, const job_spec& s, std::int64_t now);
   // Runs `sql` (bound: id, attempts, then `extra`) on the writer; lease_lost when no row matched.
   template <class... Extra>
   status settle(const job& j, const char* sql, const Extra&... extra);
@@ -88,6 +96,8 @@ class sqlite_queue final : public queue, public store_publisher {
   options opts_;
   std::array<lane_metrics, 2> m_;
   std::uint64_t collector_id_ = 0;
+  std::mutex handoff_mu_;        // held while a producer reserves, and by hand_to
+  handoff* handoff_ = nullptr;   // guarded by handoff_mu_
 };
 
 }  // namespace zapd::queue

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -113,10 +114,22 @@ class connection {
   std::string last_error() const;
   sqlite3* raw() const { return db_; }
 
+  /// What a write request does once its transaction ended: `fn(true)` after the COMMIT,
+  /// `fn(false)` when the request was undone (its own error, a rolled-back or failed batch).
+  /// Called on the writer thread, before the requests' `done`; must not call the writer.
+  using commit_hook = std::function<void(bool committed)>;
+  /// Whether `after_commit` is available: on the writer's connection inside a request only.
+  bool takes_commit_hooks() const { return hooks_open_; }
+  /// Requires takes_commit_hooks().
+  void after_commit(commit_hook fn) { hooks_.push_back(std::move(fn)); }
+
  private:
+  friend class writer;  // opens and collects the hooks of each request
   explicit connection(sqlite3* db) : db_(db) {}
   void close() noexcept;
   sqlite3* db_ = nullptr;
+  bool hooks_open_ = false;
+  std::vector<commit_hook> hooks_;
   struct cache_entry {
     sqlite3_stmt* stmt = nullptr;
     bool in_use = false;

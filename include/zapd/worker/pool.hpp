@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -56,10 +57,12 @@ namespace zapd::worker {
 /// and the queue's own per-lane lease limit across every worker.
 ///
 /// Lifecycle: start(); jobs_ready rings (or notify()) when jobs arrive; stop() stops claiming,
+/// withdraws from the queue's hand-off and waits for the slots it promised to transactions in
+/// progress (the writer ends them at its batch's end: a writer stalled in I/O stalls stop),
 /// waits up to `grace` for attempts in flight, then releases the leases of the rest (they
 /// are claimable at once by the next start). Stop the worker before the outbound driver,
 /// the relay and the database.
-class pool {
+class pool : private queue::handoff {
  public:
   struct options {
     std::size_t paid_slots = 64;
@@ -85,7 +88,7 @@ class pool {
   };
 
   pool(services s, options o);
-  ~pool();
+  ~pool() override;
   pool(const pool&) = delete;
   pool& operator=(const pool&) = delete;
 
@@ -112,6 +115,9 @@ class pool {
     // few ms of fsync) does not cap the lane at slots / commit time (issue 18: 16 slots held
     // ~3 ms each stopped the free lane at 4-5k steps/s).
     std::size_t recording = 0;
+    // Places promised to producers' transactions not ended yet (queue::handoff): each is a
+    // job that will start at once, or a place given back; guarded by mu_.
+    std::size_t reserved = 0;
     // Claimed ahead, in claim order, not started yet (each in running_ too); guarded by mu_.
     std::deque<queue::job> ready;
     bool woken = false;         // jobs may have arrived (the claim thread's); guarded by mu_
@@ -152,6 +158,11 @@ class pool {
   void wake_starters();  // deferred or pending work arrived; with mu_ held
   void handed_over(const queue::job& j);  // its record is with the writer: the slot is free
   void done(const queue::job& j);
+  // queue::handoff: jobs written leased to this pool by the transactions that produce them.
+  std::optional<std::chrono::milliseconds> reserve(queue::lane l) override;
+  void take(queue::job j) override;
+  void unreserve(queue::lane l) override;
+  lane_state& lane_of(queue::lane l);
 
   store::database& db_;
   queue::queue& queue_;
@@ -177,6 +188,7 @@ class pool {
   bool stopping_ = false;
   std::atomic<bool> stop_requested_{false};  // stopping_, readable without mu_ (a start thread mid-batch)
   std::atomic<std::int64_t> next_due_ms_{0};  // earliest scheduled retry (Unix ms), 0 = none
+  bool handing_ = false;  // registered with queue_.hand_to; start/stop's (one owner thread)
   std::array<lane_state, 2> lanes_;
   struct claim {
     queue::job job;
