@@ -1,6 +1,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -20,6 +21,19 @@ namespace {
 std::string fresh_db() {
   char tmpl[] = "/tmp/zapd-store-XXXXXX";
   return std::string(mkdtemp(tmpl)) + "/zapd.db";
+}
+
+// A fresh database with one table `t(id INTEGER PRIMARY KEY)`, for the writer's cases.
+std::unique_ptr<database> db_with_table_t() {
+  database::options o;
+  o.path = fresh_db();
+  auto db = database::open(o);
+  REQUIRE(db.ok());
+  REQUIRE((*db)->writes().execute<bool>([](connection& c) -> result<bool> {
+    if (auto st = c.exec("CREATE TABLE t(id INTEGER PRIMARY KEY)"); !st) return std::move(st).err();
+    return true;
+  }).ok());
+  return std::move(db).value();
 }
 
 std::int64_t count_rows(connection& c, const std::string& sql) {
@@ -152,17 +166,8 @@ TEST_CASE("writer: many concurrent writers, each callback after its commit") {
 }
 
 TEST_CASE("writer: a failing request is rolled back alone, the others in its batch commit") {
-  auto path = fresh_db();
-  database::options o;
-  o.path = path;
-  auto db = database::open(o);
-  REQUIRE(db.ok());
-  auto& w = (*db)->writes();
-  REQUIRE(w.execute<bool>([](connection& c) -> result<bool> {
-    auto st = c.exec("CREATE TABLE t(id INTEGER PRIMARY KEY)");
-    if (!st) return std::move(st).err();
-    return true;
-  }).ok());
+  auto db = db_with_table_t();
+  auto& w = db->writes();
 
   // Hold the writer busy so the next requests land in one batch.
   std::promise<void> release;
@@ -207,7 +212,7 @@ TEST_CASE("writer: a failing request is rolled back alone, the others in its bat
     CHECK(st.ok() == !fail);
     if (!fail) committed.insert(i);
   }
-  auto ids = (*db)->reads().with([](connection& c) {
+  auto ids = db->reads().with([](connection& c) {
     std::set<int> out;
     auto q = c.prepare("SELECT id FROM t ORDER BY id");
     while (*q->step()) out.insert(static_cast<int>(q->int64(0)));
@@ -217,18 +222,10 @@ TEST_CASE("writer: a failing request is rolled back alone, the others in its bat
 }
 
 TEST_CASE("writer: a request's commit hooks run after its commit, or with false when it is undone") {
-  auto path = fresh_db();
-  database::options o;
-  o.path = path;
-  auto db = database::open(o);
-  REQUIRE(db.ok());
-  auto& w = (*db)->writes();
-  REQUIRE(w.execute<bool>([](connection& c) -> result<bool> {
-    if (auto st = c.exec("CREATE TABLE t(id INTEGER PRIMARY KEY)"); !st) return std::move(st).err();
-    return true;
-  }).ok());
+  auto db = db_with_table_t();
+  auto& w = db->writes();
   // Outside a write request there are none: a reader's connection.
-  (*db)->reads().with([](connection& c) { CHECK_FALSE(c.takes_commit_hooks()); });
+  db->reads().with([](connection& c) { CHECK_FALSE(c.takes_commit_hooks()); });
 
   // The writer holds the gate's batch until the three requests below are queued: one batch.
   std::promise<void> release, started;
