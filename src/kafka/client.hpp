@@ -30,8 +30,9 @@ using handle_ptr = std::unique_ptr<rd_kafka_t, handle_deleter>;
 using property_list = std::vector<std::pair<std::string, std::string>>;
 
 /// A configuration: bootstrap.servers from `s.brokers`, socket.nagle.disable=true, then `own`
-/// (zapd's settings for this kind of client), then `s.properties` (the user's, last so they can override). A property
-/// librdkafka refuses -> invalid_argument naming it (its value only when not a secret).
+/// (zapd's settings for this kind of client), then `s.properties` (the user's, last so they
+/// can override). A property librdkafka refuses -> invalid_argument naming it (its value only
+/// when not a secret).
 result<conf_ptr> make_conf(const settings& s, const property_list& own);
 
 /// State the callbacks of one rd_kafka_t share; the conf opaque points at it (clients derive

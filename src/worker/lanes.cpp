@@ -18,14 +18,16 @@ void pool::notify() noexcept {
   }
 }
 
+bool pool::recording_full(const lane_state& ls) const { return ls.recording >= recording_per_slot * ls.slots; }
+
 std::size_t pool::claim_wanted(const lane_state& ls) const {
   const std::size_t target = ls.slots * (1 + claimed_ahead_per_slot);
   const std::size_t have = ls.in_flight + ls.ready.size() + ls.reserved;
-  return ls.recording >= recording_per_slot * ls.slots || have >= target ? 0 : target - have;
+  return recording_full(ls) || have >= target ? 0 : target - have;
 }
 
 std::size_t pool::start_room(const lane_state& ls) const {
-  return ls.recording >= recording_per_slot * ls.slots ? 0 : ls.slots - std::min(ls.slots, ls.in_flight);
+  return recording_full(ls) ? 0 : ls.slots - std::min(ls.slots, ls.in_flight);
 }
 
 void pool::wake_lane(lane_state& ls) {
@@ -40,7 +42,7 @@ pool::lane_state& pool::lane_of(queue::lane l) { return lanes_[l == queue::lane:
 std::optional<std::chrono::milliseconds> pool::reserve(queue::lane l) {
   std::lock_guard lk(mu_);
   auto& ls = lane_of(l);
-  if (stopping_ || ls.recording >= recording_per_slot * ls.slots) return std::nullopt;
+  if (stopping_ || recording_full(ls)) return std::nullopt;
   if (ls.in_flight + ls.ready.size() + ls.reserved >= ls.slots) return std::nullopt;
   ++ls.reserved;
   return opts_.lease;
@@ -54,8 +56,7 @@ void pool::take(queue::job j) {
   if (ls.reserved > 0) --ls.reserved;
   running_[{j.id, j.attempts}] = claim{j, claim::stage::ready};
   ls.ready.push_back(std::move(j));
-  if (ls.starter_idle) ls.start_cv.notify_one();
-  if (stopping_) cv_.notify_all();
+  wake_lane(ls);
 }
 
 void pool::unreserve(queue::lane l) {
@@ -63,7 +64,6 @@ void pool::unreserve(queue::lane l) {
   auto& ls = lane_of(l);
   if (ls.reserved > 0) --ls.reserved;
   wake_lane(ls);
-  if (stopping_) cv_.notify_all();
 }
 
 void pool::wake_starters() {

@@ -27,8 +27,6 @@ using settlement = queue::store_publisher::settlement;
 constexpr std::chrono::milliseconds k_timeout_margin = 3s; // an attempt ends this long before its lease
 constexpr std::chrono::milliseconds k_min_attempt = 1s;     // less lease left than this: give the job back
 
-std::size_t index_of(queue::lane l) { return l == queue::lane::paid ? 0 : 1; }
-
 }  // namespace
 
 struct pool::attempt {
@@ -283,7 +281,7 @@ void pool::handed_over(const queue::job& j) {
   auto it = running_.find({j.id, j.attempts});
   if (it == running_.end() || it->second.at != claim::stage::executing) return;  // committed already
   it->second.at = claim::stage::recording;
-  auto& ls = lanes_[index_of(j.lane)];
+  auto& ls = lane_of(j.lane);
   if (ls.in_flight > 0) --ls.in_flight;
   ++ls.recording;
   show_in_flight();
@@ -294,7 +292,7 @@ void pool::done(const queue::job& j) {
   std::lock_guard lk(mu_);
   auto it = running_.find({j.id, j.attempts});
   if (it == running_.end()) return;
-  auto& ls = lanes_[index_of(j.lane)];
+  auto& ls = lane_of(j.lane);
   if (it->second.at != claim::stage::ready) {  // a job still claimed ahead is in `ready` (stop gives it back)
     std::size_t& count = it->second.at == claim::stage::executing ? ls.in_flight : ls.recording;
     if (count > 0) --count;
@@ -305,10 +303,6 @@ void pool::done(const queue::job& j) {
 }
 
 void pool::stop() {
-  {
-    std::lock_guard lk(mu_);
-    if (stopping_) return;
-  }
   if (handing_) queue_.hand_to(nullptr);  // no new reservations (not under mu_, as in start)
   handing_ = false;
   {

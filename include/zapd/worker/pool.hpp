@@ -153,6 +153,8 @@ class pool : private queue::handoff {
   // With mu_ held: how many more jobs `ls` may claim ahead, and how many it may start now.
   std::size_t claim_wanted(const lane_state& ls) const;
   std::size_t start_room(const lane_state& ls) const;
+  // With mu_ held: whether results waiting for their commit use the lane's whole budget.
+  bool recording_full(const lane_state& ls) const;
   // With mu_ held, after `ls`'s counts changed: wakes the threads that may now have work.
   void wake_lane(lane_state& ls);
   void wake_starters();  // deferred or pending work arrived; with mu_ held
