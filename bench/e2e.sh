@@ -39,11 +39,15 @@ for RATE in $RATES; do
   start_zapd "latency-$RATE"
   SINK=$(free_port)
   make_zap "http://127.0.0.1:$SINK/hook"
+  CPU0=$(awk '{print $14 + $15}' "/proc/$ZPID/stat")
   if [ -x "$LOADGEN" ]; then
     "$LOADGEN" "$HOOK" "$SINK" "$RATE" "$SECONDS_LATENCY" || echo "  (not every run completed)"
   else
     python3 bench/e2e_tool.py latency "$HOOK" "$SINK" "$RATE" "$SECONDS_LATENCY" || echo "  (not every run completed)"
   fi
+  writer_summary "$ZPORT"
+  python3 -c "import sys; print(f'  zapd CPU {(int(sys.argv[2]) - int(sys.argv[1])) / int(sys.argv[3]) * 1e6 / (int(sys.argv[4]) * int(sys.argv[5])):.0f} us per run')" \
+    "$CPU0" "$(awk '{print $14 + $15}' "/proc/$ZPID/stat")" "$(getconf CLK_TCK)" "$RATE" "$SECONDS_LATENCY"
   stop_zapd
 done
 fi

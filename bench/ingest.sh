@@ -77,6 +77,7 @@ echo "  $Z"
 # shared box (other load slows both zapd and nginx, but does not add to zapd's CPU time).
 ZCPU=$(( $(cpu_ticks) - CPU0 ))
 ZRSS=$(awk '/VmHWM/ {print $2}' /proc/$ZPID/status)
+writer_summary "$ZPORT"
 kill -TERM "$ZPID"; wait "$ZPID" || true; ZPID=""
 RUNS=$(sqlite3 "$WORK/data/zapd.db" 'SELECT count(*) FROM runs')
 JOBS=$(sqlite3 "$WORK/data/zapd.db" 'SELECT (SELECT count(*) FROM jobs) + (SELECT count(*) FROM outbox)')

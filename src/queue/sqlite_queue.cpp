@@ -43,6 +43,8 @@ sqlite_queue::sqlite_queue(store::database& db, const clock& clk, metrics::regis
     metrics::labels ls = {{"lane", std::string(lane_name(l))}};
     auto& lm = m_[index_of(l)];
     lm.claimed = &m.add_counter("zapd_queue_claimed_total", "Jobs leased to workers", ls);
+    lm.handed = &m.add_counter("zapd_queue_handed_total",
+                               "Jobs leased to a free worker slot at their commit, with no claim (counted in claimed too)", ls);
     lm.acked = &m.add_counter("zapd_queue_acked_total", "Jobs acknowledged as done", ls);
     lm.retried = &m.add_counter("zapd_queue_retried_total", "Jobs scheduled for another attempt", ls);
     lm.dead = &m.add_counter("zapd_queue_dead_total", "Jobs moved to the dead letters", ls);
@@ -103,6 +105,7 @@ result<bool> sqlite_queue::hand_over_in(store::connection& c, const job_spec& s,
       return;
     }
     m_[index_of(l)].claimed->inc();
+    m_[index_of(l)].handed->inc();
     h->take(std::move(**handed));
   });
   const std::int64_t until = now + lease->count();

@@ -426,6 +426,7 @@ TEST_CASE("sqlite_queue: a job due now goes leased to a registered worker with r
   }
   CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state = 'ready'") == 1);
   CHECK(f.reg.add_counter("zapd_queue_claimed_total", "", {{"lane", "free"}}).value() == 2);
+  CHECK(f.reg.add_counter("zapd_queue_handed_total", "", {{"lane", "free"}}).value() == 2);
   // The handed jobs settle like claimed ones (fenced by id and attempts).
   queue::job first;
   {

@@ -75,6 +75,7 @@ class sqlite_queue final : public queue, public store_publisher {
  private:
   struct lane_metrics {
     metrics::counter* claimed = nullptr;
+    metrics::counter* handed = nullptr;  // of claimed: leased at their commit, with no claim
     metrics::counter* acked = nullptr;
     metrics::counter* retried = nullptr;
     metrics::counter* dead = nullptr;
