@@ -806,6 +806,32 @@ TEST_CASE("sequential requests to one server reuse its connection") {
   CHECK(f.sink.connections() == 1);
 }
 
+TEST_CASE("connections opened for a burst are kept while traffic is light, for the next burst") {
+  // libcurl's own default keeps 4 idle connections per transfer in progress and closes one
+  // each time a transfer ends above that: at a steady rate of short steps, concurrency dips
+  // and the next steps open new connections. The driver keeps a fixed pool instead.
+  loopback_allowed f;
+  f.sink.on("/slow", sink_reply::text("done").after(100ms));
+  auto burst = [&] {
+    std::vector<std::future<ob::outcome>> outs;
+    for (int i = 0; i < 16; ++i) {
+      auto p = std::make_shared<std::promise<ob::outcome>>();
+      outs.push_back(p->get_future());
+      REQUIRE(f.client.send(get(f.sink.url("/slow")), [p](ob::outcome o) { p->set_value(std::move(o)); }).ok());
+    }
+    for (auto& o : outs) {
+      REQUIRE(o.wait_for(30s) == std::future_status::ready);
+      CHECK(o.get().ok());
+    }
+  };
+  burst();
+  CHECK(f.sink.connections() == 16);  // 16 at once
+  for (int i = 0; i < 12; ++i) REQUIRE(call(f.client, get(f.sink.url("/one"))).ok());  // one at a time
+  burst();
+  CHECK(f.sink.connections() == 16);  // every one of them reused
+  CHECK(f.sink.count() == 16 + 12 + 16);
+}
+
 TEST_CASE("1000 concurrent requests to a 200 ms path finish in about 200 ms on one driver thread") {
   raise_fd_limit();
   loopback_allowed f;

@@ -46,8 +46,11 @@ class driver {
     long max_total_connections = 0;
     /// CURLMOPT_MAX_HOST_CONNECTIONS: per host and port. 0 = no limit.
     long max_host_connections = 0;
-    /// CURLMOPT_MAXCONNECTS: idle connections kept for reuse. 0 = libcurl's default.
-    long max_idle_connections = 0;
+    /// CURLMOPT_MAXCONNECTS: idle connections kept for reuse; 0 = libcurl's default, which
+    /// is 4 x the transfers in progress at that moment: whenever concurrency dips, it closes
+    /// connections that the next transfers open again (at 5,000 steps/s to one sink, 1 in 6
+    /// steps paid a new TCP connection). A fixed pool keeps them (docs/BENCHMARKS.md).
+    long max_idle_connections = 64;
   };
 
   /// Called once per transfer with its outcome: CURLE_OK, the transfer's own error, or
