@@ -66,6 +66,12 @@ outbox::relay::options relay_options(const config::settings& s) {
   return o;
 }
 
+outbound::driver::options outbound_options(const config::settings& s) {
+  outbound::driver::options o;
+  o.max_idle_connections = std::max(o.max_idle_connections, static_cast<long>(s.queue_paid_concurrency + s.queue_free_concurrency));
+  return o;
+}
+
 worker::pool::options worker_options(const config::settings& s) {
   worker::pool::options wo;
   wo.paid_slots = static_cast<std::size_t>(s.queue_paid_concurrency);

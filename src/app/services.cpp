@@ -156,6 +156,7 @@ services::services(const config::settings& s, prepared p)
                       : nullptr),
 #endif
       relay_(*p_.db, relay_queue(), registry_, outbox_ready_, jobs_ready_, relay_options(s)),
+      outbound_io_(outbound_options(s)),
       http_out_(outbound_io_, p_.allow),
       workers_({*p_.db, jobs_, executors_, p_.box, real_clock(), registry_, jobs_ready_, outbox_ready_}, worker_options(s)),
       scheduler_(*p_.db, &jobs_, real_clock(), registry_, step_due()),

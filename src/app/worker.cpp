@@ -48,7 +48,7 @@ int worker(const config::loaded& cfg) {
     log::error("worker.kafka_error", {{"error", f.err().message}});
     return f.err().code == errc::invalid_argument ? k_exit_usage : k_exit_failure;
   }
-  outbound::driver io;
+  outbound::driver io(outbound_options(s));
   outbound::http_client http_out(io, *allow);
   actions::executors executors;
   add_executors(executors, s, io, http_out);

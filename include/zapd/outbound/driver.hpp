@@ -46,10 +46,12 @@ class driver {
     long max_total_connections = 0;
     /// CURLMOPT_MAX_HOST_CONNECTIONS: per host and port. 0 = no limit.
     long max_host_connections = 0;
-    /// CURLMOPT_MAXCONNECTS: idle connections kept for reuse; 0 = libcurl's default, which
-    /// is 4 x the transfers in progress at that moment: whenever concurrency dips, it closes
-    /// connections that the next transfers open again (at 5,000 steps/s to one sink, 1 in 6
-    /// steps paid a new TCP connection). A fixed pool keeps them (docs/BENCHMARKS.md).
+    /// CURLMOPT_MAXCONNECTS: connections kept open (in use or idle; an ended transfer's
+    /// connection is closed when more are open). 0 = libcurl's default, 4 x the transfers in
+    /// progress at that moment: whenever concurrency dips it closes connections that the
+    /// next transfers open again (at 5,000 steps/s to one sink, 1 in 6 steps paid a new TCP
+    /// connection). Set it to at least the transfers that can run at once: below that, every
+    /// ended transfer closes its connection (zapd: `app::outbound_options`).
     long max_idle_connections = 64;
   };
 
