@@ -87,13 +87,14 @@ metric_at() { curl -sf "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1==m {pri
 metric() { metric_at "$ZPORT" "$1"; }
 stop_zapd() { kill -TERM "$ZPID"; wait "$ZPID" || true; }
 # writer_summary PORT: the group commit (write requests per transaction) and, with a worker,
-# how many jobs went through a claim (the rest were handed to a free slot at their commit).
+# how many jobs went through a claim (the rest were handed to a free slot at their commit) and
+# how many claim transactions the workers ran for them.
 writer_summary() {
   curl -sf "http://127.0.0.1:$1/metrics" | awk '
     /^zapd_store_commits / {c=$2} /^zapd_store_write_requests / {r=$2}
-    /^zapd_queue_claimed_total/ {cl+=$2} /^zapd_queue_handed_total/ {ho+=$2} /^zapd_worker_steps_total/ {st+=$2}
+    /^zapd_queue_claimed_total/ {cl+=$2} /^zapd_queue_handed_total/ {ho+=$2} /^zapd_queue_claims_total/ {ct+=$2} /^zapd_worker_steps_total/ {st+=$2}
     END {if (c > 0) printf "  writer: %d commits, %.1f write requests per commit", c, r / c;
-         if (st > 0) printf "; %d step attempts: %d handed to a free slot, %d claimed", st, ho, cl - ho; print ""}'
+         if (st > 0) printf "; %d step attempts: %d handed to a free slot, %d claimed (%d claim transactions)", st, ho, cl - ho, ct; print ""}'
 }
 
 # WORK/post.lua: wrk POSTs the webhook body e2e_tool.py sends.

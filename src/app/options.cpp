@@ -50,13 +50,13 @@ auth::options auth_options(const config::settings& s, const std::string& data_di
   return o;
 }
 
-queue::sqlite_queue::options queue_options(const config::settings& s) {
+queue::sqlite_queue::options queue_options(const config::settings& s, wakeup& ready) {
   // Live leases per lane: the steps executing (the concurrency), those claimed ahead of a free
   // slot, and the results of finished ones waiting for their commit (worker::pool).
   constexpr std::size_t leases_per_slot = worker::pool::leases_per_slot;
   return {leases_per_slot * static_cast<std::size_t>(s.queue_paid_concurrency),
           leases_per_slot * static_cast<std::size_t>(s.queue_free_concurrency),
-          s.outbox_direct == "on" && s.queue_backend == "embedded"};
+          s.outbox_direct == "on" && s.queue_backend == "embedded", &ready};
 }
 
 outbox::relay::options relay_options(const config::settings& s) {

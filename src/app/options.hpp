@@ -24,7 +24,7 @@ std::string db_path(const config::settings& s);
 store::database::options db_options(const config::settings& s, bool migrate);
 auth::password_params hash_params(const config::settings& s);
 auth::options auth_options(const config::settings& s, const std::string& data_dir_secret);
-queue::sqlite_queue::options queue_options(const config::settings& s);
+queue::sqlite_queue::options queue_options(const config::settings& s, wakeup& ready);
 outbox::relay::options relay_options(const config::settings& s);
 worker::pool::options worker_options(const config::settings& s);
 /// The outbound driver of a process whose steps run `queue.*_concurrency` at most at once:

@@ -150,7 +150,7 @@ services::services(const config::settings& s, prepared p)
       accounts_(*p_.db, hashes_, auth_opts_, real_clock()),
       registry_(*p_.metrics),
       store_collector_(add_store_metrics(registry_, p_.db->writes())),
-      jobs_(*p_.db, real_clock(), registry_, queue_options(s)),
+      jobs_(*p_.db, real_clock(), registry_, queue_options(s, jobs_ready_)),
 #if ZAPD_WITH_KAFKA
       fleet_(p_.fleet ? std::make_unique<fleet_primary>(*p_.fleet, *p_.db, p_.box, executors_, registry_, outbox_ready_, s)
                       : nullptr),

@@ -101,13 +101,15 @@ class services {
   std::uint64_t store_collector_ = 0;
   // The spine: runs recorded by hooks -> the embedded queue (in the same transaction with
   // outbox.direct on, the default; else outbox -> relay -> queue) -> workers.
-  queue::sqlite_queue jobs_;
   // The hand-overs, created before the components that ring or listen.
   wakeup outbox_ready_;  // rung for outbox rows (outbox.direct off, rows left by an older version); the relay listens
-  wakeup jobs_ready_;    // rung by the relay and by producers of direct jobs; the workers listen
-  // The bell a producer rings after committing a due step: the workers' when its job went
-  // straight into the queue, the relay's when it is an outbox row.
-  wakeup& step_due() { return jobs_.direct() ? jobs_ready_ : outbox_ready_; }
+  wakeup jobs_ready_;    // rung by the relay and by the queue for a job that waits for a claim; the workers listen
+  wakeup none_;          // nobody listens: step_due() when the queue rings jobs_ready_ itself
+  queue::sqlite_queue jobs_;
+  // The bell a producer rings after committing a due step: the relay's when it is an outbox
+  // row; none when its job went straight into the queue, which rings the workers' bell
+  // itself, and only when the job was not handed to a free slot (queue::sqlite_queue::options::ready).
+  wakeup& step_due() { return jobs_.direct() ? none_ : outbox_ready_; }
 #if ZAPD_WITH_KAFKA
   // queue.backend = kafka: the relay publishes to the fleet's topics, the recorder records
   // the fleet's results, and the node is this process's worker of the fleet (not the pool).

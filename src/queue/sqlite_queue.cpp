@@ -45,6 +45,8 @@ sqlite_queue::sqlite_queue(store::database& db, const clock& clk, metrics::regis
     lm.claimed = &m.add_counter("zapd_queue_claimed_total", "Jobs leased to workers", ls);
     lm.handed = &m.add_counter("zapd_queue_handed_total",
                                "Jobs leased to a free worker slot at their commit, with no claim (counted in claimed too)", ls);
+    lm.claims = &m.add_counter("zapd_queue_claims_total",
+                               "Claim transactions run by workers, those that found no job included", ls);
     lm.acked = &m.add_counter("zapd_queue_acked_total", "Jobs acknowledged as done", ls);
     lm.retried = &m.add_counter("zapd_queue_retried_total", "Jobs scheduled for another attempt", ls);
     lm.dead = &m.add_counter("zapd_queue_dead_total", "Jobs moved to the dead letters", ls);
@@ -128,6 +130,7 @@ result<bool> sqlite_queue::hand_over_in(store::connection& c, const job_spec& s,
 
 status sqlite_queue::publish_in(store::connection& c, const std::vector<job_spec>& batch) {
   const std::int64_t now = clock_.now_ms();
+  bool waits_for_claim = false;  // a job due now went in ready
   for (const auto& s : batch) {
     if ((s.run_at_ms <= now) && opts_.direct && c.takes_commit_hooks()) {
       auto handed = hand_over_in(c, s, now);
@@ -141,6 +144,18 @@ status sqlite_queue::publish_in(store::connection& c, const std::vector<job_spec
     if (!ins) return std::move(ins).err();
     auto st = ins->bind_all(s.run_id, s.step_index, lane_name(s.lane), s.run_at_ms > 0 ? s.run_at_ms : now, now).run();
     if (!st) return st;
+    if (s.run_at_ms <= now && c.changes() > 0) waits_for_claim = true;
+  }
+  if (waits_for_claim && opts_.ready) {
+    // After the commit, when a claim can see it (a ring before it is harmless too: the claim
+    // is a write request that queues behind this transaction).
+    if (c.takes_commit_hooks()) {
+      c.after_commit([bell = opts_.ready](bool committed) {
+        if (committed) bell->ring();
+      });
+    } else {
+      opts_.ready->ring();
+    }
   }
   return {};
 }
@@ -190,7 +205,10 @@ result<std::vector<job>> sqlite_queue::claim(lane l, std::size_t max, std::chron
     }
     return out;
   });
-  if (r) m_[index_of(l)].claimed->inc(r->size());
+  if (r) {
+    m_[index_of(l)].claims->inc();
+    m_[index_of(l)].claimed->inc(r->size());
+  }
   return r;
 }
 

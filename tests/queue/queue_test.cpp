@@ -473,3 +473,52 @@ TEST_CASE("sqlite_queue: a job due now goes leased to a registered worker with r
   CHECK(h.given_back == 2);  // the repeated publish's place
   CHECK(f.scalar("SELECT count(*) FROM jobs WHERE run_id IN ('run-later', 'run-unregistered') AND state = 'ready'") == 2);
 }
+
+TEST_CASE("sqlite_queue: the ready bell rings after a commit that left a job due now waiting for a claim, and only then") {
+  wakeup bell;
+  std::atomic<int> rung{0};
+  std::atomic<std::int64_t> jobs_when_rung{-1};
+  queue::sqlite_queue::options o;
+  o.ready = &bell;
+  fixture f(o);
+  bell.listen([&] {
+    ++rung;
+    // Rung after the COMMIT: a reader sees the job.
+    jobs_when_rung = f.db->reads().with([](store::connection& c) {
+      auto s = c.prepare("SELECT count(*) FROM jobs WHERE state = 'ready'");
+      auto row = s->step();
+      return row.ok() && *row ? s->int64(0) : std::int64_t{-1};
+    });
+  });
+  f.publish({spec("run-1", 0), spec("run-2", 0)});
+  CHECK(rung == 1);  // once for the transaction
+  CHECK(jobs_when_rung == 2);
+
+  // Nothing new for a claim: a repeated publish, a job due later, an undone transaction.
+  f.publish({spec("run-1", 0)});
+  queue::job_spec later = spec("run-later", 0);
+  later.run_at_ms = f.clk.now_ms() + 60'000;
+  f.publish({later});
+  auto undone = f.db->writes().execute<bool>([&](store::connection& c) -> result<bool> {
+    if (auto st = f.q->publish_in(c, {spec("run-undone", 0)}); !st) return std::move(st).err();
+    return make_error(errc::invalid_argument, "the producer's request failed after publishing");
+  });
+  REQUIRE_FALSE(undone.ok());
+  CHECK(rung == 1);
+
+  // A job handed to a free slot needs no claim: no ring. Without room it waits: a ring.
+  fake_handoff h;
+  h.room = 1;
+  f.q->hand_to(&h);
+  f.claim(lane::free);  // the lane's ready jobs gone, so the next one may be handed over
+  f.publish({spec("run-handed", 0)});
+  {
+    std::lock_guard lk(h.mu);
+    CHECK(h.taken.size() == 1);
+  }
+  CHECK(rung == 1);
+  f.publish({spec("run-no-room", 0)});
+  CHECK(rung == 2);
+  f.q->hand_to(nullptr);
+  CHECK(f.reg.add_counter("zapd_queue_claims_total", "", {{"lane", "free"}}).value() == 1);
+}

@@ -91,7 +91,9 @@ struct fixture {
     auto b = secrets::box::load_or_create(dir + "/secrets.key");
     REQUIRE(b.ok());
     box.emplace(std::move(b).value());
-    q = std::make_unique<queue::sqlite_queue>(*db, clk, reg, queue::sqlite_queue::options{});
+    queue::sqlite_queue::options qo;
+    qo.ready = &jobs_ready;  // as app wires it: the queue rings for a job that waits for a claim
+    q = std::make_unique<queue::sqlite_queue>(*db, clk, reg, qo);
     outside = std::make_unique<test::outside_queue>(*q);
     outside->forward_handoff = s.outside_handoff;
     auto a = std::make_unique<test::fake_action>();
@@ -801,6 +803,33 @@ TEST_CASE("pool: a step due while a slot is free starts from the transaction tha
   auto id2 = g.fire(g.make_zap(3));
   REQUIRE(eventually([&] { return g.status_of(id2) == "succeeded" && g.steps_total("succeeded") == 3; }));
   CHECK(g.outside->claimed.load() == 3);
+}
+
+TEST_CASE("pool: a step handed to a free slot wakes no claim loop, one that waits for a claim does") {
+  setup st;
+  st.pool.poll = 10s;  // no claims by the clock: each one below was woken
+  fixture f(st);
+  f.action->answer_with([](const actions::step_request&) { return test::succeeded(); });
+  auto claims = [&](const char* lane) { return f.reg.add_counter("zapd_queue_claims_total", "", {{"lane", lane}}).value(); };
+  REQUIRE(eventually([&] { return claims("paid") == 1 && claims("free") == 1; }));  // each lane's first claim
+  auto id = f.fire(f.make_zap(3));
+  REQUIRE(eventually([&] { return f.status_of(id) == "succeeded" && f.steps_total("succeeded") == 3; }));
+  // The relay rings once for step 1 (its move); steps 2 and 3, handed over by the commits
+  // that recorded the steps before, ring nothing: the paid lane, which has no jobs at all,
+  // made one empty claim, not one per step.
+  CHECK(claims("paid") == 2);
+  CHECK(claims("free") == 2);
+
+  // Every slot busy: a run's first step waits in `jobs`, and the queue's ring has it claimed
+  // as soon as a slot frees.
+  f.action->answer_with([](const actions::step_request&) { return std::nullopt; });  // hold every call
+  for (int i = 0; i < 4; ++i) f.fire(f.make_zap(1));
+  REQUIRE(eventually([&] { return f.action->held() == 4; }));
+  auto waiting = f.fire(f.make_zap(1));
+  REQUIRE(eventually([&] { return f.job(waiting, 1).has_value(); }));
+  CHECK(f.job(waiting, 1)->attempts <= 1);
+  REQUIRE(f.action->release(1, 1, test::succeeded()));
+  REQUIRE(eventually([&] { return f.action->calls() == 8; }));  // 3 + 4 + the waiting one, long before the poll
 }
 
 TEST_CASE("pool: with the queue in the store, a run's steps start from the transactions that made them due, none claimed") {

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "zapd/core/clock.hpp"
+#include "zapd/core/wakeup.hpp"
 #include "zapd/metrics/registry.hpp"
 #include "zapd/queue/queue.hpp"
 
@@ -34,6 +35,10 @@ class sqlite_queue final : public queue, public store_publisher {
     std::size_t paid_concurrency = 64;  // most live leases in the paid lane
     std::size_t free_concurrency = 64;  // most live leases in the free lane
     bool direct = true;                 // takes new jobs in the producer's transaction (outbox.direct)
+    /// Rung after a commit that wrote a job due now that no worker slot took (it waits in
+    /// `jobs` for a claim). A job handed to a slot rings nothing: waking the claim loops
+    /// for it made an empty claim per lane per step. Null: the producers ring instead.
+    wakeup* ready = nullptr;
   };
 
   sqlite_queue(store::database& db, const clock& clk, metrics::registry& m, options o);
@@ -76,6 +81,7 @@ class sqlite_queue final : public queue, public store_publisher {
   struct lane_metrics {
     metrics::counter* claimed = nullptr;
     metrics::counter* handed = nullptr;  // of claimed: leased at their commit, with no claim
+    metrics::counter* claims = nullptr;  // claim transactions, those that found nothing included
     metrics::counter* acked = nullptr;
     metrics::counter* retried = nullptr;
     metrics::counter* dead = nullptr;
