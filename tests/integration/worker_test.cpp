@@ -393,15 +393,27 @@ TEST_CASE("worker: results the writer refuses while full are handed over again, 
   http_sink sink;
   // Two pending writes, one per commit: results of 24 concurrent steps must queue up behind
   // each other. Dropped results would only come back after the 60 s lease.
-  zapd_process z(args({"--set", "store.max_pending=2", "--set", "store.batch_max=1", "--set", "queue.free_concurrency=24"}));
-  auto a = sign_up(z, "full@example.com");
-  auto zap = make_zap(z, a, json::array({http_step(sink.url("/ok"))}));
+  const std::vector<std::string> full = {"--set", "store.max_pending=2", "--set", "store.batch_max=1",
+                                         "--set", "queue.free_concurrency=24"};
+  const std::string data = temp_dir("zapd-writer-full") + "/data";
+  account a;
   std::vector<std::string> ids;
-  while (ids.size() < 60) {
-    auto r = z.request("POST", "/hooks/catch/" + a.user_id + "/" + zap, "{}", {{"Content-Type", "application/json"}});
-    if (r.status == 200) ids.push_back(r.json()["runId"]);
-    else REQUIRE(r.status == 503);  // the webhook side of the same full writer
+  {
+    // The runs queue up first (worker off), so that the worker starts 24 steps at once and
+    // their results arrive together, not one per webhook commit.
+    auto off = full;
+    off.insert(off.end(), {"--set", "worker.enabled=off"});
+    zapd_process z(args(off), {}, data);
+    a = sign_up(z, "full@example.com");
+    auto zap = make_zap(z, a, json::array({http_step(sink.url("/ok"))}));
+    while (ids.size() < 60) {
+      auto r = z.request("POST", "/hooks/catch/" + a.user_id + "/" + zap, "{}", {{"Content-Type", "application/json"}});
+      if (r.status == 200) ids.push_back(r.json()["runId"]);
+      else REQUIRE(r.status == 503);  // the webhook side of the same full writer
+    }
+    REQUIRE(z.terminate(SIGTERM) == 0);
   }
+  zapd_process z(args(full), {}, data);
   for (const auto& id : ids) CHECK(wait_final(z, a, id, 30s)["status"] == "succeeded");
   std::map<std::string, int> seen;
   for (const auto& r : sink.requests()) ++seen[r.header("Idempotency-Key")];
