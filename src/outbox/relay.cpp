@@ -203,7 +203,9 @@ void relay::run() {
         failed = true;
         break;
       }
-      if (*n > 0) jobs_ready_.ring();
+      // A queue in the store that rings for its waiting jobs itself needs no second ring
+      // (the claim it would wake finds them taken, or handed to a slot already).
+      if (*n > 0 && !(in_store_ && in_store_->rings_ready())) jobs_ready_.ring();
       if (*n < opts_.batch) break;  // drained
     }
     // A queue that cannot hold a job until later gets each row once it is due: wake then.

@@ -146,16 +146,12 @@ status sqlite_queue::publish_in(store::connection& c, const std::vector<job_spec
     if (!st) return st;
     if (s.run_at_ms <= now && c.changes() > 0) waits_for_claim = true;
   }
-  if (waits_for_claim && opts_.ready) {
-    // After the commit, when a claim can see it (a ring before it is harmless too: the claim
-    // is a write request that queues behind this transaction).
-    if (c.takes_commit_hooks()) {
-      c.after_commit([bell = opts_.ready](bool committed) {
-        if (committed) bell->ring();
-      });
-    } else {
-      opts_.ready->ring();
-    }
+  // After the commit, when a claim can see it. Every producer publishes through the writer,
+  // whose requests take commit hooks; a transaction of its own (a tool, a test) rings nothing.
+  if (waits_for_claim && opts_.ready && c.takes_commit_hooks()) {
+    c.after_commit([bell = opts_.ready](bool committed) {
+      if (committed) bell->ring();
+    });
   }
   return {};
 }

@@ -166,8 +166,11 @@ void pool::finish(const std::shared_ptr<attempt>& a, actions::step_result r) {
                                                        : retried_)
         .inc();
     // The next step's job is in the outbox for the relay, or in the queue already (direct),
-    // which rang jobs_ready if it waits for a claim (sqlite_queue::options::ready).
-    if (outcome->next_step_enqueued && !(in_store_ && in_store_->direct())) outbox_ready_.ring();
+    // which rang jobs_ready itself if it waits for a claim (store_publisher::rings_ready).
+    if (outcome->next_step_enqueued) {
+      if (!(in_store_ && in_store_->direct())) outbox_ready_.ring();
+      else if (!in_store_->rings_ready()) jobs_ready_.ring();
+    }
     // Wake a claim loop when a retry or the step after a delay falls due, not at the next poll.
     const std::int64_t due = rec->verdict == runs::attempt_verdict::retry ? rec->retry_at_ms : rec->resume_at_ms;
     if (due > 0) {

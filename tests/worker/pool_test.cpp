@@ -11,6 +11,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include <catch2/catch.hpp>
@@ -809,27 +811,46 @@ TEST_CASE("pool: a step handed to a free slot wakes no claim loop, one that wait
   setup st;
   st.pool.poll = 10s;  // no claims by the clock: each one below was woken
   fixture f(st);
-  f.action->answer_with([](const actions::step_request&) { return test::succeeded(); });
   auto claims = [&](const char* lane) { return f.reg.add_counter("zapd_queue_claims_total", "", {{"lane", lane}}).value(); };
+  auto claimed_not_handed = [&] {
+    return f.reg.add_counter("zapd_queue_claimed_total", "", {{"lane", "free"}}).value() -
+           f.reg.add_counter("zapd_queue_handed_total", "", {{"lane", "free"}}).value();
+  };
   REQUIRE(eventually([&] { return claims("paid") == 1 && claims("free") == 1; }));  // each lane's first claim
+  // Which runs to hold: the fixture names them run-1, run-2, ... in the order they are fired.
+  std::mutex mu;
+  std::set<std::string> held_runs;
+  f.action->answer_with([&](const actions::step_request& r) -> std::optional<actions::step_result> {
+    std::lock_guard lk(mu);
+    if (held_runs.count(r.run_id)) return std::nullopt;
+    return test::succeeded();
+  });
+
+  // Steps 1 to 3, each handed over by the commit that made it due (the relay's move, then
+  // the records of the steps before): no ring, no claim, in either lane.
   auto id = f.fire(f.make_zap(3));
   REQUIRE(eventually([&] { return f.status_of(id) == "succeeded" && f.steps_total("succeeded") == 3; }));
-  // The relay rings once for step 1 (its move); steps 2 and 3, handed over by the commits
-  // that recorded the steps before, ring nothing: the paid lane, which has no jobs at all,
-  // made one empty claim, not one per step.
-  CHECK(claims("paid") == 2);
-  CHECK(claims("free") == 2);
+  std::this_thread::sleep_for(50ms);  // a stray claim would have been woken by now
+  CHECK(claims("paid") == 1);
+  CHECK(claims("free") == 1);
 
-  // Every slot busy: a run's first step waits in `jobs`, and the queue's ring has it claimed
-  // as soon as a slot frees.
-  f.action->answer_with([](const actions::step_request&) { return std::nullopt; });  // hold every call
+  // Every slot held: the next run's first step cannot be handed over. The relay moves it in
+  // ready, and only the queue's ring (the relay rings nothing for a queue that rings for its
+  // waiting jobs itself; the poll is 10 s) has it claimed ahead of a free slot.
+  {
+    std::lock_guard lk(mu);
+    for (int i = 2; i <= 5; ++i) held_runs.insert("run-" + std::to_string(i));
+  }
   for (int i = 0; i < 4; ++i) f.fire(f.make_zap(1));
   REQUIRE(eventually([&] { return f.action->held() == 4; }));
+  const auto before = claimed_not_handed();
   auto waiting = f.fire(f.make_zap(1));
-  REQUIRE(eventually([&] { return f.job(waiting, 1).has_value(); }));
-  CHECK(f.job(waiting, 1)->attempts <= 1);
-  REQUIRE(f.action->release(1, 1, test::succeeded()));
-  REQUIRE(eventually([&] { return f.action->calls() == 8; }));  // 3 + 4 + the waiting one, long before the poll
+  REQUIRE(waiting == "run-6");
+  REQUIRE(eventually([&] { return claimed_not_handed() == before + 1; }));
+  CHECK(f.action->held() == 4);
+  REQUIRE(f.action->release(1, 1, test::succeeded()));  // a slot frees: the claimed job starts
+  REQUIRE(eventually([&] { return f.status_of(waiting) == "succeeded"; }));
+  CHECK(claims("paid") == 2);  // one ring: jobs_ready wakes both lanes' claim loops once
 }
 
 TEST_CASE("pool: with the queue in the store, a run's steps start from the transactions that made them due, none claimed") {

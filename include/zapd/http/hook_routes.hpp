@@ -29,8 +29,8 @@ struct hook_routes_deps {
   /// Where a run's first step goes (`outbox::enqueue`): the queue's job directly when it is
   /// in the store and direct, else an outbox row. Null: always an outbox row.
   queue::store_publisher* jobs = nullptr;
-  /// Called after a commit that recorded a run with a first step (wakes whoever takes it:
-  /// the workers, or the relay for an outbox row).
+  /// Called after a commit that recorded a run with a first step (wakes the relay for an
+  /// outbox row; for a job the queue wakes the workers itself: `step_due` in app).
   std::function<void()> recorded;
   /// When set and true, webhooks answer 503 + Retry-After before recording anything: the
   /// outbox holds more than outbox.max_depth steps the queue is not taking (Kafka down).

@@ -21,8 +21,9 @@ namespace zapd::outbox {
 
 /// Step `step_index` of `run_id` is due. With a queue in the store that takes jobs directly
 /// (`jobs && jobs->direct()`), its job is written here, in the caller's transaction; otherwise
-/// an outbox row, which the relay hands to the queue after the commit. Either way the caller
-/// rings the bell of whoever takes it next once its transaction commits (`step_due` in app).
+/// an outbox row, which the relay hands to the queue after the commit. The caller rings the
+/// relay's bell for a row once its transaction commits (`step_due` in app); a job written
+/// here is handed to a free worker slot or rung for by the queue itself (`rings_ready`).
 /// `run_at_ms` > 0: the job is not claimable before then (the step after a delay).
 status enqueue(store::connection& c, queue::store_publisher* jobs, const std::string& run_id, int step_index,
                queue::lane lane, std::int64_t now_ms, std::int64_t run_at_ms = 0);

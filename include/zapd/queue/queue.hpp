@@ -115,6 +115,11 @@ class store_publisher {
   /// the outbox and the relay, the path a queue outside the store takes.
   virtual bool direct() const = 0;
 
+  /// Whether `publish_in` wakes the workers itself, after the commit, for a job due now that
+  /// waits for a claim (and only for one: a job handed to a free slot needs none). Then
+  /// producers and the relay ring nothing for the jobs they publish here.
+  virtual bool rings_ready() const { return false; }
+
   /// ack / retry / dead inside the caller's write transaction, so a worker records a step's
   /// result, enqueues the next step and settles the job atomically. `lease_lost` when the
   /// lease was lost (the caller's request must then fail so the transaction undoes it).

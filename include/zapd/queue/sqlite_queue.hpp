@@ -37,7 +37,8 @@ class sqlite_queue final : public queue, public store_publisher {
     bool direct = true;                 // takes new jobs in the producer's transaction (outbox.direct)
     /// Rung after a commit that wrote a job due now that no worker slot took (it waits in
     /// `jobs` for a claim). A job handed to a slot rings nothing: waking the claim loops
-    /// for it made an empty claim per lane per step. Null: the producers ring instead.
+    /// for it made an empty claim per lane per step. Null: `rings_ready()` is false, and the
+    /// worker pool and the relay ring `jobs_ready` after their commits as producers.
     wakeup* ready = nullptr;
   };
 
@@ -59,6 +60,7 @@ class sqlite_queue final : public queue, public store_publisher {
   status discard_in(store::connection& c, const std::string& run_id, std::optional<int> step, bool leased_too) override;
   void settled(const job& j, settlement s) override;
   bool direct() const override { return opts_.direct; }
+  bool rings_ready() const override { return opts_.ready != nullptr; }
   /// With `direct`: publish_in on the writer writes a job due now leased to `h` when `h` has
   /// a free slot and its lane has no ready job waiting (first in, first out), and hands it
   /// over after the commit: no claim.

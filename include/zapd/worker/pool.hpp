@@ -46,7 +46,8 @@ namespace zapd::worker {
 ///
 /// It knows the queue only by its interface, the store through the modules that own the
 /// tables (runs, zaps, secrets), and the relay not at all: it listens on `jobs_ready` and
-/// rings `outbox_ready` after a commit that enqueued a next step.
+/// rings `outbox_ready` after a commit that put a next step in the outbox (a queue in the
+/// store that `rings_ready()` wakes it itself for a next step that waits for a claim).
 ///
 /// Threads: per lane, a claim thread and a start thread. Claims are blocking writer calls
 /// that wait for a commit, so the claim thread claims AHEAD: it keeps up to the lane's slots
@@ -83,7 +84,7 @@ class pool : private queue::handoff {
     const secrets::box& box;
     const clock& clk;
     metrics::registry& metrics;
-    wakeup& jobs_ready;    // listened to: jobs arrived (the relay rings it)
+    wakeup& jobs_ready;    // listened to: jobs wait for a claim (the queue or the relay rings it)
     wakeup& outbox_ready;  // rung after a commit that put a next step in the outbox
   };
 
