@@ -1,6 +1,10 @@
 #include "zapd/store/migrations.hpp"
 
+#include <chrono>
+
 #include <fmt/format.h>
+
+#include "zapd/core/log.hpp"
 
 namespace zapd::store {
 namespace {
@@ -75,12 +79,23 @@ result<int> migrate_up(connection& c, const std::vector<migration>& all) {
   auto st = check_not_newer(*rows, all);
   if (!st) return fail(std::move(st).err());
   int count = 0;
+  const bool upgrading = !rows->empty();
   for (const auto& m : all) {
     bool done = false;
     for (const auto& r : *rows) done = done || r.version == m.version;
     if (done) continue;
+    // Some migrations rebuild a table or an index over every row: on a database that has data
+    // (a migration was applied before), say what is being done and how long it took, so that a
+    // start that takes a while on a large database is explained. A new database says nothing.
+    if (upgrading) log::info("store.migration_started", {{"version", m.version}, {"name", m.name}});
+    const auto started = std::chrono::steady_clock::now();
     auto ex = c.exec(m.sql);
     if (!ex) return fail(make_error(ex.err().code, fmt::format("migration {:04}_{}: {}", m.version, m.name, ex.err().message)));
+    if (upgrading)
+      log::info("store.migration_applied",
+              {{"version", m.version},
+               {"name", m.name},
+               {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()}});
     auto ins = c.prepare("INSERT INTO schema_migrations(version, name) VALUES(?, ?)");
     if (!ins) return fail(std::move(ins).err());
     auto r = ins->bind_all(m.version, m.name).run();

@@ -6,6 +6,7 @@
 #include "zapd/queue/sqlite_queue.hpp"
 #include "zapd/runs/runs.hpp"
 #include "zapd/store/database.hpp"
+#include "zapd/store/migrations.hpp"
 
 using namespace zapd;
 
@@ -104,4 +105,79 @@ TEST_CASE("runs: a zap version without actions makes an already succeeded run") 
   REQUIRE_FALSE(other.ok());
   CHECK(other.err().code == errc::not_found);
   db->stop();
+}
+
+// 0012 rebuilt runs_by_user and runs_by_zap ascending: new runs append at the end of their
+// user's range, and the history reads the index backwards. With (created_at DESC, id) the
+// history's ORDER BY created_at DESC, id DESC sorted every page in a temporary B-tree.
+TEST_CASE("runs: a database made before 0012 keeps its history in order, read from the index with no sort") {
+  char tmpl[] = "/tmp/zapd-runs-XXXXXX";
+  const std::string path = std::string(mkdtemp(tmpl)) + "/zapd.db";
+  const auto& all = store::embedded_migrations();
+  REQUIRE(all.size() >= 12);
+  REQUIRE(all[11].version == 12);
+  {
+    auto c = store::connection::open(path, store::open_mode::read_write_create);
+    REQUIRE(c.ok());
+    REQUIRE(c->exec("PRAGMA journal_mode=WAL").ok());
+    const std::vector<store::migration> before(all.begin(), all.begin() + 11);
+    REQUIRE(store::migrate_up(*c, before).ok());
+    // Two runs share a millisecond (ordered by id), one is another zap's.
+    for (auto [id, ms] : {std::pair{"r1", 1'000}, {"r2", 2'000}, {"r3", 2'000}, {"r4", 3'000}, {"r5", 4'000}}) {
+      auto n = run_at(id, ms);
+      if (std::string(id) == "r4") n.zap_id = "zap-2";
+      REQUIRE(runs::insert(*c, nullptr, n).ok());
+    }
+  }
+  store::database::options o;
+  o.path = path;
+  auto db = store::database::open(o);  // applies 0012
+  REQUIRE(db.ok());
+
+  auto pages = [&](std::optional<std::string> zap) {
+    std::vector<std::string> ids;
+    runs::filter f;
+    f.zap_id = zap;
+    f.limit = 2;
+    for (int guard = 0; guard < 10; ++guard) {
+      auto p = (*db)->reads().with([&](store::connection& c) { return runs::list(c, "user-1", f); });
+      REQUIRE(p.ok());
+      for (const auto& r : p->runs) ids.push_back(r.id);
+      if (!p->next_cursor) break;
+      f.cursor = p->next_cursor;
+    }
+    return ids;
+  };
+  CHECK(pages(std::nullopt) == std::vector<std::string>{"r5", "r4", "r3", "r2", "r1"});
+  CHECK(pages(std::string("zap-1")) == std::vector<std::string>{"r5", "r3", "r2", "r1"});
+  auto latest = (*db)->reads().with([](store::connection& c) { return runs::latest(c, "user-1", "zap-1"); });
+  REQUIRE(latest.ok());
+  REQUIRE(latest->has_value());
+  CHECK((*latest)->id == "r5");
+
+  // The history's queries (runs.cpp's list and latest) walk an index in order: no sort.
+  for (const char* sql :
+       {"SELECT id FROM runs WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?6",
+        "SELECT id FROM runs WHERE user_id = ?1 AND (created_at, id) < (?4, ?5) ORDER BY created_at DESC, id DESC LIMIT ?6",
+        "SELECT id FROM runs WHERE zap_id = ?1 AND user_id = ?2 AND status = ?3 AND (created_at, id) < (?4, ?5) "
+        "ORDER BY created_at DESC, id DESC LIMIT ?6",
+        "SELECT id, status, created_at FROM runs WHERE zap_id = ? AND user_id = ? ORDER BY created_at DESC, id DESC LIMIT 1"}) {
+    INFO(sql);
+    const std::string plan = (*db)->reads().with([&](store::connection& c) {
+      auto st = c.prepare(std::string("EXPLAIN QUERY PLAN ") + sql);
+      REQUIRE(st.ok());
+      std::string out;
+      for (;;) {
+        auto row = st->step();
+        REQUIRE(row.ok());
+        if (!*row) break;
+        out += st->text(3) + "\n";
+      }
+      return out;
+    });
+    INFO(plan);
+    CHECK(plan.find("USING") != std::string::npos);
+    CHECK(plan.find("TEMP B-TREE") == std::string::npos);
+  }
+  (*db)->stop();
 }
