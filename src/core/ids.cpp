@@ -1,5 +1,6 @@
 #include "zapd/core/ids.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 
@@ -28,17 +29,37 @@ std::string random_hex(std::size_t n) {
 
 namespace {
 std::string format_uuid(const std::array<unsigned char, 16>& b) {
-  return fmt::format("{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-"
-                     "{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-                     b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-                     b[12], b[13], b[14], b[15]);
+  static constexpr char k_hex[] = "0123456789abcdef";
+  std::string out(36, '-');
+  std::size_t o = 0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) ++o;  // the dashes
+    out[o++] = k_hex[b[i] >> 4];
+    out[o++] = k_hex[b[i] & 0x0f];
+  }
+  return out;
+}
+
+// Random bytes for ids, drawn from libsodium 256 bytes at a time per thread: an id on the
+// ingest path took a getrandom() system call of its own. Ids are not secrets (every read
+// checks the owner); tokens and keys (random_hex, secrets) still draw straight from libsodium.
+void id_random(unsigned char* out, std::size_t n) {
+  thread_local std::array<unsigned char, 256> pool{};
+  thread_local std::size_t used = pool.size();
+  if (used + n > pool.size()) {
+    randombytes_buf(pool.data(), pool.size());
+    used = 0;
+  }
+  std::copy_n(pool.data() + used, n, out);
+  sodium_memzero(pool.data() + used, n);  // a byte is handed out once
+  used += n;
 }
 }  // namespace
 
 std::string new_uuid() {
   ensure_sodium();
   std::array<unsigned char, 16> b{};
-  randombytes_buf(b.data(), b.size());
+  id_random(b.data(), b.size());
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);  // version 4
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
   return format_uuid(b);
@@ -47,7 +68,7 @@ std::string new_uuid() {
 std::string new_uuid_v7(std::int64_t unix_ms) {
   ensure_sodium();
   std::array<unsigned char, 16> b{};
-  randombytes_buf(b.data(), b.size());
+  id_random(b.data(), b.size());
   // (ms << 12 | counter), shared by every thread: each id takes the next value at or after
   // the start of its millisecond.
   static std::atomic<std::uint64_t> last{0};
