@@ -107,8 +107,8 @@ result<attempt_outcome> record_attempt(store::connection& c, const attempt_recor
   {
     auto st = c.prepare(k_upsert_step);
     if (!st) return std::move(st).err();
-    st->bind_all(j.run_id, j.step_index, a.action_id, step_status, j.attempts, dump_safe(a.input), dump_safe(a.output),
-                 a.error.empty() ? std::optional<std::string>{} : std::optional<std::string>(a.error), dump_safe(a.warnings),
+    st->bind_all(j.run_id, j.step_index, a.action_id, step_status, j.attempts, a.input, a.output,
+                 a.error.empty() ? std::optional<std::string>{} : std::optional<std::string>(a.error), a.warnings,
                  a.started_ms);
     if (final_step) st->bind(11, a.now_ms);
     else st->bind(11, nullptr);

@@ -7,6 +7,7 @@
 
 #include "zapd/actions/spec.hpp"
 
+#include "zapd/core/json.hpp"
 #include "zapd/core/log.hpp"
 #include "zapd/secrets/secrets.hpp"
 #include "zapd/store/database.hpp"
@@ -150,9 +151,9 @@ runs::attempt_record decide(const step_meta& m, const queue::job& j, actions::st
   if (r.v == actions::verdict::succeeded && r.resume_at_ms) rec.resume_at_ms = *r.resume_at_ms;
   if (schedules_retry)
     rec.retry_at_ms = now_ms + m.retry.delay_for(j.attempts + 1, draw, r.retry_after).count();
-  rec.input = m.input;
-  rec.output = std::move(r.output);
-  rec.warnings = m.warnings;
+  rec.input = dump_safe(m.input);
+  rec.output = dump_safe(r.output);
+  rec.warnings = dump_safe(m.warnings);
   rec.error = std::move(r.error);
   rec.started_ms = started_ms;
   rec.now_ms = now_ms;

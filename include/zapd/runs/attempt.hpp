@@ -52,9 +52,11 @@ struct attempt_record {
   attempt_verdict verdict = attempt_verdict::failed;
   std::int64_t retry_at_ms = 0;  // verdict retry: when the job is claimable again (Unix ms)
   std::int64_t resume_at_ms = 0;  // succeeded (a delay step): the next step is due then, the run `waiting`
-  nlohmann::json input;          // the rendered config (null when it never rendered)
-  nlohmann::json output;
-  nlohmann::json warnings = nlohmann::json::array();
+  // Stored as JSON text, serialized by whoever builds the record (worker::decide, on the
+  // worker's or the recorder's thread), so the single writer thread only binds them.
+  std::string input = "null";  // the rendered config (null when it never rendered)
+  std::string output = "null";
+  std::string warnings = "[]";
   std::string error;  // empty: none
   std::int64_t started_ms = 0;
   std::int64_t now_ms = 0;
