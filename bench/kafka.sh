@@ -31,8 +31,15 @@
 #    steps (the drain then never completes).
 #
 # KAFKA_PROPERTIES (e.g. "linger.ms=5"; zapd's producer sets linger.ms=1) is appended to
-# fetch.wait.max.ms for every client. SECTIONS selects "1", "2" or both; ROUNDS (default 1) repeats
-# section 1 (embedded, then each fetch wait) so that a shared box's noise hits both.
+# fetch.wait.max.ms for every client. SECTIONS selects any of "1 2 3" (default all); ROUNDS
+# (default 1) repeats sections 1 (embedded, then each fetch wait) and 3, so that a shared box's
+# noise hits all of them.
+#
+# 3. one Kafka hop with nothing of zapd on it (bench/kafka_hop.cpp, HOP, default
+#    ./build/bench/kafka_hop): one producer and one consumer configured as zapd's, RATE messages/s
+#    for N s through a fresh mock cluster, once per fetch wait: send -> poll p50 / p99. A step
+#    crosses one such hop on its way to the sink, so this is the floor under 1b's latency that
+#    the embedded queue does not pay.
 set -Eeuo pipefail
 trap 'echo "bench/kafka.sh: line $LINENO failed: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
@@ -43,7 +50,8 @@ LOADGEN="${LOADGEN:-./build/bench/e2e_load}"
 RATE="${RATE:-1000}"
 FETCH_WAITS="${FETCH_WAITS:-2}"
 KAFKA_PROPERTIES="${KAFKA_PROPERTIES:-}"
-SECTIONS="${SECTIONS:-1 2}"
+SECTIONS="${SECTIONS:-1 2 3}"
+HOP="${HOP:-./build/bench/kafka_hop}"
 ROUNDS="${ROUNDS:-1}"
 DRAIN_CONCURRENCY="${DRAIN_CONCURRENCY:-256}"
 BACKLOG_SECONDS="${BACKLOG_SECONDS:-5}"
@@ -79,22 +87,27 @@ write_post_lua
 props() { echo "fetch.wait.max.ms=$1${KAFKA_PROPERTIES:+;$KAFKA_PROPERTIES}"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
+# start_mock NAME [kafka_mock args...]: a mock cluster of 3 brokers (MPID, BOOTSTRAP).
+start_mock() {
+  local name="$1"; shift
+  rm -f "$WORK/$name.mock-in"; mkfifo "$WORK/$name.mock-in"
+  "$KAFKA_MOCK" --brokers 3 "$@" <"$WORK/$name.mock-in" >"$WORK/$name.mock-out" 2>"$WORK/$name.mock-err" &
+  MPID=$!; PIDS+=("$MPID")
+  exec 7>"$WORK/$name.mock-in"   # the helper exits at EOF on its stdin: hold it open
+  BOOTSTRAP=""
+  for _ in $(seq 100); do
+    BOOTSTRAP=$(awk '$1=="bootstrap" {print $2}' "$WORK/$name.mock-out")
+    [ -n "$BOOTSTRAP" ] && break; sleep 0.05
+  done
+  [ -n "$BOOTSTRAP" ] || { echo "bench: kafka_mock did not start: $(cat "$WORK/$name.mock-err")" >&2; exit 1; }
+}
 # start_fleet NAME FETCH_WAIT_MS [worker --set args...]: the mock cluster (MPID), the primary
 # (ZPORT, ZPID, API, TOKEN as start_zapd) and two workers (WPIDS, WPORTS).
 start_fleet() {
   FLEETS=$((${FLEETS:-0} + 1))
   local name="$1.$FLEETS" wait_ms=$2; shift 2
-  rm -f "$WORK/$name.mock-in"; mkfifo "$WORK/$name.mock-in"
-  "$KAFKA_MOCK" --brokers 3 --topic "zapd.steps.free:${PARTITIONS:-4}:3" --topic zapd.steps.paid:4:3 --topic "zapd.results:${PARTITIONS:-4}:3" \
-    <"$WORK/$name.mock-in" >"$WORK/$name.mock-out" 2>"$WORK/$name.mock-err" &
-  MPID=$!; PIDS+=("$MPID")
-  exec 7>"$WORK/$name.mock-in"   # the helper exits at EOF on its stdin: hold it open
-  local bootstrap=""
-  for _ in $(seq 100); do
-    bootstrap=$(awk '$1=="bootstrap" {print $2}' "$WORK/$name.mock-out")
-    [ -n "$bootstrap" ] && break; sleep 0.05
-  done
-  [ -n "$bootstrap" ] || { echo "bench: kafka_mock did not start: $(cat "$WORK/$name.mock-err")" >&2; exit 1; }
+  start_mock "$name" --topic "zapd.steps.free:${PARTITIONS:-4}:3" --topic zapd.steps.paid:4:3 --topic "zapd.results:${PARTITIONS:-4}:3"
+  local bootstrap="$BOOTSTRAP"
   ZAPD_ENV=(ZAPD_QUEUE_BACKEND=kafka ZAPD_KAFKA_BROKERS="$bootstrap" ZAPD_KAFKA_CREATE_TOPICS=off
             ZAPD_KAFKA_PROPERTIES="$(props "$wait_ms")")
   WPIDS=(); WPORTS=()
@@ -229,4 +242,21 @@ print(f'  {d} of {r} backlogged steps ({pub} published before the workers starte
       f'steps per worker {sys.argv[11]}')
 " "$RUNS" "$DONE" "$TS" "$T0" "$T1" "$NGINX_RPS" "$CPU0" "$CPU1" "$(getconf CLK_TCK)" "$PUBLISHED" "$SPLIT"
   echo "  load: $LOAD"
+fi
+
+if [[ " $SECTIONS " == *" 3 "* ]]; then
+  # One hop with nothing of zapd on it: the floor under 1b's latency (a step crosses one hop).
+  if [ "$HOP" = ./build/bench/kafka_hop ] && [ ! -x "$HOP" ]; then cmake --build build --target kafka_hop -j2 >/dev/null; fi
+  [ -x "$HOP" ] || { echo "bench: $HOP not found" >&2; exit 1; }
+  for ROUND in $(seq "$ROUNDS"); do
+    for W in $FETCH_WAITS; do
+      echo "== 3. one Kafka hop on the mock, no zapd ($(props "$W")): $RATE messages/s for $SECS s (load $(load))"
+      HOPS=$((${HOPS:-0} + 1))
+      start_mock "hop.$HOPS"
+      IFS=';' read -r -a HOP_PROPS <<<"$(props "$W")"
+      "$HOP" "$BOOTSTRAP" "$RATE" "$SECS" "${HOP_PROPS[@]}" | sed 's/^/  /' || echo "  (not every message came back)"
+      exec 7>&-
+      kill -TERM "$MPID" 2>/dev/null || true; wait "$MPID" 2>/dev/null || true
+    done
+  done
 fi
