@@ -69,6 +69,10 @@ if [ "$LOADGEN" = ./build/bench/e2e_load ] && [ ! -x "$LOADGEN" ]; then
   cmake --build build --target e2e_load -j2 >/dev/null || LOADGEN=python
 fi
 export LOADGEN  # section 1a (bench/e2e.sh) sends with the same one
+if [[ " $SECTIONS " == *" 3 "* ]]; then
+  if [ "$HOP" = ./build/bench/kafka_hop ] && [ ! -x "$HOP" ]; then cmake --build build --target kafka_hop -j2 >/dev/null || true; fi
+  [ -x "$HOP" ] || { echo "bench: $HOP not found (section 3); build it: cmake --build build --target kafka_hop" >&2; exit 1; }
+fi
 
 WORK="$(mktemp -d /tmp/zapd-kafka.XXXXXX)"
 PIDS=()
@@ -246,8 +250,6 @@ fi
 
 if [[ " $SECTIONS " == *" 3 "* ]]; then
   # One hop with nothing of zapd on it: the floor under 1b's latency (a step crosses one hop).
-  if [ "$HOP" = ./build/bench/kafka_hop ] && [ ! -x "$HOP" ]; then cmake --build build --target kafka_hop -j2 >/dev/null; fi
-  [ -x "$HOP" ] || { echo "bench: $HOP not found" >&2; exit 1; }
   for ROUND in $(seq "$ROUNDS"); do
     for W in $FETCH_WAITS; do
       echo "== 3. one Kafka hop on the mock, no zapd ($(props "$W")): $RATE messages/s for $SECS s (load $(load))"

@@ -13,13 +13,14 @@
 #include <librdkafka/rdkafka.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -30,9 +31,11 @@ std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now().time_since_epoch()).count();
 }
 
-// `props` go to both clients, but fetch.* ones to the consumer only (a producer warns of them).
-rd_kafka_conf_t* conf_for(const char* bootstrap, const std::vector<std::pair<std::string, std::string>>& props,
-                          bool consumer) {
+using props_t = std::vector<std::pair<std::string, std::string>>;
+
+// As src/kafka's make_conf: the client's own settings, then the user's `props` over them (but
+// fetch.* ones to the consumer only: a producer warns of them).
+rd_kafka_conf_t* conf_for(const char* bootstrap, const props_t& own, const props_t& props, bool consumer) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   char err[512];
   auto set = [&](const std::string& k, const std::string& v) {
@@ -43,6 +46,7 @@ rd_kafka_conf_t* conf_for(const char* bootstrap, const std::vector<std::pair<std
   };
   set("bootstrap.servers", bootstrap);
   set("socket.nagle.disable", "true");
+  for (const auto& [k, v] : own) set(k, v);
   for (const auto& [k, v] : props)
     if (consumer || k.rfind("fetch.", 0) != 0) set(k, v);
   return conf;
@@ -62,7 +66,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kafka_hop: RATE and SECONDS must be positive\n");
     return 2;
   }
-  std::vector<std::pair<std::string, std::string>> props;
+  props_t props;
   for (int i = 4; i < argc; ++i) {
     const char* eq = std::strchr(argv[i], '=');
     if (!eq) {
@@ -78,11 +82,14 @@ int main(int argc, char** argv) {
   const std::int64_t nonce = now_ns();
   const std::string group = "kafka_hop-" + std::to_string(nonce);
   const std::string topic = "hop-" + std::to_string(nonce);
-  rd_kafka_conf_t* cc = conf_for(bootstrap, props, true);
-  for (auto [k, v] : {std::pair{"group.id", group.c_str()}, {"partition.assignment.strategy", "range,roundrobin"},
-                      {"auto.offset.reset", "earliest"}, {"enable.auto.commit", "false"}, {"session.timeout.ms", "6000"},
-                      {"heartbeat.interval.ms", "1000"}})
-    if (rd_kafka_conf_set(cc, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) return std::fprintf(stderr, "%s\n", err), 2;
+  rd_kafka_conf_t* cc = conf_for(bootstrap,
+                                 {{"group.id", group},
+                                  {"partition.assignment.strategy", "range,roundrobin"},
+                                  {"auto.offset.reset", "earliest"},
+                                  {"enable.auto.commit", "false"},
+                                  {"session.timeout.ms", "6000"},
+                                  {"heartbeat.interval.ms", "1000"}},
+                                 props, true);
   rd_kafka_t* consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof err);
   if (!consumer) return std::fprintf(stderr, "kafka_hop: consumer: %s\n", err), 1;
   rd_kafka_poll_set_consumer(consumer);
@@ -105,9 +112,7 @@ int main(int argc, char** argv) {
   }
 
   // The producer, as src/kafka/producer.cpp's.
-  rd_kafka_conf_t* pc = conf_for(bootstrap, props, false);
-  for (auto [k, v] : {std::pair{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "1"}})
-    if (rd_kafka_conf_set(pc, k, v, err, sizeof err) != RD_KAFKA_CONF_OK) return std::fprintf(stderr, "%s\n", err), 2;
+  rd_kafka_conf_t* pc = conf_for(bootstrap, {{"enable.idempotence", "true"}, {"acks", "all"}, {"linger.ms", "1"}}, props, false);
   rd_kafka_t* producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof err);
   if (!producer) return std::fprintf(stderr, "kafka_hop: producer: %s\n", err), 1;
 
@@ -134,12 +139,13 @@ int main(int argc, char** argv) {
   }
 
   const long total = static_cast<long>(rate) * seconds;
-  std::atomic<bool> sending{true};
   std::thread sender([&] {
     const auto start = steady::now();
     for (long i = 0; i < total; ++i) {
-      std::this_thread::sleep_until(start + std::chrono::nanoseconds(i * 1'000'000'000LL / rate));
-      const std::int64_t msg[2] = {nonce, now_ns()};
+      // The latency counts from when the message was due, so a sender that falls behind shows.
+      const auto due = start + std::chrono::nanoseconds(i * 1'000'000'000LL / rate);
+      std::this_thread::sleep_until(due);
+      const std::int64_t msg[2] = {nonce, std::chrono::duration_cast<std::chrono::nanoseconds>(due.time_since_epoch()).count()};
       char key[24];
       const int klen = std::snprintf(key, sizeof key, "run-%ld", i);
       for (;;) {
@@ -151,7 +157,6 @@ int main(int argc, char** argv) {
       rd_kafka_poll(producer, 0);
     }
     rd_kafka_flush(producer, 10'000);
-    sending = false;
   });
 
   std::vector<double> ms;

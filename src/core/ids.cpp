@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <atomic>
 
 #include <fmt/format.h>
@@ -41,10 +42,14 @@ std::string format_uuid(const std::array<unsigned char, 16>& b) {
 }
 
 // Random bytes for ids, drawn from libsodium 256 bytes at a time per thread: an id on the
-// ingest path took a getrandom() system call of its own. Ids are not secrets (every read
-// checks the owner); tokens and keys (random_hex, secrets) still draw straight from libsodium.
+// ingest path took a getrandom() system call of its own. The bytes are libsodium's, each handed
+// out once and then wiped from the pool, so an id is as unguessable as before (a zap id is part
+// of a webhook URL that may carry no signature). Tokens and keys (random_hex) still draw
+// straight from libsodium.
+constexpr std::size_t k_id_pool = 256;
 void id_random(unsigned char* out, std::size_t n) {
-  thread_local std::array<unsigned char, 256> pool{};
+  assert(n <= k_id_pool);
+  thread_local std::array<unsigned char, k_id_pool> pool{};
   thread_local std::size_t used = pool.size();
   if (used + n > pool.size()) {
     randombytes_buf(pool.data(), pool.size());

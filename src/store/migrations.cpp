@@ -68,6 +68,24 @@ result<std::vector<migration_state>> migration_status(connection& c, const std::
 }
 
 result<int> migrate_up(connection& c, const std::vector<migration>& all) {
+  // A migration that builds an index sorts every row of its table. The write connection keeps
+  // temporary data in memory (temp_store=MEMORY, for its per-request savepoints), which would
+  // hold that whole sort in RAM: the migrations spill it to temporary files instead, as
+  // SQLite's default does, and the connection's setting is put back afterwards.
+  std::int64_t temp_store = 0;
+  if (auto q = c.prepare("PRAGMA temp_store"); q) {
+    auto row = q->step();
+    if (row && *row) temp_store = q->int64(0);
+  }
+  if (temp_store == 2) (void)c.exec("PRAGMA temp_store=FILE");
+  struct restore_temp_store {
+    connection& c;
+    bool memory;
+    ~restore_temp_store() {
+      if (memory) (void)c.exec("PRAGMA temp_store=MEMORY");
+    }
+  } restore{c, temp_store == 2};
+
   auto begin = c.exec("BEGIN IMMEDIATE");
   if (!begin) return std::move(begin).err();
   auto fail = [&c](error e) -> result<int> {
@@ -79,23 +97,18 @@ result<int> migrate_up(connection& c, const std::vector<migration>& all) {
   auto st = check_not_newer(*rows, all);
   if (!st) return fail(std::move(st).err());
   int count = 0;
+  // Some migrations rebuild a table or an index over every row: on a database at an earlier
+  // version, say what is being done, and once committed how long it took, so that a start
+  // that takes a while on a large database is explained. A new database says nothing.
   const bool upgrading = !rows->empty();
+  const auto started = std::chrono::steady_clock::now();
   for (const auto& m : all) {
     bool done = false;
     for (const auto& r : *rows) done = done || r.version == m.version;
     if (done) continue;
-    // Some migrations rebuild a table or an index over every row: on a database that has data
-    // (a migration was applied before), say what is being done and how long it took, so that a
-    // start that takes a while on a large database is explained. A new database says nothing.
     if (upgrading) log::info("store.migration_started", {{"version", m.version}, {"name", m.name}});
-    const auto started = std::chrono::steady_clock::now();
     auto ex = c.exec(m.sql);
     if (!ex) return fail(make_error(ex.err().code, fmt::format("migration {:04}_{}: {}", m.version, m.name, ex.err().message)));
-    if (upgrading)
-      log::info("store.migration_applied",
-              {{"version", m.version},
-               {"name", m.name},
-               {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()}});
     auto ins = c.prepare("INSERT INTO schema_migrations(version, name) VALUES(?, ?)");
     if (!ins) return fail(std::move(ins).err());
     auto r = ins->bind_all(m.version, m.name).run();
@@ -104,6 +117,11 @@ result<int> migrate_up(connection& c, const std::vector<migration>& all) {
   }
   auto commit = c.exec("COMMIT");
   if (!commit) return fail(std::move(commit).err());
+  if (upgrading && count > 0)
+    log::info("store.migrations_applied",
+              {{"count", count},
+               {"version", all.back().version},
+               {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count()}});
   return count;
 }
 

@@ -155,11 +155,15 @@ TEST_CASE("runs: a database made before 0012 keeps its history in order, read fr
   REQUIRE(latest->has_value());
   CHECK((*latest)->id == "r5");
 
-  // The history's queries (runs.cpp's list and latest) walk an index in order: no sort.
+  // The history's queries (the shapes runs.cpp's list and latest build; list reads whole rows,
+  // so no index covers it) walk an index in order: no sort.
   for (const char* sql :
-       {"SELECT id FROM runs WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?6",
-        "SELECT id FROM runs WHERE user_id = ?1 AND (created_at, id) < (?4, ?5) ORDER BY created_at DESC, id DESC LIMIT ?6",
-        "SELECT id FROM runs WHERE zap_id = ?1 AND user_id = ?2 AND status = ?3 AND (created_at, id) < (?4, ?5) "
+       {"SELECT * FROM runs WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?6",
+        "SELECT * FROM runs WHERE user_id = ?1 AND (created_at, id) < (?4, ?5) ORDER BY created_at DESC, id DESC LIMIT ?6",
+        "SELECT * FROM runs WHERE user_id = ?1 AND status = ?3 AND (created_at, id) < (?4, ?5) "
+        "ORDER BY created_at DESC, id DESC LIMIT ?6",
+        "SELECT * FROM runs WHERE zap_id = ?1 AND user_id = ?2 ORDER BY created_at DESC, id DESC LIMIT ?6",
+        "SELECT * FROM runs WHERE zap_id = ?1 AND user_id = ?2 AND status = ?3 AND (created_at, id) < (?4, ?5) "
         "ORDER BY created_at DESC, id DESC LIMIT ?6",
         "SELECT id, status, created_at FROM runs WHERE zap_id = ? AND user_id = ? ORDER BY created_at DESC, id DESC LIMIT 1"}) {
     INFO(sql);

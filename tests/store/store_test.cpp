@@ -70,6 +70,24 @@ TEST_CASE("migrations: fresh database, then a re-run applies nothing") {
   CHECK(count_rows(*c, "SELECT count(*) FROM kv") == 0);  // 0001 created it
 }
 
+// An index a migration builds is sorted in temporary files, not in the write connection's
+// in-memory temporary store (a large database's runs would all be held in RAM); the
+// connection's setting is back once the migrations are done, failed or not.
+TEST_CASE("migrations: run with temporary data in files, and leave the write connection's temp_store in memory") {
+  auto path = fresh_db();
+  auto c = open_write_connection(path, "full");
+  REQUIRE(c.ok());
+  REQUIRE(count_rows(*c, "PRAGMA temp_store") == 2);  // MEMORY
+  const std::vector<migration> probe = {
+      {1, "probe", "CREATE TABLE seen(v INTEGER); INSERT INTO seen SELECT temp_store FROM pragma_temp_store"}};
+  REQUIRE(migrate_up(*c, probe).ok());
+  CHECK(count_rows(*c, "SELECT v FROM seen") == 1);  // FILE while migrating
+  CHECK(count_rows(*c, "PRAGMA temp_store") == 2);
+  const std::vector<migration> failing = {probe[0], {2, "bad", "CREATE TABLE nope(x); SELECT * FROM missing_table"}};
+  REQUIRE_FALSE(migrate_up(*c, failing).ok());
+  CHECK(count_rows(*c, "PRAGMA temp_store") == 2);
+}
+
 TEST_CASE("migrations: a new migration is applied on top, a failing one changes nothing") {
   auto path = fresh_db();
   auto c = open_write_connection(path, "full");
