@@ -111,8 +111,7 @@ start_fleet() {
   FLEETS=$((${FLEETS:-0} + 1))
   local name="$1.$FLEETS" wait_ms=$2; shift 2
   start_mock "$name" --topic "zapd.steps.free:${PARTITIONS:-4}:3" --topic zapd.steps.paid:4:3 --topic "zapd.results:${PARTITIONS:-4}:3"
-  local bootstrap="$BOOTSTRAP"
-  ZAPD_ENV=(ZAPD_QUEUE_BACKEND=kafka ZAPD_KAFKA_BROKERS="$bootstrap" ZAPD_KAFKA_CREATE_TOPICS=off
+  ZAPD_ENV=(ZAPD_QUEUE_BACKEND=kafka ZAPD_KAFKA_BROKERS="$BOOTSTRAP" ZAPD_KAFKA_CREATE_TOPICS=off
             ZAPD_KAFKA_PROPERTIES="$(props "$wait_ms")")
   WPIDS=(); WPORTS=()
   start_zapd "$name" --set worker.enabled=off

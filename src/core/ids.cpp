@@ -2,11 +2,12 @@
 
 #include <algorithm>
 #include <array>
-#include <cassert>
 #include <atomic>
+#include <cassert>
 
-#include <fmt/format.h>
 #include <sodium.h>
+
+#include "zapd/core/crypto.hpp"
 
 namespace zapd {
 namespace {
@@ -22,22 +23,13 @@ std::string random_hex(std::size_t n) {
   ensure_sodium();
   std::string bytes(n, '\0');
   randombytes_buf(bytes.data(), n);
-  std::string out(n * 2 + 1, '\0');
-  sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()), n);
-  out.pop_back();
-  return out;
+  return hex_encode(bytes);
 }
 
 namespace {
 std::string format_uuid(const std::array<unsigned char, 16>& b) {
-  static constexpr char k_hex[] = "0123456789abcdef";
-  std::string out(36, '-');
-  std::size_t o = 0;
-  for (std::size_t i = 0; i < b.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) ++o;  // the dashes
-    out[o++] = k_hex[b[i] >> 4];
-    out[o++] = k_hex[b[i] & 0x0f];
-  }
+  std::string out = hex_encode(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
+  for (std::size_t dash : {8, 13, 18, 23}) out.insert(dash, 1, '-');
   return out;
 }
 

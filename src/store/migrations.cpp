@@ -72,19 +72,19 @@ result<int> migrate_up(connection& c, const std::vector<migration>& all) {
   // temporary data in memory (temp_store=MEMORY, for its per-request savepoints), which would
   // hold that whole sort in RAM: the migrations spill it to temporary files instead, as
   // SQLite's default does, and the connection's setting is put back afterwards.
-  std::int64_t temp_store = 0;
+  bool in_memory = false;  // PRAGMA temp_store: 0 default, 1 FILE, 2 MEMORY
   if (auto q = c.prepare("PRAGMA temp_store"); q) {
     auto row = q->step();
-    if (row && *row) temp_store = q->int64(0);
+    in_memory = row && *row && q->int64(0) == 2;
   }
-  if (temp_store == 2) (void)c.exec("PRAGMA temp_store=FILE");
+  if (in_memory) (void)c.exec("PRAGMA temp_store=FILE");
   struct restore_temp_store {
     connection& c;
     bool memory;
     ~restore_temp_store() {
       if (memory) (void)c.exec("PRAGMA temp_store=MEMORY");
     }
-  } restore{c, temp_store == 2};
+  } restore{c, in_memory};
 
   auto begin = c.exec("BEGIN IMMEDIATE");
   if (!begin) return std::move(begin).err();

@@ -12,10 +12,14 @@ using namespace zapd;
 
 namespace {
 
-std::unique_ptr<store::database> fresh_db() {
+std::string fresh_path() {
   char tmpl[] = "/tmp/zapd-runs-XXXXXX";
+  return std::string(mkdtemp(tmpl)) + "/zapd.db";
+}
+
+std::unique_ptr<store::database> fresh_db() {
   store::database::options o;
-  o.path = std::string(mkdtemp(tmpl)) + "/zapd.db";
+  o.path = fresh_path();
   auto db = store::database::open(o);
   REQUIRE(db.ok());
   return std::move(db).value();
@@ -111,8 +115,7 @@ TEST_CASE("runs: a zap version without actions makes an already succeeded run") 
 // user's range, and the history reads the index backwards. With (created_at DESC, id) the
 // history's ORDER BY created_at DESC, id DESC sorted every page in a temporary B-tree.
 TEST_CASE("runs: a database made before 0012 keeps its history in order, read from the index with no sort") {
-  char tmpl[] = "/tmp/zapd-runs-XXXXXX";
-  const std::string path = std::string(mkdtemp(tmpl)) + "/zapd.db";
+  const std::string path = fresh_path();
   const auto& all = store::embedded_migrations();
   REQUIRE(all.size() >= 12);
   REQUIRE(all[11].version == 12);
