@@ -1,5 +1,6 @@
 // runs module against a real SQLite file: retention pruning and history pages (issue #6).
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "zapd/core/clock.hpp"
 #include "zapd/metrics/registry.hpp"
@@ -187,4 +188,96 @@ TEST_CASE("runs: a database made before 0012 keeps its history in order, read fr
     CHECK(plan.find("TEMP B-TREE") == std::string::npos);
   }
   (*db)->stop();
+}
+
+// 0013 rewrote the CHECKs of runs.status, run_steps.status and jobs.state from IN lists, which
+// SQLite codes as a temporary B-tree built for every row written, to chains of `=`.
+TEST_CASE("runs: a database made before 0013 keeps its rows, and its status checks refuse the same values with no temporary B-tree") {
+  const std::string path = fresh_path();
+  const auto& all = store::embedded_migrations();
+  REQUIRE(all.size() >= 13);
+  REQUIRE(all[12].version == 13);
+  std::int64_t cookie_before = 0;
+  {
+    auto c = store::connection::open(path, store::open_mode::read_write_create);
+    REQUIRE(c.ok());
+    REQUIRE(c->exec("PRAGMA journal_mode=WAL").ok());
+    const std::vector<store::migration> before(all.begin(), all.begin() + 12);
+    REQUIRE(store::migrate_up(*c, before).ok());
+    REQUIRE(runs::insert(*c, nullptr, run_at("r1", 1'000)).ok());
+    REQUIRE(c->exec("INSERT INTO jobs(run_id, step_index, lane, run_at_ms, created_at) VALUES('r1', 1, 'free', 1, 1);"
+                    "INSERT INTO run_steps(run_id, step_index, action_id, status) VALUES('r1', 1, 'http', 'queued')")
+                .ok());
+    auto q = c->prepare("PRAGMA schema_version");
+    REQUIRE(q.ok());
+    REQUIRE(*q->step());
+    cookie_before = q->int64(0);
+  }
+  store::database::options o;
+  o.path = path;
+  auto db = store::database::open(o);  // applies 0013
+  REQUIRE(db.ok());
+  auto& d = **db;
+  CHECK(count(d, "PRAGMA schema_version") > cookie_before);  // other connections reload the schema
+  CHECK(count(d, "SELECT count(*) FROM runs WHERE id = 'r1' AND status = 'queued'") == 1);
+  CHECK(count(d, "SELECT count(*) FROM jobs WHERE run_id = 'r1' AND state = 'ready'") == 1);
+  CHECK(count(d, "SELECT count(*) FROM run_steps WHERE run_id = 'r1' AND status = 'queued'") == 1);
+  CHECK(d.reads().with([](store::connection& c) {
+    auto st = c.prepare("PRAGMA integrity_check");
+    REQUIRE(st.ok());
+    REQUIRE(*st->step());
+    return st->text(0);
+  }) == "ok");
+  CHECK(count(d, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('runs', 'run_steps', 'jobs') "
+                 "AND sql LIKE '%IN (''queued''%' OR sql LIKE '%IN (''ready''%'") == 0);
+
+  // The statements that write these columns: none opens a temporary B-tree.
+  for (const char* sql :
+       {"INSERT INTO runs (id, zap_id, zap_version, user_id, lane, status, \"trigger\", created_at) "
+        "VALUES ('x', 'z', 1, 'u', 'free', 'queued', '{}', 1)",
+        "UPDATE runs SET status = ? WHERE id = ?",
+        "INSERT INTO jobs(run_id, step_index, lane, run_at_ms, created_at) VALUES(?, ?, 'free', 1, 1)",
+        "UPDATE jobs SET state = 'leased', attempts = attempts + 1, lease_until_ms = ? WHERE id = ?",
+        "INSERT INTO run_steps(run_id, step_index, action_id, status) VALUES(?, ?, 'http', 'running')",
+        "UPDATE run_steps SET status = ? WHERE run_id = ? AND step_index = ?"}) {
+    INFO(sql);
+    const std::string program = d.reads().with([&](store::connection& c) {
+      auto st = c.prepare(std::string("EXPLAIN ") + sql);
+      REQUIRE(st.ok());
+      std::string out;
+      for (;;) {
+        auto row = st->step();
+        REQUIRE(row.ok());
+        if (!*row) break;
+        out += st->text(1) + "\n";
+      }
+      return out;
+    });
+    CHECK(program.find("Insert") != std::string::npos);  // it is the program that writes the row
+    CHECK(program.find("OpenEphemeral") == std::string::npos);
+  }
+
+  // Every value of each set is still accepted, and a value outside it refused.
+  auto writes = [&](const std::string& sql) {
+    return d.writes().execute<bool>([&](store::connection& c) -> result<bool> {
+      auto st = c.exec(sql);
+      if (!st) return std::move(st).err();
+      return true;
+    });
+  };
+  for (const char* s : {"running", "waiting", "succeeded", "failed", "filtered", "cancelled", "queued"})
+    CHECK(writes(fmt::format("UPDATE runs SET status = '{}' WHERE id = 'r1'", s)).ok());
+  for (const char* s : {"running", "succeeded", "failed", "filtered", "cancelled", "queued"})
+    CHECK(writes(fmt::format("UPDATE run_steps SET status = '{}' WHERE run_id = 'r1'", s)).ok());
+  for (const char* s : {"leased", "dead", "ready"})
+    CHECK(writes(fmt::format("UPDATE jobs SET state = '{}' WHERE run_id = 'r1'", s)).ok());
+  for (const char* sql : {"UPDATE runs SET status = 'done' WHERE id = 'r1'",
+                          "UPDATE run_steps SET status = 'waiting' WHERE run_id = 'r1'",
+                          "UPDATE jobs SET state = 'queued' WHERE run_id = 'r1'"}) {
+    INFO(sql);
+    auto r = writes(sql);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.err().message.find("CHECK constraint failed") != std::string::npos);
+  }
+  d.stop();
 }
