@@ -81,7 +81,7 @@ std::string statement::text(int col) const {
   return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
 }
 
-result<connection> connection::open(const std::string& path, open_mode mode) {
+result<connection> connection::open(const std::string& path, open_mode mode, const char* vfs) {
   // Before SQLite initializes (the first open): no memory statistics. Kept on, every SQLite
   // malloc and free takes a process-wide mutex, and zapd reads none of them. A no-op if
   // something initialized SQLite earlier.
@@ -98,7 +98,7 @@ result<connection> connection::open(const std::string& path, open_mode mode) {
   int flags = SQLITE_OPEN_NOMUTEX;
   flags |= mode == open_mode::read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags, vfs);
   if (rc != SQLITE_OK) {
     auto e = sqlite_error(db, rc, fmt::format("open {}", path));
     sqlite3_close_v2(db);

@@ -90,7 +90,8 @@ enum class open_mode { read_only, read_write_create };
 /// time (the writer thread, or a reader borrowed from the pool); opened NOMUTEX.
 class connection {
  public:
-  static result<connection> open(const std::string& path, open_mode mode);
+  /// `vfs`: a registered SQLite VFS by name; nullptr for the default.
+  static result<connection> open(const std::string& path, open_mode mode, const char* vfs = nullptr);
   connection(connection&& o) noexcept;
   connection& operator=(connection&& o) noexcept;
   connection(const connection&) = delete;

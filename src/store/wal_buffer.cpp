@@ -1,0 +1,235 @@
+#include "zapd/store/wal_buffer.hpp"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <string>
+#include <vector>
+
+namespace zapd::store::detail {
+namespace {
+
+// The most the default VFS writes in one call (its seekAndWrite masks lengths to 17 bits):
+// 31 frames of 4 KiB pages, a group commit of about 25 webhooks. A larger transaction
+// flushes as it fills.
+constexpr std::size_t k_capacity = 0x1ffff;
+
+std::atomic<unsigned long long> g_writes{0};
+std::atomic<unsigned long long> g_flushes{0};
+
+struct file {
+  sqlite3_file base;        // pMethods: k_methods once open
+  sqlite3_file* real;       // the default VFS's file, in the same allocation after this
+  bool wal = false;
+  std::string name;         // main database files: to find them from their WAL
+  file* main_db = nullptr;  // a WAL file: its database's file, if open through this VFS
+  file* wal_file = nullptr; // a database file: its WAL, while open
+  std::vector<char> buf;
+  std::size_t len = 0;
+  sqlite3_int64 off = 0;
+};
+
+constexpr std::size_t k_real_offset = (sizeof(file) + 15) & ~std::size_t{15};
+
+sqlite3_vfs* real_vfs = nullptr;
+std::mutex g_mu;                  // the list below and the main_db / wal_file links
+std::vector<file*> g_main_files;  // open database files, to link a WAL file to its database
+
+file* self(sqlite3_file* f) { return reinterpret_cast<file*>(f); }
+const sqlite3_io_methods* rm(file* f) { return f->real->pMethods; }
+
+// Writes what is gathered. On failure it is dropped: the caller's operation (a sync, a
+// read, another write) fails with SQLite's own I/O error, and SQLite undoes the transaction.
+int flush(file* f) {
+  if (f->len == 0) return SQLITE_OK;
+  const std::size_t n = f->len;
+  f->len = 0;
+  g_flushes.fetch_add(1, std::memory_order_relaxed);
+  return rm(f)->xWrite(f->real, f->buf.data(), static_cast<int>(n), f->off);
+}
+
+int x_close(sqlite3_file* p) {
+  file* f = self(p);
+  int rc = flush(f);
+  {
+    std::lock_guard lk(g_mu);
+    if (f->wal && f->main_db) f->main_db->wal_file = nullptr;
+    if (f->wal_file) f->wal_file->main_db = nullptr;
+    std::erase(g_main_files, f);
+  }
+  int rc2 = rm(f)->xClose(f->real);
+  f->~file();
+  return rc != SQLITE_OK ? rc : rc2;
+}
+
+int x_read(sqlite3_file* p, void* out, int n, sqlite3_int64 off) {
+  file* f = self(p);
+  if (int rc = flush(f); rc != SQLITE_OK) return rc;
+  return rm(f)->xRead(f->real, out, n, off);
+}
+
+int x_write(sqlite3_file* p, const void* data, int n, sqlite3_int64 off) {
+  file* f = self(p);
+  if (!f->wal || n <= 0) return rm(f)->xWrite(f->real, data, n, off);
+  g_writes.fetch_add(1, std::memory_order_relaxed);
+  const auto size = static_cast<std::size_t>(n);
+  if (f->len > 0 && off == f->off + static_cast<sqlite3_int64>(f->len) && f->len + size <= k_capacity) {
+    std::memcpy(f->buf.data() + f->len, data, size);
+    f->len += size;
+    return SQLITE_OK;
+  }
+  // Not the next byte (SQLite rewrites a frame, or restarts the WAL), or no room: what is
+  // gathered goes first, so the file sees the writes in SQLite's order.
+  if (int rc = flush(f); rc != SQLITE_OK) return rc;
+  if (size > k_capacity) {
+    g_flushes.fetch_add(1, std::memory_order_relaxed);
+    return rm(f)->xWrite(f->real, data, n, off);
+  }
+  if (f->buf.empty()) f->buf.resize(k_capacity);
+  std::memcpy(f->buf.data(), data, size);
+  f->off = off;
+  f->len = size;
+  return SQLITE_OK;
+}
+
+int x_truncate(sqlite3_file* p, sqlite3_int64 size) {
+  file* f = self(p);
+  if (int rc = flush(f); rc != SQLITE_OK) return rc;
+  return rm(f)->xTruncate(f->real, size);
+}
+
+int x_sync(sqlite3_file* p, int flags) {
+  file* f = self(p);
+  if (int rc = flush(f); rc != SQLITE_OK) return rc;
+  return rm(f)->xSync(f->real, flags);
+}
+
+int x_file_size(sqlite3_file* p, sqlite3_int64* out) {
+  file* f = self(p);
+  if (int rc = flush(f); rc != SQLITE_OK) return rc;
+  return rm(f)->xFileSize(f->real, out);
+}
+
+int x_lock(sqlite3_file* p, int level) { return rm(self(p))->xLock(self(p)->real, level); }
+int x_unlock(sqlite3_file* p, int level) { return rm(self(p))->xUnlock(self(p)->real, level); }
+int x_check_reserved(sqlite3_file* p, int* out) { return rm(self(p))->xCheckReservedLock(self(p)->real, out); }
+
+int x_file_control(sqlite3_file* p, int op, void* arg) {
+  file* f = self(p);
+  if (int rc = flush(f); rc != SQLITE_OK) return rc;
+  return rm(f)->xFileControl(f->real, op, arg);
+}
+
+int x_sector_size(sqlite3_file* p) { return rm(self(p))->xSectorSize(self(p)->real); }
+int x_device_characteristics(sqlite3_file* p) { return rm(self(p))->xDeviceCharacteristics(self(p)->real); }
+
+int x_shm_map(sqlite3_file* p, int page, int size, int extend, void volatile** out) {
+  return rm(self(p))->xShmMap(self(p)->real, page, size, extend, out);
+}
+int x_shm_lock(sqlite3_file* p, int offset, int n, int flags) { return rm(self(p))->xShmLock(self(p)->real, offset, n, flags); }
+
+// SQLite calls the database file's barrier between the two copies of the WAL index header it
+// writes to publish a commit: frames it publishes are in the WAL file before readers can see
+// them, whatever `synchronous` is. (At FULL the commit's sync already wrote them.)
+void x_shm_barrier(sqlite3_file* p) {
+  file* f = self(p);
+  if (f->wal_file) (void)flush(f->wal_file);
+  rm(f)->xShmBarrier(f->real);
+}
+
+int x_shm_unmap(sqlite3_file* p, int del) { return rm(self(p))->xShmUnmap(self(p)->real, del); }
+
+int x_fetch(sqlite3_file* p, sqlite3_int64 off, int n, void** out) {
+  file* f = self(p);
+  if (int rc = flush(f); rc != SQLITE_OK) return rc;
+  return rm(f)->xFetch(f->real, off, n, out);
+}
+int x_unfetch(sqlite3_file* p, sqlite3_int64 off, void* page) { return rm(self(p))->xUnfetch(self(p)->real, off, page); }
+
+const sqlite3_io_methods k_methods = {
+    3,           x_close,     x_read,      x_write,      x_truncate,  x_sync,
+    x_file_size, x_lock,      x_unlock,    x_check_reserved, x_file_control, x_sector_size,
+    x_device_characteristics, x_shm_map, x_shm_lock, x_shm_barrier, x_shm_unmap, x_fetch,
+    x_unfetch,
+};
+
+int x_open(sqlite3_vfs*, const char* name, sqlite3_file* p, int flags, int* out_flags) {
+  auto* f = new (p) file{};
+  f->real = reinterpret_cast<sqlite3_file*>(reinterpret_cast<char*>(p) + k_real_offset);
+  int rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out_flags);
+  if (rc != SQLITE_OK || f->real->pMethods == nullptr || f->real->pMethods->iVersion < 3) {
+    // SQLite does not close a file whose open failed; one the default VFS opened without
+    // shared memory (never on Unix) is closed here rather than half wrapped.
+    if (rc == SQLITE_OK && f->real->pMethods) f->real->pMethods->xClose(f->real);
+    f->~file();
+    p->pMethods = nullptr;
+    return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
+  }
+  f->base.pMethods = &k_methods;
+  std::lock_guard lk(g_mu);
+  if ((flags & SQLITE_OPEN_MAIN_DB) && name) {
+    f->name = name;
+    g_main_files.push_back(f);
+  } else if ((flags & SQLITE_OPEN_WAL) && name) {
+    f->wal = true;
+    const std::string db = std::string(name).substr(0, std::max<std::size_t>(std::strlen(name), 4) - 4);  // "-wal"
+    for (auto it = g_main_files.rbegin(); it != g_main_files.rend(); ++it)
+      if ((*it)->name == db && (*it)->wal_file == nullptr) {
+        (*it)->wal_file = f;
+        f->main_db = *it;
+        break;
+      }
+  }
+  return SQLITE_OK;
+}
+
+// Everything but opening a file is the default VFS's.
+int x_delete(sqlite3_vfs*, const char* name, int sync_dir) { return real_vfs->xDelete(real_vfs, name, sync_dir); }
+int x_access(sqlite3_vfs*, const char* name, int flags, int* out) { return real_vfs->xAccess(real_vfs, name, flags, out); }
+int x_full_pathname(sqlite3_vfs*, const char* name, int n, char* out) { return real_vfs->xFullPathname(real_vfs, name, n, out); }
+void* x_dl_open(sqlite3_vfs*, const char* name) { return real_vfs->xDlOpen(real_vfs, name); }
+void x_dl_error(sqlite3_vfs*, int n, char* out) { real_vfs->xDlError(real_vfs, n, out); }
+void (*x_dl_sym(sqlite3_vfs*, void* h, const char* sym))(void) { return real_vfs->xDlSym(real_vfs, h, sym); }
+void x_dl_close(sqlite3_vfs*, void* h) { real_vfs->xDlClose(real_vfs, h); }
+int x_randomness(sqlite3_vfs*, int n, char* out) { return real_vfs->xRandomness(real_vfs, n, out); }
+int x_sleep(sqlite3_vfs*, int us) { return real_vfs->xSleep(real_vfs, us); }
+int x_current_time(sqlite3_vfs*, double* out) { return real_vfs->xCurrentTime(real_vfs, out); }
+int x_get_last_error(sqlite3_vfs*, int n, char* out) { return real_vfs->xGetLastError(real_vfs, n, out); }
+int x_current_time_int64(sqlite3_vfs*, sqlite3_int64* out) { return real_vfs->xCurrentTimeInt64(real_vfs, out); }
+
+}  // namespace
+
+const char* buffered_wal_vfs() {
+  static sqlite3_vfs vfs;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    real_vfs = sqlite3_vfs_find(nullptr);
+    vfs.iVersion = 2;
+    vfs.szOsFile = static_cast<int>(k_real_offset) + real_vfs->szOsFile;
+    vfs.mxPathname = real_vfs->mxPathname;
+    vfs.zName = "zapd-buffered-wal";
+    vfs.xOpen = x_open;
+    vfs.xDelete = x_delete;
+    vfs.xAccess = x_access;
+    vfs.xFullPathname = x_full_pathname;
+    vfs.xDlOpen = x_dl_open;
+    vfs.xDlError = x_dl_error;
+    vfs.xDlSym = x_dl_sym;
+    vfs.xDlClose = x_dl_close;
+    vfs.xRandomness = x_randomness;
+    vfs.xSleep = x_sleep;
+    vfs.xCurrentTime = x_current_time;
+    vfs.xGetLastError = x_get_last_error;
+    vfs.xCurrentTimeInt64 = x_current_time_int64;
+    (void)sqlite3_vfs_register(&vfs, 0);
+  });
+  return vfs.zName;
+}
+
+wal_buffer_counts buffered_wal_counts() { return {g_writes.load(), g_flushes.load()}; }
+
+}  // namespace zapd::store::detail
