@@ -65,6 +65,20 @@ hooks::inbound inbound_of(const request& req) {
   return in;
 }
 
+// `{"message":"webhook received","runId":…}`, written as text: every accepted webhook
+// answers it, and a run id is a UUID (hex digits and dashes), which needs no escaping.
+response received_answer(const std::string& run_id, bool duplicate) {
+  if (run_id.find_first_not_of("0123456789abcdef-") != std::string::npos) {
+    json answer = {{"message", "webhook received"}, {"runId", run_id}};
+    if (duplicate) answer["duplicate"] = true;
+    return response::json(200, answer);
+  }
+  response r;
+  r.body.reserve(96);
+  r.body.append(R"({"message":"webhook received","runId":")").append(run_id).append(duplicate ? R"(","duplicate":true})" : R"("})");
+  return r;
+}
+
 asio::awaitable<response> ingest(const hook_routes_deps& d, hook_metrics& m, request& req) {
   const hooks::inbound in = inbound_of(req);
   auto rejected = [&m](reason r, response res) {
@@ -123,9 +137,7 @@ asio::awaitable<response> ingest(const hook_routes_deps& d, hook_metrics& m, req
       m.ingested.inc();
       if (z->actions > 0 && d.recorded) d.recorded();
     }
-    json answer = {{"message", "webhook received"}, {"runId", done->run_id}};
-    if (done->duplicate) answer["duplicate"] = true;
-    co_return response::json(200, answer);
+    co_return received_answer(done->run_id, done->duplicate);
   }
 }
 

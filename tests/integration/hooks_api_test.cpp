@@ -76,6 +76,8 @@ TEST_CASE("hooks: a 200 means the run, its zap version and its first step are on
   std::string run_id = r.json()["runId"];
   CHECK(run_id.size() == 36);
   CHECK(run_id[14] == '7');  // UUIDv7: time-ordered
+  CHECK(r.json() == json{{"message", "webhook received"}, {"runId", run_id}});  // nothing else
+  CHECK(r.header("content-type") == "application/json");
 
   hooks_db db(z);
   CHECK(db.text("SELECT status FROM runs WHERE id = ?", run_id) == "queued");
@@ -272,6 +274,8 @@ TEST_CASE("hooks: dedup by webhook-id, Idempotency-Key or dedupPath answers the 
   auto again = send(plain, R"({"different":"body"})", {{"webhook-id", "msg_A"}});
   CHECK(again["runId"] == first["runId"]);
   CHECK(again["duplicate"] == true);
+  CHECK(again.size() == 3);  // message, runId, duplicate
+  CHECK_FALSE(first.contains("duplicate"));
   CHECK(send(plain, "{}", {{"webhook-id", "msg_B"}})["runId"] != first["runId"]);
 
   auto k1 = send(plain, "{}", {{"Idempotency-Key", "order-17"}});
