@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config gzip
   libboost1.81-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libfmt-dev catch2
   libsodium-dev libcurl4-openssl-dev libtomlplusplus-dev libssl-dev
-  libhowardhinnant-date-dev libre2-dev librdkafka-dev libjemalloc2 tzdata
+  libhowardhinnant-date-dev libre2-dev librdkafka-dev libjemalloc2 libsimdjson-dev tzdata
   python3 curl
 )
 # `--test`: what the test suites add: a real SMTP server, and for the web UI's build and
@@ -27,6 +27,8 @@ PACKAGES=(
 # packages), pkgconf:arm64 (aarch64-linux-gnu-pkg-config, which finds the arm64 .pc files),
 # dpkg-dev (dpkg-shlibdeps for the .deb) and qemu-user (runs the arm64 tests here; no binfmt).
 # catch2 (header-only, Multi-Arch: foreign) and nlohmann-json (arch: all) serve both builds.
+# libsimdjson-dev is not multi-arch (its :arm64 would replace the amd64 one): the cross build
+# takes amd64's headers (the same for every architecture) and the arm64 runtime library.
 ARM64=0
 for flag in "$@"; do
   case "$flag" in
@@ -42,7 +44,8 @@ for flag in "$@"; do
       PACKAGES+=(crossbuild-essential-arm64 dpkg-dev qemu-user pkgconf:arm64
                  libboost1.81-dev:arm64 libsqlite3-dev:arm64 libfmt-dev:arm64 libsodium-dev:arm64
                  libcurl4-openssl-dev:arm64 libtomlplusplus-dev:arm64
-                 libhowardhinnant-date-dev:arm64 libre2-dev:arm64 librdkafka-dev:arm64 libjemalloc2:arm64)
+                 libhowardhinnant-date-dev:arm64 libre2-dev:arm64 librdkafka-dev:arm64 libjemalloc2:arm64
+                 libsimdjson14:arm64)
       ;;
     *) echo "install-deps: unknown flag $flag (--test, --fuzz, --package, --arm64, --image)" >&2; exit 2 ;;
   esac

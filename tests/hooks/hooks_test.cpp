@@ -241,6 +241,29 @@ TEST_CASE("payload: the hot path keeps a JSON body as its text and yields the sa
   CHECK_FALSE(check_body("application/json", std::string(70, '[') + std::string(70, ']'), 64, false).ok());
 }
 
+// check_body validates with simdjson first and asks nlohmann again when simdjson says no: the
+// bodies it takes are exactly those nlohmann::json::accept takes (payload_fuzz compares them on
+// any input). These are the texts where the two could differ, and the path for large bodies.
+TEST_CASE("payload: a JSON body is accepted exactly when nlohmann accepts it, on the fast path and off it") {
+  const std::vector<std::string> texts = {
+      R"({"a":1})", " [ ] ", "true", "-0", "1E+2", "[1e-400]", R"("\u0000")", R"("\ud83d\ude00")",
+      "123456789012345678901234567890",  // beyond 64 bits: simdjson refuses it, nlohmann takes it
+      "18446744073709551616", "-9223372036854775809",
+      "1e400", "01", "1.", "[1,]", R"({"a":1,})", "{} {}", "nul", R"("\x")", R"("\u12")",
+      R"("\ud800")", R"("\udc00")", R"("\ud800\u0041")", "\"\x01\"", "\"\xed\xa0\x80\"", "\"\xc0\xaf\"",
+      "\"\xf4\x90\x80\x80\"",
+      // Over 64 KiB: checked by nlohmann alone.
+      "[" + std::string(70'000, ' ') + "1]", "[" + std::string(70'000, ' ') + "1,]"};
+  for (const auto& t : texts) {
+    INFO(t.substr(0, 60));
+    CHECK(check_body("application/json", t, 64, false).ok() == json::accept(t));
+  }
+  // A typical body, many times over on one thread (the parser and its buffer are reused).
+  const std::string body = R"({"event":"comment.created","comment":{"id":12345,"email":"ada@example.com"}})";
+  for (int i = 0; i < 1000; ++i) REQUIRE(check_body("application/json", body, 64, false).ok());
+  CHECK_FALSE(check_body("application/json", body.substr(0, body.size() - 1), 64, false).ok());
+}
+
 TEST_CASE("payload: the trigger text written without a document is byte for byte the document's dump") {
   const std::string raw = R"({"a":[1,{"b":"c"}]})";
   auto b = check_body("application/json; charset=utf-8", raw, 64, false);

@@ -56,7 +56,7 @@ done
 dpkg-deb -f "$deb" Depends | grep -q "libsqlite3-0" || fail "Depends lacks the shared libraries (shlibdeps): $(dpkg-deb -f "$deb" Depends)"
 # What the loader cannot see: libcurl (dlopen()ed on the first transfer), librdkafka
 # (dlopen()ed when Kafka is used) and the zone data; jemalloc, the allocator, is linked.
-for dep in "libcurl4 (>= 7.85.0)" "librdkafka1 (>= 1.9.0)" libjemalloc2 tzdata libre2-9 libdate-tz3; do
+for dep in "libcurl4 (>= 7.85.0)" "librdkafka1 (>= 1.9.0)" libjemalloc2 tzdata libre2-9 libdate-tz3 libsimdjson14; do
   dpkg-deb -f "$deb" Depends | grep -qF "$dep" || fail "Depends lacks $dep: $(dpkg-deb -f "$deb" Depends)"
 done
 dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/zapd/zapd.toml || fail "/etc/zapd/zapd.toml is not a conffile"
