@@ -22,8 +22,14 @@ UPDATE sqlite_master
      'CHECK (state IN (''ready'', ''leased'', ''dead''))',
      'CHECK (state = ''ready'' OR state = ''leased'' OR state = ''dead'')')
  WHERE type = 'table' AND name = 'jobs';
--- Reload this connection's schema, then change the schema cookie through ordinary DDL, so that
--- every other connection to the file reloads it too.
+-- Reload this connection's schema. Then the table below fails the migration if a CHECK kept
+-- its list (a schema whose text differs from what the earlier migrations wrote), and
+-- creating and dropping it, ordinary DDL, changes the schema cookie, so that every other
+-- connection to the file reloads the schema too.
 PRAGMA writable_schema = RESET;
-CREATE TABLE schema_cookie_bump (x);
-DROP TABLE schema_cookie_bump;
+CREATE TABLE checks_rewritten (ok INTEGER NOT NULL CHECK (ok = 1));
+INSERT INTO checks_rewritten
+  SELECT NOT EXISTS (SELECT 1 FROM sqlite_master
+                      WHERE type = 'table' AND name IN ('runs', 'run_steps', 'jobs')
+                        AND (sql LIKE '%status IN (%' OR sql LIKE '%state IN (%'));
+DROP TABLE checks_rewritten;

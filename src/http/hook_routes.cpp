@@ -73,9 +73,13 @@ response received_answer(const std::string& run_id, bool duplicate) {
     if (duplicate) answer["duplicate"] = true;
     return response::json(200, answer);
   }
+  // The keys in the order the JSON library writes them (sorted), so the bytes are the same.
   response r;
-  r.body.reserve(96);
-  r.body.append(R"({"message":"webhook received","runId":")").append(run_id).append(duplicate ? R"(","duplicate":true})" : R"("})");
+  r.body.reserve(112);
+  r.body.append(duplicate ? R"({"duplicate":true,"message":"webhook received","runId":")"
+                          : R"({"message":"webhook received","runId":")")
+      .append(run_id)
+      .append(R"("})");
   return r;
 }
 

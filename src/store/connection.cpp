@@ -81,12 +81,20 @@ std::string statement::text(int col) const {
   return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
 }
 
-result<connection> connection::open(const std::string& path, open_mode mode, const char* vfs) {
-  // Before SQLite initializes (the first open): no memory statistics. Kept on, every SQLite
-  // malloc and free takes a process-wide mutex, and zapd reads none of them. A no-op if
-  // something initialized SQLite earlier.
+namespace detail {
+
+void configure_sqlite() {
+  // Before SQLite initializes (the first open, or registering a VFS): no memory statistics.
+  // Kept on, every SQLite malloc and free takes a process-wide mutex, and zapd reads none of
+  // them. A no-op if something initialized SQLite earlier.
   static std::once_flag configured;
   std::call_once(configured, [] { (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); });
+}
+
+}  // namespace detail
+
+result<connection> connection::open(const std::string& path, open_mode mode, const char* vfs) {
+  detail::configure_sqlite();
   if (mode == open_mode::read_write_create && path != ":memory:" && !path.empty() && !path.starts_with("file:")) {
     // The database holds password hashes, sealed secrets and webhook payloads: owner-only,
     // whatever the directory's mode and the umask. SQLite creates the -wal and -shm files

@@ -1,5 +1,7 @@
 #include "zapd/store/wal_buffer.hpp"
 
+#include "zapd/store/connection.hpp"
+
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -7,7 +9,6 @@
 #include <cstring>
 #include <mutex>
 #include <new>
-#include <string>
 #include <vector>
 
 namespace zapd::store::detail {
@@ -22,12 +23,11 @@ std::atomic<unsigned long long> g_writes{0};
 std::atomic<unsigned long long> g_flushes{0};
 
 struct file {
-  sqlite3_file base;        // pMethods: k_methods once open
-  sqlite3_file* real;       // the default VFS's file, in the same allocation after this
-  bool wal = false;
-  std::string name;         // main database files: to find them from their WAL
-  file* main_db = nullptr;  // a WAL file: its database's file, if open through this VFS
-  file* wal_file = nullptr; // a database file: its WAL, while open
+  sqlite3_file base;         // pMethods: k_methods once open
+  sqlite3_file* real;        // the default VFS's file, in the same allocation after this
+  bool wal = false;          // a WAL file whose writes are gathered
+  file* main_db = nullptr;   // a WAL file: its database's file
+  file* wal_file = nullptr;  // a database file: its WAL, while open
   std::vector<char> buf;
   std::size_t len = 0;
   sqlite3_int64 off = 0;
@@ -36,8 +36,6 @@ struct file {
 constexpr std::size_t k_real_offset = (sizeof(file) + 15) & ~std::size_t{15};
 
 sqlite3_vfs* real_vfs = nullptr;
-std::mutex g_mu;                  // the list below and the main_db / wal_file links
-std::vector<file*> g_main_files;  // open database files, to link a WAL file to its database
 
 file* self(sqlite3_file* f) { return reinterpret_cast<file*>(f); }
 const sqlite3_io_methods* rm(file* f) { return f->real->pMethods; }
@@ -55,12 +53,9 @@ int flush(file* f) {
 int x_close(sqlite3_file* p) {
   file* f = self(p);
   int rc = flush(f);
-  {
-    std::lock_guard lk(g_mu);
-    if (f->wal && f->main_db) f->main_db->wal_file = nullptr;
-    if (f->wal_file) f->wal_file->main_db = nullptr;
-    std::erase(g_main_files, f);
-  }
+  // A connection's files are used by one thread at a time, its own: no lock for the links.
+  if (f->main_db) f->main_db->wal_file = nullptr;
+  if (f->wal_file) f->wal_file->main_db = nullptr;
   int rc2 = rm(f)->xClose(f->real);
   f->~file();
   return rc != SQLITE_OK ? rc : rc2;
@@ -89,7 +84,13 @@ int x_write(sqlite3_file* p, const void* data, int n, sqlite3_int64 off) {
     g_flushes.fetch_add(1, std::memory_order_relaxed);
     return rm(f)->xWrite(f->real, data, n, off);
   }
-  if (f->buf.empty()) f->buf.resize(k_capacity);
+  if (f->buf.empty()) {
+    try {
+      f->buf.resize(k_capacity);
+    } catch (const std::bad_alloc&) {
+      return SQLITE_IOERR_NOMEM;  // nothing gathered: SQLite fails this write and undoes
+    }
+  }
   std::memcpy(f->buf.data(), data, size);
   f->off = off;
   f->len = size;
@@ -130,7 +131,19 @@ int x_device_characteristics(sqlite3_file* p) { return rm(self(p))->xDeviceChara
 int x_shm_map(sqlite3_file* p, int page, int size, int extend, void volatile** out) {
   return rm(self(p))->xShmMap(self(p)->real, page, size, extend, out);
 }
-int x_shm_lock(sqlite3_file* p, int offset, int n, int flags) { return rm(self(p))->xShmLock(self(p)->real, offset, n, flags); }
+// The WAL write lock (shared-memory lock 0, WAL_WRITE_LOCK in SQLite's wal.c) being let go:
+// whatever is gathered goes to the file first. A transaction that wrote frames (a cache spill)
+// and was then undone has not synced them; SQLite itself wrote them while it held the lock,
+// and so do we, so that another connection (another process) that takes the lock next can
+// never have its frames overwritten by ours. So the buffer is empty whenever this connection
+// does not hold the write lock.
+int x_shm_lock(sqlite3_file* p, int offset, int n, int flags) {
+  file* f = self(p);
+  int rc = SQLITE_OK;
+  if ((flags & SQLITE_SHM_UNLOCK) && offset == 0 && f->wal_file) rc = flush(f->wal_file);
+  int rc2 = rm(f)->xShmLock(f->real, offset, n, flags);
+  return rc != SQLITE_OK ? rc : rc2;
+}
 
 // SQLite calls the database file's barrier between the two copies of the WAL index header it
 // writes to publish a commit: frames it publishes are in the WAL file before readers can see
@@ -170,19 +183,19 @@ int x_open(sqlite3_vfs*, const char* name, sqlite3_file* p, int flags, int* out_
     return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
   }
   f->base.pMethods = &k_methods;
-  std::lock_guard lk(g_mu);
-  if ((flags & SQLITE_OPEN_MAIN_DB) && name) {
-    f->name = name;
-    g_main_files.push_back(f);
-  } else if ((flags & SQLITE_OPEN_WAL) && name) {
-    f->wal = true;
-    const std::string db = std::string(name).substr(0, std::max<std::size_t>(std::strlen(name), 4) - 4);  // "-wal"
-    for (auto it = g_main_files.rbegin(); it != g_main_files.rend(); ++it)
-      if ((*it)->name == db && (*it)->wal_file == nullptr) {
-        (*it)->wal_file = f;
-        f->main_db = *it;
-        break;
-      }
+  // A WAL file is gathered when its database was opened through this VFS (the link the lock
+  // and barrier above use) and its device overwrites no bytes around a write (powersafe
+  // overwrite, the default VFS's default): otherwise SQLite pads the commit's last frame
+  // after the sync, which would leave bytes to write at the barrier, where no error can be
+  // reported.
+  if ((flags & SQLITE_OPEN_WAL) && name) {
+    sqlite3_file* db = sqlite3_database_file_object(name);
+    const bool psow = (rm(f)->xDeviceCharacteristics(f->real) & SQLITE_IOCAP_POWERSAFE_OVERWRITE) != 0;
+    if (db && db->pMethods == &k_methods && self(db)->wal_file == nullptr && psow) {
+      f->wal = true;
+      f->main_db = self(db);
+      self(db)->wal_file = f;
+    }
   }
   return SQLITE_OK;
 }
@@ -207,6 +220,7 @@ const char* buffered_wal_vfs() {
   static sqlite3_vfs vfs;
   static std::once_flag once;
   std::call_once(once, [] {
+    configure_sqlite();  // finding the default VFS initializes SQLite
     real_vfs = sqlite3_vfs_find(nullptr);
     vfs.iVersion = 2;
     vfs.szOsFile = static_cast<int>(k_real_offset) + real_vfs->szOsFile;

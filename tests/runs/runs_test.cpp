@@ -281,3 +281,34 @@ TEST_CASE("runs: a database made before 0013 keeps its rows, and its status chec
   }
   d.stop();
 }
+
+// If a table's schema text is not what the earlier migrations wrote, 0013's replace() finds
+// nothing to rewrite: the migration fails (and is tried again at the next start) rather than
+// being recorded as applied with the list still in place.
+TEST_CASE("runs: 0013 fails, and changes nothing, when a status CHECK is not in the text it rewrites") {
+  const std::string path = fresh_path();
+  const auto& all = store::embedded_migrations();
+  REQUIRE(all.size() >= 13);
+  {
+    auto c = store::connection::open(path, store::open_mode::read_write_create);
+    REQUIRE(c.ok());
+    const std::vector<store::migration> before(all.begin(), all.begin() + 12);
+    REQUIRE(store::migrate_up(*c, before).ok());
+    REQUIRE(c->exec("PRAGMA writable_schema = ON; "
+                    "UPDATE sqlite_master SET sql = replace(sql, '''queued'', ''running''', '''queued'',''running''') "
+                    "WHERE name = 'runs'; PRAGMA writable_schema = RESET")
+                .ok());
+    auto r = store::migrate_up(*c, all);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.err().message.find("0013_checks_without_lists") != std::string::npos);
+    CHECK(r.err().message.find("CHECK constraint failed") != std::string::npos);
+    auto q = c->prepare("SELECT max(version) FROM schema_migrations");
+    REQUIRE(q.ok());
+    REQUIRE(*q->step());
+    CHECK(q->int64(0) == 12);
+    auto jobs = c->prepare("SELECT sql FROM sqlite_master WHERE name = 'jobs'");
+    REQUIRE(jobs.ok());
+    REQUIRE(*jobs->step());
+    CHECK(jobs->text(0).find("state IN (") != std::string::npos);  // rolled back with the rest
+  }
+}

@@ -341,6 +341,67 @@ TEST_CASE("writer: at synchronous=full a commit's WAL frames reach the file in o
   CHECK(q->text(0) == "ok");
 }
 
+// A transaction that spilled frames into the WAL and was then undone never syncs them: they
+// must reach the file while the write connection still holds the WAL write lock, as SQLite's
+// own writes do, or a later flush could overwrite frames another connection (another
+// process: a CLI command) committed in between.
+TEST_CASE("writer: frames of an undone transaction never overwrite what another connection committed after it") {
+  database::options o;
+  o.path = fresh_db();
+  auto opened = database::open(o);
+  REQUIRE(opened.ok());
+  auto& db = **opened;
+  const std::string rows = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {}) "
+                           "INSERT INTO blobs(v, who) SELECT randomblob(2000), '{}' FROM n";
+  REQUIRE(db.writes().execute<bool>([](connection& c) -> result<bool> {
+    if (auto st = c.exec("CREATE TABLE blobs(id INTEGER PRIMARY KEY, v BLOB NOT NULL, who TEXT NOT NULL)"); !st)
+      return std::move(st).err();
+    return true;
+  }).ok());
+  // An empty WAL: undoing the request below then reads no page back from the WAL (which
+  // would write out what is gathered while the lock is still held).
+  {
+    auto other = connection::open(o.path, open_mode::read_write_create);
+    REQUIRE(other.ok());
+    REQUIRE(count_rows(*other, "PRAGMA wal_checkpoint(TRUNCATE)") == 0);  // not busy
+  }
+  // 1. A request whose pages do not fit the cache (they spill into the WAL), then the whole
+  // transaction is rolled back, as SQLite does itself on some errors (disk full, I/O): no
+  // commit, so no sync writes out what is gathered.
+  auto undone = db.writes().execute<bool>([&](connection& c) -> result<bool> {
+    (void)c.exec("PRAGMA cache_size=4");
+    auto st = c.exec(fmt::format(fmt::runtime(rows), 300, "undone"));
+    (void)c.exec("PRAGMA cache_size=-16384");
+    if (!st) return std::move(st).err();
+    (void)c.exec("ROLLBACK");
+    return make_error(errc::unavailable, "the transaction was rolled back");
+  });
+  REQUIRE_FALSE(undone.ok());
+  // 2. Another connection, with SQLite's own VFS and file handles, commits its rows.
+  {
+    auto other = connection::open(o.path, open_mode::read_write_create);
+    REQUIRE(other.ok());
+    REQUIRE(other->exec(fmt::format(fmt::runtime(rows), 300, "other")).ok());
+  }
+  // 3. The write connection writes again.
+  REQUIRE(db.writes().execute<bool>([&](connection& c) -> result<bool> {
+    if (auto st = c.exec(fmt::format(fmt::runtime(rows), 10, "writer")); !st) return std::move(st).err();
+    return true;
+  }).ok());
+  db.stop();
+  opened->reset();
+  // 4. Every committed row, none of the undone ones, and a sound file.
+  auto c = connection::open(o.path, open_mode::read_only);
+  REQUIRE(c.ok());
+  CHECK(count_rows(*c, "SELECT count(*) FROM blobs WHERE who = 'other' AND length(v) = 2000") == 300);
+  CHECK(count_rows(*c, "SELECT count(*) FROM blobs WHERE who = 'writer' AND length(v) = 2000") == 10);
+  CHECK(count_rows(*c, "SELECT count(*) FROM blobs WHERE who NOT IN ('other', 'writer')") == 0);
+  auto q = c->prepare("PRAGMA integrity_check");
+  REQUIRE(q.ok());
+  REQUIRE(*q->step());
+  CHECK(q->text(0) == "ok");
+}
+
 TEST_CASE("writer: a full queue answers overloaded without queuing, stop flushes the rest") {
   auto path = fresh_db();
   database::options o;

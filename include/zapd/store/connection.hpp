@@ -16,6 +16,12 @@ struct sqlite3_stmt;
 
 namespace zapd::store {
 
+namespace detail {
+/// SQLite's process-wide settings, once, before it initializes: every open calls it, and so
+/// must anything else that can initialize SQLite first (registering a VFS does).
+void configure_sqlite();
+}  // namespace detail
+
 class connection;
 
 /// A prepared statement borrowed from its connection's cache. Bind, step, read columns; on

@@ -10,8 +10,13 @@
 // and the buffer is written before that sync. Readers (other connections, other processes)
 // see new frames only once the writer publishes the WAL index header, which SQLite does
 // after the frames' sync at synchronous=FULL, and after the database file's shared-memory
-// barrier in any mode: the buffer is written at both. A crash loses what a crash before a
-// sync loses anyway: frames of a transaction that never committed.
+// barrier in any mode: the buffer is written at both. It is also written before the WAL
+// write lock is let go, so frames of an undone transaction (a cache spill, never synced)
+// reach the file while this connection may still write there, as SQLite's own writes do,
+// and never over frames another process commits later. A crash loses what a crash before a
+// sync loses anyway: frames of a transaction that never committed. Only a WAL on a device
+// with powersafe overwrite (the default VFS's default) is gathered: elsewhere SQLite pads a
+// commit's last frame after its sync.
 
 namespace zapd::store::detail {
 
