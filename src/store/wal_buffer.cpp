@@ -222,23 +222,25 @@ const char* buffered_wal_vfs() {
   std::call_once(once, [] {
     configure_sqlite();  // finding the default VFS initializes SQLite
     real_vfs = sqlite3_vfs_find(nullptr);
-    vfs.iVersion = 2;
-    vfs.szOsFile = static_cast<int>(k_real_offset) + real_vfs->szOsFile;
-    vfs.mxPathname = real_vfs->mxPathname;
-    vfs.zName = "zapd-buffered-wal";
-    vfs.xOpen = x_open;
-    vfs.xDelete = x_delete;
-    vfs.xAccess = x_access;
-    vfs.xFullPathname = x_full_pathname;
-    vfs.xDlOpen = x_dl_open;
-    vfs.xDlError = x_dl_error;
-    vfs.xDlSym = x_dl_sym;
-    vfs.xDlClose = x_dl_close;
-    vfs.xRandomness = x_randomness;
-    vfs.xSleep = x_sleep;
-    vfs.xCurrentTime = x_current_time;
-    vfs.xGetLastError = x_get_last_error;
-    vfs.xCurrentTimeInt64 = x_current_time_int64;
+    vfs = sqlite3_vfs{.iVersion = 2,
+                      .szOsFile = static_cast<int>(k_real_offset) + real_vfs->szOsFile,
+                      .mxPathname = real_vfs->mxPathname,
+                      .pNext = nullptr,
+                      .zName = "zapd-buffered-wal",
+                      .pAppData = nullptr,
+                      .xOpen = x_open,
+                      .xDelete = x_delete,
+                      .xAccess = x_access,
+                      .xFullPathname = x_full_pathname,
+                      .xDlOpen = x_dl_open,
+                      .xDlError = x_dl_error,
+                      .xDlSym = x_dl_sym,
+                      .xDlClose = x_dl_close,
+                      .xRandomness = x_randomness,
+                      .xSleep = x_sleep,
+                      .xCurrentTime = x_current_time,
+                      .xGetLastError = x_get_last_error,
+                      .xCurrentTimeInt64 = x_current_time_int64};
     (void)sqlite3_vfs_register(&vfs, 0);
   });
   return vfs.zName;

@@ -42,6 +42,22 @@ std::int64_t count(store::database& db, const std::string& sql) {
   });
 }
 
+// Column `col` of every row `sql` gives, one line each (EXPLAIN's opcodes, a query plan).
+std::string column_lines(store::database& db, const std::string& sql, int col) {
+  return db.reads().with([&](store::connection& c) {
+    auto st = c.prepare(sql);
+    REQUIRE(st.ok());
+    std::string out;
+    for (;;) {
+      auto row = st->step();
+      REQUIRE(row.ok());
+      if (!*row) break;
+      out += st->text(col) + "\n";
+    }
+    return out;
+  });
+}
+
 runs::new_run run_at(const std::string& id, std::int64_t ms) {
   runs::new_run n;
   n.id = id;
@@ -171,18 +187,7 @@ TEST_CASE("runs: a database made before 0012 keeps its history in order, read fr
         "ORDER BY created_at DESC, id DESC LIMIT ?6",
         "SELECT id, status, created_at FROM runs WHERE zap_id = ? AND user_id = ? ORDER BY created_at DESC, id DESC LIMIT 1"}) {
     INFO(sql);
-    const std::string plan = (*db)->reads().with([&](store::connection& c) {
-      auto st = c.prepare(std::string("EXPLAIN QUERY PLAN ") + sql);
-      REQUIRE(st.ok());
-      std::string out;
-      for (;;) {
-        auto row = st->step();
-        REQUIRE(row.ok());
-        if (!*row) break;
-        out += st->text(3) + "\n";
-      }
-      return out;
-    });
+    const std::string plan = column_lines(**db, std::string("EXPLAIN QUERY PLAN ") + sql, 3);
     INFO(plan);
     CHECK(plan.find("USING") != std::string::npos);
     CHECK(plan.find("TEMP B-TREE") == std::string::npos);
@@ -241,18 +246,7 @@ TEST_CASE("runs: a database made before 0013 keeps its rows, and its status chec
         "INSERT INTO run_steps(run_id, step_index, action_id, status) VALUES(?, ?, 'http', 'running')",
         "UPDATE run_steps SET status = ? WHERE run_id = ? AND step_index = ?"}) {
     INFO(sql);
-    const std::string program = d.reads().with([&](store::connection& c) {
-      auto st = c.prepare(std::string("EXPLAIN ") + sql);
-      REQUIRE(st.ok());
-      std::string out;
-      for (;;) {
-        auto row = st->step();
-        REQUIRE(row.ok());
-        if (!*row) break;
-        out += st->text(1) + "\n";
-      }
-      return out;
-    });
+    const std::string program = column_lines(d, std::string("EXPLAIN ") + sql, 1);  // the opcodes
     CHECK(program.find("Insert") != std::string::npos);  // it is the program that writes the row
     CHECK(program.find("OpenEphemeral") == std::string::npos);
   }
