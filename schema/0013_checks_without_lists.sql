@@ -27,7 +27,10 @@ UPDATE sqlite_master
 -- creating and dropping it, ordinary DDL, changes the schema cookie, so that every other
 -- connection to the file reloads the schema too.
 PRAGMA writable_schema = RESET;
-CREATE TABLE checks_rewritten (ok INTEGER NOT NULL CHECK (ok = 1));
+CREATE TABLE checks_rewritten (
+  ok INTEGER NOT NULL
+     CONSTRAINT "a status CHECK of runs, run_steps or jobs is not the text the earlier migrations wrote"
+     CHECK (ok = 1));
 INSERT INTO checks_rewritten
   SELECT NOT EXISTS (SELECT 1 FROM sqlite_master
                       WHERE type = 'table' AND name IN ('runs', 'run_steps', 'jobs')

@@ -295,7 +295,7 @@ TEST_CASE("runs: 0013 fails, and changes nothing, when a status CHECK is not in 
     auto r = store::migrate_up(*c, all);
     REQUIRE_FALSE(r.ok());
     CHECK(r.err().message.find("0013_checks_without_lists") != std::string::npos);
-    CHECK(r.err().message.find("CHECK constraint failed") != std::string::npos);
+    CHECK(r.err().message.find("CHECK constraint failed: a status CHECK of runs, run_steps or jobs") != std::string::npos);
     auto q = c->prepare("SELECT max(version) FROM schema_migrations");
     REQUIRE(q.ok());
     REQUIRE(*q->step());
