@@ -73,6 +73,10 @@ result<checked_body> check_body(std::string_view content_type, std::string_view 
     // nlohmann skips a UTF-8 byte order mark, but the text is stored as the body as is, where
     // it would not be JSON (payload_fuzz): drop it.
     if (body.starts_with("\xEF\xBB\xBF")) body.remove_prefix(3);
+    // A second one is not JSON either, but nlohmann skips a mark at the start of its input:
+    // the stored body would begin with it (no longer JSON inside the trigger payload).
+    if (body.starts_with("\xEF\xBB\xBF"))
+      return make_error(errc::invalid_argument, "body is not valid JSON (Content-Type says JSON): it starts with two byte order marks");
     if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;  // null
     if (nesting_depth(body, max_depth) > max_depth)
       return make_error(errc::invalid_argument, fmt::format("JSON body nests deeper than {} levels, the limit (hooks.max_depth)", max_depth));

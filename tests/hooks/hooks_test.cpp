@@ -262,6 +262,16 @@ TEST_CASE("payload: a JSON body is accepted exactly when nlohmann accepts it, on
   const std::string body = R"({"event":"comment.created","comment":{"id":12345,"email":"ada@example.com"}})";
   for (int i = 0; i < 1000; ++i) REQUIRE(check_body("application/json", body, 64, false).ok());
   CHECK_FALSE(check_body("application/json", body.substr(0, body.size() - 1), 64, false).ok());
+  // One byte order mark is dropped; a second is refused (nlohmann alone would skip it, and the
+  // stored body would start with it).
+  const std::string bom = "\xEF\xBB\xBF";
+  const std::string with_one = bom + body, with_two = bom + bom + body;  // json_text views the input
+  auto one = check_body("application/json", with_one, 64, false);
+  REQUIRE(one.ok());
+  CHECK(one->json_text == body);
+  auto two = check_body("application/json", with_two, 64, false);
+  REQUIRE_FALSE(two.ok());
+  CHECK_THAT(two.err().message, Catch::Contains("two byte order marks"));
 }
 
 TEST_CASE("payload: the trigger text written without a document is byte for byte the document's dump") {
