@@ -70,20 +70,23 @@ result<checked_body> check_body(std::string_view content_type, std::string_view 
   checked_body out;
   const std::string mt = media_type(content_type);
   if (is_json_type(mt)) {
-    // nlohmann skips a UTF-8 byte order mark, but the text is stored as the body as is, where
-    // it would not be JSON (payload_fuzz): drop it.
-    if (body.starts_with("\xEF\xBB\xBF")) body.remove_prefix(3);
+    constexpr std::string_view bom = "\xEF\xBB\xBF";  // UTF-8 byte order mark
+    constexpr std::string_view not_json = "body is not valid JSON (Content-Type says JSON)";
+    // nlohmann skips a byte order mark, but the text is stored as the body as is, where it
+    // would not be JSON (payload_fuzz): drop it.
+    if (body.starts_with(bom)) body.remove_prefix(bom.size());
     // A second one is not JSON either, but nlohmann skips a mark at the start of its input:
     // the stored body would begin with it (no longer JSON inside the trigger payload).
-    if (body.starts_with("\xEF\xBB\xBF"))
-      return make_error(errc::invalid_argument, "body is not valid JSON (Content-Type says JSON): it starts with two byte order marks");
+    if (body.starts_with(bom))
+      return make_error(errc::invalid_argument, fmt::format("{}: it starts with two byte order marks", not_json));
     if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;  // null
     if (nesting_depth(body, max_depth) > max_depth)
       return make_error(errc::invalid_argument, fmt::format("JSON body nests deeper than {} levels, the limit (hooks.max_depth)", max_depth));
     // Bad syntax and invalid UTF-8 are refused alike; no document is built.
     // A NUL byte would end nlohmann's input early ("{}\0anything" passes accept()); the raw
     // text is stored as the trigger's body, so it must be JSON to its last byte.
-    if (body.find('\0') != std::string_view::npos || !is_json_text(body)) return make_error(errc::invalid_argument, "body is not valid JSON (Content-Type says JSON)");
+    if (body.find('\0') != std::string_view::npos || !is_json_text(body))
+      return make_error(errc::invalid_argument, std::string(not_json));
     out.json_text = body;
     if (parse_json) out.value = parse_json_or_discarded(body, max_depth);
     return out;
