@@ -13,6 +13,9 @@
 //   - a parsed document's depth (walked iteratively) is the reference depth, <= max_depth;
 //   - dump_safe of it parses again under the same limit and dumps to the same text;
 //   - a failure's message is valid UTF-8 and names the limit when the depth was the reason.
+// And json_string on the raw bytes (the text without its first byte) holds exactly what a
+// round trip through nlohmann's replacing dump gives: the bytes themselves when they are
+// valid UTF-8, U+FFFD for each invalid sequence otherwise.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -70,6 +73,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   static constexpr std::size_t named[] = {0, zapd::json_depth::api, zapd::json_depth::remote, zapd::json_depth::stored};
   const std::size_t max_depth = data[0] < 240 ? data[0] % 80 : named[data[0] % 4];
   const std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
+
+  // json_string's fast path (simdjson's UTF-8 check) against the round trip it replaces.
+  const json kept = zapd::json_string(text);
+  const json round_trip = json::parse(json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace));
+  if (!kept.is_string() || kept != round_trip)
+    fail("json_string differs from the replacing round trip", text, max_depth, kept.dump(-1, ' ', false, json::error_handler_t::replace));
+  if ((kept.get_ref<const std::string&>() == text) != valid_utf8(std::string(text)))
+    fail("json_string changed valid UTF-8 or kept invalid UTF-8", text, max_depth);
 
   // nlohmann's lexer takes a NUL byte for the end of the input ("1\0garbage" passes
   // accept()); JSON has no raw NUL anywhere, so such a text is not JSON.

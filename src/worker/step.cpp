@@ -76,7 +76,7 @@ prepared_step preparer::prepare(const std::string& run_id, int step_index, int a
     p.skip_reason = *data ? "run is " + (*data)->run.status : "run no longer exists";
     return p;
   }
-  const runs::step_context& d = (*data)->run;
+  runs::step_context& d = (*data)->run;
   const version_info& version = *(*data)->version;
   p.meta.retry = base_.with(version.definition.retry);
   p.meta.steps = version.definition.step_count();
@@ -93,8 +93,9 @@ prepared_step preparer::prepare(const std::string& run_id, int step_index, int a
     return failing(std::move(p), actions::verdict::failed,
                    fmt::format("the '{}' action cannot run in this version of zapd", p.meta.action_id));
 
-  json ctx = {{"trigger", d.trigger},
-              {"steps", d.outputs},
+  // The trigger payload and the outputs are moved in: `d` is this call's own copy.
+  json ctx = {{"trigger", std::move(d.trigger)},
+              {"steps", std::move(d.outputs)},
               {"run", {{"id", run_id}, {"zapId", d.zap_id}, {"zapName", version.name}, {"zapVersion", d.zap_version},
                        {"step", step_index}, {"attempt", attempt}}},
               {"secrets", json::object()}};

@@ -195,3 +195,38 @@ TEST_CASE("base64_decode: only the alphabet's characters, one spelling per value
   CHECK(zapd::base64_decode("ab_-", zapd::base64_alphabet::url_no_padding));
   CHECK_FALSE(zapd::base64_decode("ab+/", zapd::base64_alphabet::url_no_padding));
 }
+
+TEST_CASE("json_string keeps valid UTF-8 as it is and replaces each invalid sequence, as a replacing round trip does") {
+  using nlohmann::json;
+  const auto round_trip = [](std::string_view b) {
+    return json::parse(json(std::string(b)).dump(-1, ' ', false, json::error_handler_t::replace));
+  };
+  const std::string nul_inside("a\0b", 3);
+  // Kept: ASCII with control bytes and NUL, 2-, 3- and 4-byte forms, the last code point.
+  for (std::string_view ok : {std::string_view(""), std::string_view("text/plain; charset=utf-8"), std::string_view(nul_inside),
+                              std::string_view("\t\x01\x1f\x7f\"\\"), std::string_view("caf\xC3\xA9"),
+                              std::string_view("\xE2\x82\xAC \xEF\xBF\xBD \xEF\xBB\xBF"), std::string_view("\xF0\x9F\x98\x80"),
+                              std::string_view("\xF4\x8F\xBF\xBF"), std::string_view("\xED\x9F\xBF\xEE\x80\x80")}) {
+    CAPTURE(ok);
+    const json j = zapd::json_string(ok);
+    REQUIRE(j.is_string());
+    CHECK(j.get<std::string>() == ok);
+    CHECK(j == round_trip(ok));
+  }
+  // Replaced: overlong forms, surrogates, past U+10FFFF, 5-byte leads, lone continuation
+  // bytes, truncated sequences (also at the end), 0xFE/0xFF.
+  for (std::string_view bad : {std::string_view("\xC0\x80"), std::string_view("\xC1\xBF"), std::string_view("\xE0\x80\x80"),
+                               std::string_view("\xE0\x9F\xBF"), std::string_view("\xF0\x80\x80\x80"), std::string_view("\xED\xA0\x80"),
+                               std::string_view("\xED\xBF\xBF"), std::string_view("\xF4\x90\x80\x80"), std::string_view("\xF5\x80\x80\x80"),
+                               std::string_view("\xF8\x88\x80\x80\x80"), std::string_view("a\x80" "b"), std::string_view("\xC3"),
+                               std::string_view("x\xE2\x82"), std::string_view("\xF0\x9F\x98"), std::string_view("\xFE\xFF"),
+                               std::string_view("ok \xC3\xA9 then \xC3(")}) {
+    CAPTURE(bad);
+    const json j = zapd::json_string(bad);
+    REQUIRE(j.is_string());
+    CHECK(j.get<std::string>() != bad);
+    CHECK(j.get<std::string>().find("\xEF\xBF\xBD") != std::string::npos);  // U+FFFD
+    CHECK(j == round_trip(bad));
+    CHECK_NOTHROW(j.dump());
+  }
+}
