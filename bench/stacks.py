@@ -53,7 +53,7 @@ def main():
     ap.add_argument("functions", nargs="*")
     ap.add_argument("--thread")
     ap.add_argument("--callees", type=int, default=8, help="callees listed per function (default 8)")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
 
     per_thread = collections.Counter()
     names = collections.defaultdict(collections.Counter)
