@@ -22,28 +22,39 @@ FRAME = re.compile(r"^\s*[0-9a-f]+ (.*)$")
 
 
 def samples(path):
-    """Yields (tid, [frame names, innermost first]) from `perf script`."""
+    """Yields (tid, [frame names, innermost first]) from `perf script`.
+
+    A sample is a header line (the thread id, right-aligned: it may start with spaces), then
+    one line per frame starting with a tab, then a blank line. A sample recorded without a
+    call chain has its address and symbol on the header line instead.
+    """
     proc = subprocess.Popen(["perf", "script", "-i", path, "-F", "tid,ip,sym", "--no-inline"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, errors="replace")
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace")
     tid, frames = None, []
     for line in proc.stdout:
         if not line.strip():
             if tid is not None:
                 yield tid, frames
             tid, frames = None, []
-        elif line[0] in " \t":
+        elif line.startswith("\t"):
             m = FRAME.match(line)
             frames.append(m.group(1) if m else line.strip())
         else:
-            tid = line.split()[0]
+            fields = line.split(None, 2)
+            tid = fields[0]
+            if len(fields) == 3:
+                frames.append(fields[2].strip())
     if tid is not None:
         yield tid, frames
     if proc.wait() != 0:
-        sys.exit(f"stacks.py: perf script failed on {path}")
+        sys.exit(f"stacks.py: perf script failed on {path}: {proc.stderr.read().strip()}")
+
+
+ZAPD_FRAME = re.compile(r"^(\S+ )?zapd::")  # a zapd function, also after a return type
 
 
 def thread_name(counter):
-    """The outermost zapd (or libcurl) function most of a thread's samples run under."""
+    """The outermost zapd function most of a thread's samples run under."""
     return counter.most_common(1)[0][0] if counter else "(no zapd frame)"
 
 
@@ -62,7 +73,7 @@ def main():
     total = 0
     for tid, frames in samples(args.perf_data):
         per_thread[tid] += 1
-        outer = [f for f in frames if f.startswith("zapd::") and "lambda" not in f]
+        outer = [f for f in frames if ZAPD_FRAME.match(f) and "lambda" not in f]
         if outer:
             names[tid][outer[-1][:90]] += 1
         if args.thread and tid != args.thread:

@@ -202,9 +202,10 @@ TEST_CASE("json_string keeps valid UTF-8 as it is and replaces each invalid sequ
     return json::parse(json(std::string(b)).dump(-1, ' ', false, json::error_handler_t::replace));
   };
   const std::string nul_inside("a\0b", 3);
-  // Kept: ASCII with control bytes and NUL, 2-, 3- and 4-byte forms, the last code point.
-  for (std::string_view ok : {std::string_view(""), std::string_view("text/plain; charset=utf-8"), std::string_view(nul_inside),
-                              std::string_view("\t\x01\x1f\x7f\"\\"), std::string_view("caf\xC3\xA9"),
+  // Kept: nothing (also a view with no data pointer), ASCII with control bytes and NUL, 2-, 3-
+  // and 4-byte forms, the last code point.
+  for (std::string_view ok : {std::string_view(), std::string_view(""), std::string_view("text/plain; charset=utf-8"),
+                              std::string_view(nul_inside), std::string_view("\t\x01\x1f\x7f\"\\"), std::string_view("caf\xC3\xA9"),
                               std::string_view("\xE2\x82\xAC \xEF\xBF\xBD \xEF\xBB\xBF"), std::string_view("\xF0\x9F\x98\x80"),
                               std::string_view("\xF4\x8F\xBF\xBF"), std::string_view("\xED\x9F\xBF\xEE\x80\x80")}) {
     CAPTURE(ok);
