@@ -1,6 +1,7 @@
 #include "zapd/queue/sqlite_queue.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 #include <optional>
 
@@ -17,6 +18,17 @@ std::size_t index_of(lane l) { return l == lane::paid ? 0 : 1; }
 
 std::int64_t to_ms(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// A claim's handle (jobs.id, schema 0014): strictly increasing within the process, from the
+// clock's microseconds at the first claim. Ids only have to differ between the claims of one
+// process: one process at a time uses a database (the data dir lock), and every lease it held
+// ends when the next one starts (release_all_leases); and the counter, advancing by one per
+// claim, stays behind the clock that the next process starts from.
+std::int64_t next_claim_id() {
+  static std::atomic<std::int64_t> next{
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count()};
+  return next.fetch_add(1, std::memory_order_relaxed);
 }
 
 // Reads (id, run_id, step_index, attempts) rows of `q` into `out` as jobs of lane `l`.
@@ -111,14 +123,16 @@ result<bool> sqlite_queue::hand_over_in(store::connection& c, const job_spec& s,
     h->take(std::move(**handed));
   });
   const std::int64_t until = now + lease->count();
+  const std::int64_t id = next_claim_id();
+  // A leased job's run_at_ms is its lease's end: when it may be claimed again (schema 0014).
   auto st = c.run(
-      "INSERT INTO jobs(run_id, step_index, lane, run_at_ms, created_at, state, attempts, lease_until_ms) "
-      "VALUES(?, ?, ?, ?, ?, 'leased', 1, ?) ON CONFLICT(run_id, step_index) DO NOTHING",
-      s.run_id, s.step_index, lane_name(s.lane), now, now, until);
+      "INSERT INTO jobs(run_id, step_index, id, lane, run_at_ms, created_at, state, attempts, lease_until_ms) "
+      "VALUES(?, ?, ?, ?, ?, ?, 'leased', 1, ?) ON CONFLICT(run_id, step_index) DO NOTHING",
+      s.run_id, s.step_index, id, lane_name(s.lane), until, now, until);
   if (!st) return std::move(st).err();
   if (c.changes() == 0) return true;  // held already
   job j;
-  j.id = c.last_insert_rowid();
+  j.id = id;
   j.run_id = s.run_id;
   j.step_index = s.step_index;
   j.lane = s.lane;
@@ -164,7 +178,8 @@ result<std::vector<job>> sqlite_queue::claim(lane l, std::size_t max, std::chron
     std::vector<job> out;
     std::int64_t in_flight = 0;
     {
-      auto q = c.prepare("SELECT count(*) FROM jobs WHERE lane = ? AND state = 'leased' AND lease_until_ms >= ?");
+      // A leased job's run_at_ms is its lease's end (schema 0014): jobs_claim answers both.
+      auto q = c.prepare("SELECT count(*) FROM jobs WHERE lane = ? AND state = 'leased' AND run_at_ms >= ?");
       if (!q) return std::move(q).err();
       auto row = q->bind_all(ln, now).step();
       if (!row) return std::move(row).err();
@@ -177,7 +192,7 @@ result<std::vector<job>> sqlite_queue::claim(lane l, std::size_t max, std::chron
       // Expired leases first: their workers are gone or stuck, and they are the oldest work.
       auto q = c.prepare(
           "SELECT id, run_id, step_index, attempts FROM jobs "
-          "WHERE lane = ? AND state = 'leased' AND lease_until_ms < ? ORDER BY lease_until_ms LIMIT ?");
+          "WHERE lane = ? AND state = 'leased' AND run_at_ms < ? ORDER BY run_at_ms LIMIT ?");
       if (!q) return std::move(q).err();
       auto st = collect(q->bind_all(ln, now, room), l, out);
       if (!st) return std::move(st).err();
@@ -185,16 +200,19 @@ result<std::vector<job>> sqlite_queue::claim(lane l, std::size_t max, std::chron
     if (static_cast<std::int64_t>(out.size()) < room) {
       auto q = c.prepare(
           "SELECT id, run_id, step_index, attempts FROM jobs "
-          "WHERE lane = ? AND state = 'ready' AND run_at_ms <= ? ORDER BY run_at_ms, id LIMIT ?");
+          "WHERE lane = ? AND state = 'ready' AND run_at_ms <= ? ORDER BY run_at_ms LIMIT ?");
       if (!q) return std::move(q).err();
       auto st = collect(q->bind_all(ln, now, room - static_cast<std::int64_t>(out.size())), l, out);
       if (!st) return std::move(st).err();
     }
     const std::int64_t until = now + lease.count();
     for (auto& j : out) {
-      auto u = c.prepare("UPDATE jobs SET state = 'leased', attempts = attempts + 1, lease_until_ms = ? WHERE id = ?");
+      auto u = c.prepare(
+          "UPDATE jobs SET state = 'leased', id = ?1, attempts = attempts + 1, lease_until_ms = ?2, run_at_ms = ?2 "
+          "WHERE run_id = ?3 AND step_index = ?4");
       if (!u) return std::move(u).err();
-      auto st = u->bind_all(until, j.id).run();
+      j.id = next_claim_id();
+      auto st = u->bind_all(j.id, until, j.run_id, j.step_index).run();
       if (!st) return std::move(st).err();
       j.attempts += 1;
       j.lease_until_ms = until;
@@ -210,9 +228,9 @@ result<std::vector<job>> sqlite_queue::claim(lane l, std::size_t max, std::chron
 
 namespace {
 
-// A claim is (id, attempts): ids are never reused (AUTOINCREMENT, schema 0007) and attempts
-// only grow (but for a release, below), so a late worker can only ever match its own claim.
-// run and step are matched too.
+// A claim is (id, attempts): every claim takes a new id (next_claim_id) and attempts only grow
+// (but for a release, below), so a late worker can only ever match its own claim. run and
+// step, the row's key, are matched too.
 constexpr const char* k_ack_sql =
     "DELETE FROM jobs WHERE id = ?1 AND attempts = ?2 AND run_id = ?3 AND step_index = ?4 AND state = 'leased'";
 constexpr const char* k_retry_sql =
@@ -222,7 +240,7 @@ constexpr const char* k_retry_sql =
 // that claim (id, attempts) drops it, so the next claim's (id, attempts) is again one no
 // worker holds.
 constexpr const char* k_release_sql =
-    "UPDATE jobs SET state = 'ready', lease_until_ms = NULL, attempts = attempts - 1 "
+    "UPDATE jobs SET state = 'ready', lease_until_ms = NULL, run_at_ms = ?5, attempts = attempts - 1 "
     "WHERE id = ?1 AND attempts = ?2 AND run_id = ?3 AND step_index = ?4 AND state = 'leased' AND attempts > 0";
 constexpr const char* k_dead_sql =
     "UPDATE jobs SET state = 'dead', lease_until_ms = NULL, dead_reason = ?5 "
@@ -263,7 +281,7 @@ status sqlite_queue::retry(const job& j, std::chrono::system_clock::time_point a
   return st;
 }
 
-status sqlite_queue::release(const job& j) { return settle(j, k_release_sql); }
+status sqlite_queue::release(const job& j) { return settle(j, k_release_sql, clock_.now_ms()); }
 
 status sqlite_queue::dead(const job& j, std::string_view reason) {
   auto st = settle(j, k_dead_sql, reason);
@@ -293,8 +311,8 @@ void sqlite_queue::settled(const job& j, settlement s) {
 }
 
 result<std::int64_t> sqlite_queue::release_all_leases() {
-  return db_.writes().execute<std::int64_t>([](store::connection& c) -> result<std::int64_t> {
-    if (auto s = c.run("UPDATE jobs SET state = 'ready', lease_until_ms = NULL WHERE state = 'leased'"); !s)
+  return db_.writes().execute<std::int64_t>([now = clock_.now_ms()](store::connection& c) -> result<std::int64_t> {
+    if (auto s = c.run("UPDATE jobs SET state = 'ready', lease_until_ms = NULL, run_at_ms = ? WHERE state = 'leased'", now); !s)
       return std::move(s).err();
     return c.changes();
   });

@@ -17,6 +17,7 @@
 #include "zapd/metrics/registry.hpp"
 #include "zapd/queue/sqlite_queue.hpp"
 #include "zapd/store/database.hpp"
+#include "zapd/store/migrations.hpp"
 
 using namespace zapd;
 using namespace std::chrono_literals;
@@ -31,9 +32,9 @@ std::string fresh_db() {
 
 // A real SQLite file with every migration, a real writer, the queue over a fake clock.
 struct fixture {
-  explicit fixture(queue::sqlite_queue::options o = {}) {
+  explicit fixture(queue::sqlite_queue::options o = {}, std::string path = fresh_db()) {
     store::database::options dbo;
-    dbo.path = fresh_db();
+    dbo.path = std::move(path);
     auto opened = store::database::open(dbo);
     REQUIRE(opened.ok());
     db = std::move(opened).value();
@@ -127,8 +128,9 @@ TEST_CASE("sqlite_queue: a retry is not claimable before its time, and is after"
   f.clk.advance(1ms);
   auto second = f.claim(lane::free);
   REQUIRE(second.size() == 1);
-  CHECK(second[0].id == first[0].id);
-  CHECK(second[0].attempts == 2);  // attempts increment with each delivery
+  CHECK(second[0].run_id == first[0].run_id);
+  CHECK(second[0].id != first[0].id);  // every claim has a handle of its own
+  CHECK(second[0].attempts == 2);      // attempts increment with each delivery
 
   SECTION("a job published with a future run_at waits the same way") {
     auto later = spec("run-2", 0);
@@ -151,7 +153,8 @@ TEST_CASE("sqlite_queue: an expired lease is delivered again and the old claim h
   f.clk.advance(1ms);
   auto second = f.claim(lane::free, 1, 30s);
   REQUIRE(second.size() == 1);
-  CHECK(second[0].id == first[0].id);
+  CHECK(second[0].run_id == first[0].run_id);
+  CHECK(second[0].id != first[0].id);
   CHECK(second[0].attempts == 2);
 
   // The first worker woke up late: its ack, retry and dead must not touch the new claim.
@@ -190,8 +193,9 @@ TEST_CASE("sqlite_queue: release gives an unstarted claim back without counting 
 
   auto second = f.claim(lane::free, 1, 30s);
   REQUIRE(second.size() == 1);
-  CHECK(second[0].id == first[0].id);
-  CHECK(second[0].attempts == 1);  // its first attempt still
+  CHECK(second[0].run_id == first[0].run_id);
+  CHECK(second[0].id != first[0].id);  // the same attempt count, told apart by the handle
+  CHECK(second[0].attempts == 1);      // its first attempt still
 
   // A release after the lease passed to a newer claim must not touch that claim.
   f.clk.advance(31s);
@@ -370,6 +374,19 @@ TEST_CASE("sqlite_queue: a job id is never reused, so a stale claim cannot settl
   forged.run_id = "run-a";
   CHECK(f.q->ack(forged).err().code == errc::lease_lost);
   CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state = 'leased'") == 1);
+
+  SECTION("the same (run, step) published again after its ack: the same row key, a new handle") {
+    f.publish({spec("run-a", 1)});
+    auto again = f.claim(lane::free, 1, 30s);
+    REQUIRE(again.size() == 1);
+    CHECK(again[0].run_id == "run-a");
+    CHECK(again[0].attempts == a[0].attempts);
+    CHECK(again[0].id != a[0].id);
+    CHECK(f.q->ack(a[0]).err().code == errc::lease_lost);
+    CHECK(f.q->retry(a[0], f.clk.now()).err().code == errc::lease_lost);
+    CHECK(f.scalar("SELECT count(*) FROM jobs WHERE run_id = 'run-a' AND state = 'leased'") == 1);
+    CHECK(f.q->ack(again[0]).ok());
+  }
 }
 
 namespace {
@@ -441,6 +458,7 @@ TEST_CASE("sqlite_queue: a job due now goes leased to a registered worker with r
     std::lock_guard lk(h.mu);
     h.room = 5;
   }
+  f.clk.advance(1ms);  // due later than run-h's step (within a millisecond, run ids decide: UUIDv7s sort by creation)
   f.publish({spec("run-behind", 0)});
   CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state = 'ready'") == 2);
   auto claimed = f.claim(lane::free);
@@ -521,4 +539,90 @@ TEST_CASE("sqlite_queue: the ready bell rings after a commit that left a job due
   CHECK(rung == 2);
   f.q->hand_to(nullptr);
   CHECK(f.reg.add_counter("zapd_queue_claims_total", "", {{"lane", "free"}}).value() == 1);
+}
+
+// 0014 rebuilt jobs WITHOUT ROWID keyed by (run_id, step_index), with jobs_claim its one index:
+// a leased job's run_at_ms is now its lease's end, so the claim finds expired leases and counts
+// live ones through jobs_claim.
+TEST_CASE("sqlite_queue: a database made before 0014 keeps its jobs, and its leases end when they did") {
+  const std::string path = fresh_db();
+  const auto& all = store::embedded_migrations();
+  REQUIRE(all.size() >= 14);
+  REQUIRE(all[13].version == 14);
+  const std::int64_t t = test::fake_clock().now_ms();  // the fixture's clock starts there too
+  {
+    auto c = store::connection::open(path, store::open_mode::read_write_create);
+    REQUIRE(c.ok());
+    REQUIRE(c->exec("PRAGMA journal_mode=WAL").ok());
+    const std::vector<store::migration> before(all.begin(), all.begin() + 13);
+    REQUIRE(store::migrate_up(*c, before).ok());
+    REQUIRE(c->exec(fmt::format(
+                        "INSERT INTO jobs(run_id, step_index, lane, run_at_ms, created_at) VALUES('run-ready', 0, 'free', {0} - 5, 1);"
+                        "INSERT INTO jobs(run_id, step_index, lane, run_at_ms, created_at, state, attempts, lease_until_ms) "
+                        "  VALUES('run-live', 0, 'free', {0} - 100, 1, 'leased', 1, {0} + 60000);"
+                        "INSERT INTO jobs(run_id, step_index, lane, run_at_ms, created_at, state, attempts, lease_until_ms) "
+                        "  VALUES('run-expired', 0, 'free', {0} - 200, 1, 'leased', 2, {0} - 1);"
+                        "INSERT INTO jobs(run_id, step_index, lane, run_at_ms, created_at, state, attempts, dead_reason) "
+                        "  VALUES('run-dead', 0, 'free', {0} - 300, 1, 'dead', 5, 'HTTP 404');",
+                        t))
+                .ok());
+  }
+  fixture f({}, path);  // applies 0014
+  CHECK(f.scalar("SELECT count(*) FROM jobs") == 4);
+  CHECK(f.scalar("SELECT count(*) FROM jobs WHERE run_id = 'run-live' AND id > 0 AND attempts = 1 AND state = 'leased' "
+                 "AND run_at_ms = lease_until_ms") == 1);
+  CHECK(f.scalar(fmt::format("SELECT count(*) FROM jobs WHERE run_id = 'run-ready' AND run_at_ms = {} - 5", t)) == 1);
+  CHECK(f.scalar("SELECT count(*) FROM jobs WHERE run_id = 'run-dead' AND dead_reason = 'HTTP 404'") == 1);
+  CHECK(f.scalar("SELECT count(*) FROM sqlite_master WHERE name = 'jobs_leases'") == 0);
+  CHECK(f.scalar("SELECT group_concat(name) = 'jobs_claim' FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs'") == 1);
+  CHECK(f.scalar("SELECT count(*) FROM sqlite_sequence WHERE name = 'jobs'") == 0);
+  CHECK(f.db->reads().with([](store::connection& c) {
+    auto st = c.prepare("PRAGMA integrity_check");
+    REQUIRE(st.ok());
+    REQUIRE(*st->step());
+    return st->text(0);
+  }) == "ok");
+
+  // The expired lease first, then the ready job; the live lease is not due, the dead never.
+  auto got = f.claim(lane::free, 10, 120s);
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].run_id == "run-expired");
+  CHECK(got[0].attempts == 3);
+  CHECK(got[1].run_id == "run-ready");
+  f.clk.advance(60s);
+  CHECK(f.claim(lane::free, 10, 30s).empty());  // its lease ends at t + 60 s: live until then
+  f.clk.advance(1ms);
+  auto late = f.claim(lane::free, 10, 30s);
+  REQUIRE(late.size() == 1);
+  CHECK(late[0].run_id == "run-live");
+
+  // The queue's statements on jobs go by its key or jobs_claim: no scan, no sort.
+  for (const char* sql :
+       {"SELECT 1 FROM jobs WHERE lane = ? AND state = 'ready' AND run_at_ms <= ? LIMIT 1",
+        "SELECT count(*) FROM jobs WHERE lane = ? AND state = 'leased' AND run_at_ms >= ?",
+        "SELECT id, run_id, step_index, attempts FROM jobs WHERE lane = ? AND state = 'leased' AND run_at_ms < ? "
+        "ORDER BY run_at_ms LIMIT ?",
+        "SELECT id, run_id, step_index, attempts FROM jobs WHERE lane = ? AND state = 'ready' AND run_at_ms <= ? "
+        "ORDER BY run_at_ms LIMIT ?",
+        "UPDATE jobs SET state = 'leased', id = ?1, attempts = attempts + 1, lease_until_ms = ?2, run_at_ms = ?2 "
+        "WHERE run_id = ?3 AND step_index = ?4",
+        "DELETE FROM jobs WHERE id = ?1 AND attempts = ?2 AND run_id = ?3 AND step_index = ?4 AND state = 'leased'"}) {
+    INFO(sql);
+    const std::string plan = f.db->reads().with([&](store::connection& c) {
+      auto st = c.prepare(std::string("EXPLAIN QUERY PLAN ") + sql);
+      REQUIRE(st.ok());
+      std::string out;
+      for (;;) {
+        auto row = st->step();
+        REQUIRE(row.ok());
+        if (!*row) break;
+        out += st->text(3) + "\n";
+      }
+      return out;
+    });
+    INFO(plan);
+    CHECK(plan.find("USING") != std::string::npos);
+    CHECK(plan.find("SCAN") == std::string::npos);
+    CHECK(plan.find("TEMP B-TREE") == std::string::npos);
+  }
 }

@@ -375,7 +375,7 @@ TEST_CASE("pool: a result that arrives after its lease passed to a newer claim i
   REQUIRE(eventually([&] { return f.action->held() == 2; }));
   auto second = f.job(id, 1);
   REQUIRE(second);
-  CHECK(second->id == first->id);
+  CHECK(second->id != first->id);  // the row, with the new claim's handle
   CHECK(second->attempts == 2);
   CHECK(f.action->call(1).attempt == 2);
 
@@ -713,7 +713,8 @@ TEST_CASE("pool: stop waits the grace for an action that never answers, then giv
   auto again = f.q->claim(queue::lane::free, 4, 10s);
   REQUIRE(again.ok());
   REQUIRE(again->size() == 1);
-  CHECK(again->at(0).id == before->id);
+  CHECK(again->at(0).run_id == id);
+  CHECK(again->at(0).id != before->id);  // a new claim, a new handle
   CHECK(again->at(0).attempts == 2);
 
   // The late answer finds the lease gone: discarded, nothing recorded.
