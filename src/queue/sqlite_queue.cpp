@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <memory>
 #include <optional>
 
@@ -15,6 +16,9 @@ namespace {
 constexpr std::array k_lanes = {lane::paid, lane::free};
 
 std::size_t index_of(lane l) { return l == lane::paid ? 0 : 1; }
+
+// The depth gauges are read at most this often (sqlite_queue::depth_read_ms_).
+constexpr std::int64_t k_depth_every_ms = 1000;
 
 std::int64_t to_ms(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -68,6 +72,10 @@ sqlite_queue::sqlite_queue(store::database& db, const clock& clk, metrics::regis
     lm.dead_now = &m.add_gauge("zapd_queue_jobs", help, {{"lane", std::string(lane_name(l))}, {"state", "dead"}});
   }
   collector_id_ = m.add_collector([this] {
+    const std::int64_t now = clock_.now_ms();
+    std::int64_t last = depth_read_ms_.load();
+    const bool due = last == std::numeric_limits<std::int64_t>::min() || now - last >= k_depth_every_ms;
+    if (!due || !depth_read_ms_.compare_exchange_strong(last, now)) return;
     for (lane l : k_lanes) {
       auto d = depth_of(l);
       if (!d) continue;

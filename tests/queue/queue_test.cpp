@@ -315,6 +315,13 @@ TEST_CASE("sqlite_queue: metrics count claims, acks, retries, dead letters and d
   CHECK(text.find("zapd_queue_jobs{lane=\"paid\",state=\"dead\"} 1\n") != std::string::npos);
   CHECK(text.find("zapd_queue_jobs{lane=\"free\",state=\"ready\"} 1\n") != std::string::npos);
   CHECK(text.find("zapd_queue_acked_total{lane=\"paid\"} 1\n") != std::string::npos);
+
+  // The depth is read at most once a second: a scrape within it shows the last reading.
+  f.publish({spec("e", 0), spec("f", 0)});
+  f.clk.advance(999ms);
+  CHECK(f.reg.render_prometheus().find("zapd_queue_jobs{lane=\"free\",state=\"ready\"} 1\n") != std::string::npos);
+  f.clk.advance(1ms);
+  CHECK(f.reg.render_prometheus().find("zapd_queue_jobs{lane=\"free\",state=\"ready\"} 3\n") != std::string::npos);
 }
 
 TEST_CASE("sqlite_queue: settling inside a write transaction, fenced like the blocking calls") {
