@@ -24,11 +24,12 @@ std::int64_t to_ms(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
 
-// A claim's handle (jobs.id, schema 0014): strictly increasing within the process, from the
-// clock's microseconds at the first claim. Ids only have to differ between the claims of one
-// process: one process at a time uses a database (the data dir lock), and every lease it held
-// ends when the next one starts (release_all_leases); and the counter, advancing by one per
-// claim, stays behind the clock that the next process starts from.
+// A claim's handle (jobs.id, schema 0014; 0 on a job never claimed): strictly increasing
+// within the process, from the clock's microseconds at the first claim. Ids only have to
+// differ between the claims of one process: one process at a time uses a database (the data
+// dir lock), and every lease it held ends when the next one starts (release_all_leases, or its
+// expiry if that failed: the claim after it takes a new id); and the counter, advancing by
+// one per claim, stays behind the clock that the next process starts from.
 std::int64_t next_claim_id() {
   static std::atomic<std::int64_t> next{
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count()};
@@ -66,7 +67,7 @@ sqlite_queue::sqlite_queue(store::database& db, const clock& clk, metrics::regis
     lm.acked = &m.add_counter("zapd_queue_acked_total", "Jobs acknowledged as done", ls);
     lm.retried = &m.add_counter("zapd_queue_retried_total", "Jobs scheduled for another attempt", ls);
     lm.dead = &m.add_counter("zapd_queue_dead_total", "Jobs moved to the dead letters", ls);
-    const char* help = "Jobs in the embedded queue by lane and state (read at scrape time)";
+    const char* help = "Jobs in the embedded queue by lane and state (counted at a scrape, at most once a second)";
     lm.ready = &m.add_gauge("zapd_queue_jobs", help, {{"lane", std::string(lane_name(l))}, {"state", "ready"}});
     lm.leased = &m.add_gauge("zapd_queue_jobs", help, {{"lane", std::string(lane_name(l))}, {"state", "leased"}});
     lm.dead_now = &m.add_gauge("zapd_queue_jobs", help, {{"lane", std::string(lane_name(l))}, {"state", "dead"}});
@@ -74,7 +75,7 @@ sqlite_queue::sqlite_queue(store::database& db, const clock& clk, metrics::regis
   collector_id_ = m.add_collector([this] {
     const std::int64_t now = clock_.now_ms();
     std::int64_t last = depth_read_ms_.load();
-    const bool due = last == std::numeric_limits<std::int64_t>::min() || now - last >= k_depth_every_ms;
+    const bool due = last == std::numeric_limits<std::int64_t>::min() || now < last || now - last >= k_depth_every_ms;
     if (!due || !depth_read_ms_.compare_exchange_strong(last, now)) return;
     for (lane l : k_lanes) {
       auto d = depth_of(l);
@@ -208,7 +209,7 @@ result<std::vector<job>> sqlite_queue::claim(lane l, std::size_t max, std::chron
     if (static_cast<std::int64_t>(out.size()) < room) {
       auto q = c.prepare(
           "SELECT id, run_id, step_index, attempts FROM jobs "
-          "WHERE lane = ? AND state = 'ready' AND run_at_ms <= ? ORDER BY run_at_ms LIMIT ?");
+          "WHERE lane = ? AND state = 'ready' AND run_at_ms <= ? ORDER BY run_at_ms, run_id, step_index LIMIT ?");
       if (!q) return std::move(q).err();
       auto st = collect(q->bind_all(ln, now, room - static_cast<std::int64_t>(out.size())), l, out);
       if (!st) return std::move(st).err();
@@ -246,9 +247,10 @@ constexpr const char* k_retry_sql =
     "WHERE id = ?1 AND attempts = ?2 AND run_id = ?3 AND step_index = ?4 AND state = 'leased'";
 // A claim released unstarted gives its attempt back: nobody ran it, and the one holder of
 // that claim (id, attempts) drops it, so the next claim's (id, attempts) is again one no
-// worker holds.
+// worker holds. While leased, run_at_ms held the lease's end; the job was due, and takes its
+// place again by when it was written (no later than now), ahead of work due since.
 constexpr const char* k_release_sql =
-    "UPDATE jobs SET state = 'ready', lease_until_ms = NULL, run_at_ms = ?5, attempts = attempts - 1 "
+    "UPDATE jobs SET state = 'ready', lease_until_ms = NULL, run_at_ms = min(created_at, ?5), attempts = attempts - 1 "
     "WHERE id = ?1 AND attempts = ?2 AND run_id = ?3 AND step_index = ?4 AND state = 'leased' AND attempts > 0";
 constexpr const char* k_dead_sql =
     "UPDATE jobs SET state = 'dead', lease_until_ms = NULL, dead_reason = ?5 "
@@ -320,7 +322,11 @@ void sqlite_queue::settled(const job& j, settlement s) {
 
 result<std::int64_t> sqlite_queue::release_all_leases() {
   return db_.writes().execute<std::int64_t>([now = clock_.now_ms()](store::connection& c) -> result<std::int64_t> {
-    if (auto s = c.run("UPDATE jobs SET state = 'ready', lease_until_ms = NULL, run_at_ms = ? WHERE state = 'leased'", now); !s)
+    // Due again at once, in the place release gives (k_release_sql); through jobs_claim.
+    if (auto s = c.run("UPDATE jobs SET state = 'ready', lease_until_ms = NULL, run_at_ms = min(created_at, ?) "
+                       "WHERE lane IN ('paid', 'free') AND state = 'leased'",
+                       now);
+        !s)
       return std::move(s).err();
     return c.changes();
   });

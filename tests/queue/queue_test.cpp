@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include "column_lines.hpp"
 #include "fake_clock.hpp"
 #include "zapd/metrics/registry.hpp"
 #include "zapd/queue/sqlite_queue.hpp"
@@ -207,6 +208,29 @@ TEST_CASE("sqlite_queue: release gives an unstarted claim back without counting 
   CHECK(f.scalar("SELECT count(*) FROM jobs WHERE state = 'leased'") == 1);
   REQUIRE(f.q->ack(third[0]).ok());
   CHECK(f.scalar("SELECT count(*) FROM jobs") == 0);
+}
+
+// While leased, a job's run_at_ms holds its lease's end (schema 0014); given back, it must not
+// queue behind the work that became due while it was out.
+TEST_CASE("sqlite_queue: a job released, or left leased by a previous process, keeps its place ahead of work due since") {
+  fixture f;
+  f.publish({spec("run-z", 0)});  // its id sorts last: only its time can put it first
+  auto out = f.claim(lane::free, 1, 30s);
+  REQUIRE(out.size() == 1);
+  f.clk.advance(10s);
+  f.publish({spec("run-b", 0)});  // due at +10 s
+  f.clk.advance(1ms);
+
+  SECTION("released") { REQUIRE(f.q->release(out[0]).ok()); }
+  SECTION("left leased, ended at the next start") {
+    auto n = f.q->release_all_leases();
+    REQUIRE(n.ok());
+    CHECK(*n == 1);
+  }
+  auto next = f.claim(lane::free, 1, 30s);
+  REQUIRE(next.size() == 1);
+  CHECK(next[0].run_id == "run-z");
+  CHECK(f.scalar(fmt::format("SELECT run_at_ms FROM jobs WHERE run_id = 'run-b'")) == f.clk.now_ms() - 1);
 }
 
 TEST_CASE("sqlite_queue: a dead job is never claimed again, even after its lease would have ended") {
@@ -610,23 +634,14 @@ TEST_CASE("sqlite_queue: a database made before 0014 keeps its jobs, and its lea
         "SELECT id, run_id, step_index, attempts FROM jobs WHERE lane = ? AND state = 'leased' AND run_at_ms < ? "
         "ORDER BY run_at_ms LIMIT ?",
         "SELECT id, run_id, step_index, attempts FROM jobs WHERE lane = ? AND state = 'ready' AND run_at_ms <= ? "
-        "ORDER BY run_at_ms LIMIT ?",
+        "ORDER BY run_at_ms, run_id, step_index LIMIT ?",
+        "UPDATE jobs SET state = 'ready', lease_until_ms = NULL, run_at_ms = min(created_at, ?) "
+        "WHERE lane IN ('paid', 'free') AND state = 'leased'",
         "UPDATE jobs SET state = 'leased', id = ?1, attempts = attempts + 1, lease_until_ms = ?2, run_at_ms = ?2 "
         "WHERE run_id = ?3 AND step_index = ?4",
         "DELETE FROM jobs WHERE id = ?1 AND attempts = ?2 AND run_id = ?3 AND step_index = ?4 AND state = 'leased'"}) {
     INFO(sql);
-    const std::string plan = f.db->reads().with([&](store::connection& c) {
-      auto st = c.prepare(std::string("EXPLAIN QUERY PLAN ") + sql);
-      REQUIRE(st.ok());
-      std::string out;
-      for (;;) {
-        auto row = st->step();
-        REQUIRE(row.ok());
-        if (!*row) break;
-        out += st->text(3) + "\n";
-      }
-      return out;
-    });
+    const std::string plan = test::column_lines(*f.db, std::string("EXPLAIN QUERY PLAN ") + sql, 3);
     INFO(plan);
     CHECK(plan.find("USING") != std::string::npos);
     CHECK(plan.find("SCAN") == std::string::npos);

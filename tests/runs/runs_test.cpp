@@ -9,6 +9,8 @@
 #include "zapd/store/database.hpp"
 #include "zapd/store/migrations.hpp"
 
+#include "column_lines.hpp"
+
 using namespace zapd;
 
 namespace {
@@ -42,21 +44,7 @@ std::int64_t count(store::database& db, const std::string& sql) {
   });
 }
 
-// Column `col` of every row `sql` gives, one line each (EXPLAIN's opcodes, a query plan).
-std::string column_lines(store::database& db, const std::string& sql, int col) {
-  return db.reads().with([&](store::connection& c) {
-    auto st = c.prepare(sql);
-    REQUIRE(st.ok());
-    std::string out;
-    for (;;) {
-      auto row = st->step();
-      REQUIRE(row.ok());
-      if (!*row) break;
-      out += st->text(col) + "\n";
-    }
-    return out;
-  });
-}
+using test::column_lines;
 
 runs::new_run run_at(const std::string& id, std::int64_t ms) {
   runs::new_run n;
@@ -242,7 +230,10 @@ TEST_CASE("runs: a database made before 0013 keeps its rows, and its status chec
         "VALUES ('x', 'z', 1, 'u', 'free', 'queued', '{}', 1)",
         "UPDATE runs SET status = ? WHERE id = ?",
         "INSERT INTO jobs(run_id, step_index, lane, run_at_ms, created_at) VALUES(?, ?, 'free', 1, 1)",
-        "UPDATE jobs SET state = 'leased', attempts = attempts + 1, lease_until_ms = ? WHERE id = ?",
+        "INSERT INTO jobs(run_id, step_index, id, lane, run_at_ms, created_at, state, attempts, lease_until_ms) "
+        "VALUES(?, ?, ?, 'free', ?, ?, 'leased', 1, ?) ON CONFLICT(run_id, step_index) DO NOTHING",
+        "UPDATE jobs SET state = 'leased', id = ?1, attempts = attempts + 1, lease_until_ms = ?2, run_at_ms = ?2 "
+        "WHERE run_id = ?3 AND step_index = ?4",
         "INSERT INTO run_steps(run_id, step_index, action_id, status) VALUES(?, ?, 'http', 'running')",
         "UPDATE run_steps SET status = ? WHERE run_id = ? AND step_index = ?"}) {
     INFO(sql);
