@@ -6,9 +6,9 @@
 --   be unique (a repeated publish changes nothing) is the row's place;
 -- - `id` is the claim's fencing handle (0007: never reused, so a late worker can only match
 --   its own claim). The queue gives every claim a new one from a process-wide counter that
---   starts at the clock's microseconds (0 on a job never claimed): ids only have to differ between the
---   claims of one process, since the data dir lock lets one process at a time use the
---   database and every lease it held ends at the next start (release_all_leases);
+--   starts at the clock's microseconds (0 on a job never claimed): ids only have to differ
+--   between the claims of one process, since the data dir lock lets one process at a time
+--   use the database and every lease it held ends at the next start (release_all_leases);
 -- - a leased job's `run_at_ms` is its lease's end (when it may be claimed again), so
 --   `jobs_claim` finds expired leases and counts live ones, and `jobs_leases` goes.
 CREATE TABLE jobs_new (

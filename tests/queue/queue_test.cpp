@@ -230,7 +230,7 @@ TEST_CASE("sqlite_queue: a job released, or left leased by a previous process, k
   auto next = f.claim(lane::free, 1, 30s);
   REQUIRE(next.size() == 1);
   CHECK(next[0].run_id == "run-z");
-  CHECK(f.scalar(fmt::format("SELECT run_at_ms FROM jobs WHERE run_id = 'run-b'")) == f.clk.now_ms() - 1);
+  CHECK(f.scalar("SELECT run_at_ms FROM jobs WHERE run_id = 'run-b'") == f.clk.now_ms() - 1);
 }
 
 TEST_CASE("sqlite_queue: a dead job is never claimed again, even after its lease would have ended") {
