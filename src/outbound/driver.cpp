@@ -1,5 +1,6 @@
 #include "zapd/outbound/driver.hpp"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -41,6 +42,17 @@ void guarded(std::string_view what, Fn& fn, Args&&... args) {
 struct driver::impl {
   /// One socket libcurl asked us to watch. The descriptor wraps curl's fd without owning
   /// it: `forget` releases it (deregistering it from epoll) before curl closes the fd.
+  ///
+  /// A connection's socket (TCP, `kept`) stays registered while the connection waits idle in
+  /// curl's pool: curl says CURL_POLL_REMOVE when a transfer ends and asks again when the
+  /// next one starts on that connection, and registering it anew each time cost three
+  /// epoll_ctl calls and an ioctl per request (docs/BENCHMARKS.md, twelfth pass). That is
+  /// safe because every wait Asio starts re-arms the descriptor with EPOLL_CTL_MOD, which
+  /// reports a readiness that is already there (nothing depends on an edge seen while idle),
+  /// and because curl closes a connection's socket only through CURLOPT_CLOSESOCKETFUNCTION
+  /// (on_close_socket, which forgets it first). Other sockets curl may hand us (the threaded
+  /// resolver's socketpair, closed without that callback) are forgotten at CURL_POLL_REMOVE,
+  /// as before: their fd number may be reused by the next socket.
   struct watch {
     explicit watch(asio::io_context& io, curl_socket_t s) : desc(io), fd(s) {}
     ~watch() {
@@ -52,6 +64,7 @@ struct driver::impl {
     bool reading = false;  // an async_wait(read) is pending
     bool writing = false;
     bool gone = false;     // curl said CURL_POLL_REMOVE or closed it
+    bool kept = false;     // a TCP socket: registered until curl closes it
   };
 
   asio::io_context io{1};
@@ -73,6 +86,7 @@ struct driver::impl {
   std::mutex mu;
   bool stopping = false;  // guarded by mu: refuse add/post
   std::atomic<std::size_t> in_flight{0};
+  std::atomic<std::size_t> registrations{0};
   std::mutex join_mu;
   std::thread thread;
 
@@ -81,6 +95,11 @@ struct driver::impl {
   static int on_socket(CURL*, curl_socket_t s, int what, void* userp, void*) {
     auto* self = static_cast<impl*>(userp);
     if (what == CURL_POLL_REMOVE) {
+      auto it = self->watches.find(s);
+      if (it != self->watches.end() && it->second->kept) {
+        it->second->want = 0;  // idle in curl's pool: a pending wait that fires is ignored
+        return 0;
+      }
       self->forget(s);
       return 0;
     }
@@ -95,6 +114,8 @@ struct driver::impl {
         self->watches.erase(s);
         return 0;
       }
+      w->kept = is_tcp(s);
+      ++self->registrations;
     }
     w->want = what;
     self->arm(w);
@@ -142,6 +163,13 @@ struct driver::impl {
     long ms = -1;
     if (curl_multi_timeout(multi, &ms) != CURLM_OK || ms < 0) return;
     on_timer(multi, ms, this);
+  }
+
+  static bool is_tcp(curl_socket_t s) {
+    int domain = 0;
+    socklen_t len = sizeof domain;
+    if (::getsockopt(s, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return false;
+    return domain == AF_INET || domain == AF_INET6;
   }
 
   static int on_close_socket(void* clientp, curl_socket_t s) {
@@ -338,6 +366,8 @@ status driver::post(std::function<void()> fn) {
 }
 
 std::size_t driver::in_flight() const noexcept { return impl_->in_flight.load(); }
+
+std::size_t driver::registrations() const noexcept { return impl_->registrations.load(); }
 
 void driver::stop(std::chrono::milliseconds grace) {
   auto& d = *impl_;

@@ -14,6 +14,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -804,6 +805,99 @@ TEST_CASE("sequential requests to one server reuse its connection") {
   REQUIRE(reqs.size() == 2);
   CHECK(reqs[0].connection == reqs[1].connection);
   CHECK(f.sink.connections() == 1);
+}
+
+TEST_CASE("a kept-alive connection's socket is registered with epoll once, not per request") {
+  // curl stops watching a connection's socket when a transfer ends and asks again when the
+  // next one starts; the driver keeps it registered meanwhile (three epoll_ctl calls and an
+  // ioctl per request otherwise), and every request still completes at once.
+  loopback_allowed f;
+  for (int i = 0; i < 50; ++i) {
+    auto r = get(f.sink.url("/n" + std::to_string(i)));
+    r.timeout = 2s;  // a wait that missed its wake-up would fail here, not hang
+    REQUIRE(call(f.client, std::move(r)).ok());
+  }
+  CHECK(f.sink.connections() == 1);
+  CHECK(f.drv.registrations() == 1);
+
+  // A body too large for the socket's send buffer on that same connection: curl waits for
+  // it to become writable again, on the registration it already has.
+  ob::request big;
+  big.url = f.sink.url("/big-upload");
+  big.method = "POST";
+  big.body = std::string(8 * 1024 * 1024, 'b');
+  big.timeout = 10s;
+  auto o = call(f.client, std::move(big));
+  REQUIRE(o.ok());
+  CHECK(o.res->status == 200);
+  auto reqs = f.sink.requests();
+  REQUIRE(reqs.size() == 51);
+  CHECK(reqs.back().body.size() == 8u * 1024 * 1024);
+  CHECK(f.sink.connections() == 1);
+  CHECK(f.drv.registrations() == 1);
+}
+
+TEST_CASE("a pooled connection the server closed while idle is replaced, without waiting for a timeout") {
+  // The server answers with keep-alive, then closes the connection 50 ms later without a
+  // word: the close arrives while curl's pool holds the connection and the driver keeps its
+  // socket registered with nothing waiting on it. The next request must notice (curl checks
+  // a pooled connection before reusing it), open a new one and answer well within its timeout.
+  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(lfd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(lfd, 8) == 0);
+  socklen_t alen = sizeof a;
+  REQUIRE(::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+  const auto port = ntohs(a.sin_port);
+  std::atomic<int> accepted{0};
+  std::thread server([&] {
+    for (int i = 0; i < 3; ++i) {
+      int c = ::accept(lfd, nullptr, nullptr);
+      if (c < 0) return;
+      ++accepted;
+      std::string in;
+      char buf[4096];
+      while (in.find("\r\n\r\n") == std::string::npos) {
+        auto n = ::recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        in.append(buf, static_cast<std::size_t>(n));
+      }
+      const std::string answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+      (void)::send(c, answer.data(), answer.size(), MSG_NOSIGNAL);
+      std::this_thread::sleep_for(50ms);
+      ::close(c);
+    }
+  });
+  struct stop_server {  // also when a REQUIRE below fails: unblock accept, join
+    int fd;
+    std::thread& t;
+    ~stop_server() {
+      ::shutdown(fd, SHUT_RDWR);
+      t.join();
+      ::close(fd);
+    }
+  } stopper{lfd, server};
+  {
+    ob::driver drv;
+    ob::http_client client{drv, allow("127.0.0.1/32")};
+    const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
+    for (int i = 0; i < 3; ++i) {
+      auto r = get(url);
+      r.timeout = 3s;
+      auto started = std::chrono::steady_clock::now();
+      auto o = call(client, std::move(r));
+      INFO("request " << i << ": " << (o.ok() ? std::string("ok") : o.res.err().message));
+      REQUIRE(o.ok());
+      CHECK(o.res->body == "ok");
+      CHECK(std::chrono::steady_clock::now() - started < 2s);
+      std::this_thread::sleep_for(200ms);  // the server closes meanwhile
+    }
+    CHECK(accepted.load() == 3);
+    CHECK(drv.registrations() == 3);  // one socket per connection
+  }
 }
 
 TEST_CASE("connections opened for a burst are kept while traffic is light, for the next burst") {

@@ -82,6 +82,11 @@ class driver {
   /// Transfers accepted by `add` whose `done` has not run yet.
   std::size_t in_flight() const noexcept;
 
+  /// Sockets registered with epoll so far. A connection's socket is registered once, when
+  /// curl first asks to watch it, and stays so until curl closes it: requests that reuse a
+  /// kept-alive connection add none.
+  std::size_t registrations() const noexcept;
+
   /// Refuses new work, waits up to `grace` for transfers in flight, aborts the rest (their
   /// `done` gets CURLE_ABORTED_BY_CALLBACK), closes all connections, joins the thread.
   /// Idempotent; later calls only wait for the first to finish.
