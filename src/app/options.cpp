@@ -72,6 +72,10 @@ outbound::driver::options outbound_options(const config::settings& s) {
   return o;
 }
 
+std::size_t kept_easy_handles(const config::settings& s) {
+  return static_cast<std::size_t>(outbound_options(s).max_idle_connections);
+}
+
 worker::pool::options worker_options(const config::settings& s) {
   worker::pool::options wo;
   wo.paid_slots = static_cast<std::size_t>(s.queue_paid_concurrency);

@@ -30,6 +30,9 @@ worker::pool::options worker_options(const config::settings& s);
 /// The outbound driver of a process whose steps run `queue.*_concurrency` at most at once:
 /// it keeps up to that many connections (one per step that can be in flight), not fewer.
 outbound::driver::options outbound_options(const config::settings& s);
+/// Easy handles the HTTP client keeps for reuse: as many as connections (one per step that
+/// can be in flight).
+std::size_t kept_easy_handles(const config::settings& s);
 http::hook_routes_deps::plan_rates plan_rates(std::int64_t zap_rate, std::int64_t user_rate, std::int64_t burst_s);
 /// Without `trusted_proxy` (services sets it from the parsed `server.trusted_proxies`).
 http::server::options server_options(const config::settings& s);

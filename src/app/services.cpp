@@ -157,7 +157,7 @@ services::services(const config::settings& s, prepared p)
 #endif
       relay_(*p_.db, relay_queue(), registry_, outbox_ready_, jobs_ready_, relay_options(s)),
       outbound_io_(outbound_options(s)),
-      http_out_(outbound_io_, p_.allow),
+      http_out_(outbound_io_, p_.allow, kept_easy_handles(s)),
       workers_({*p_.db, jobs_, executors_, p_.box, real_clock(), registry_, jobs_ready_, outbox_ready_}, worker_options(s)),
       scheduler_(*p_.db, &jobs_, real_clock(), registry_, step_due()),
       zap_cache_(p_.db->reads(), p_.box, real_clock(), std::chrono::milliseconds(s.hooks_cache_ms)),

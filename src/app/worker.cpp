@@ -49,7 +49,7 @@ int worker(const config::loaded& cfg) {
     return f.err().code == errc::invalid_argument ? k_exit_usage : k_exit_failure;
   }
   outbound::driver io(outbound_options(s));
-  outbound::http_client http_out(io, *allow);
+  outbound::http_client http_out(io, *allow, kept_easy_handles(s));
   actions::executors executors;
   add_executors(executors, s, io, http_out);
   fleet::node node((*f)->settings, *(*f)->seal, executors, *(*f)->producer, real_clock(), registry,

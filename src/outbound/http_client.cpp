@@ -3,8 +3,11 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <exception>
+#include <mutex>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -101,12 +104,61 @@ std::string current_host(CURL* easy) {
   return out;
 }
 
+}  // namespace
+
+/// Finished requests' easy handles, for the next requests (taken by `send` on any thread,
+/// given back on the driver thread). A handle keeps its options from the last request:
+/// `configure` sets every option any request sets, on every request.
+struct http_client::handle_pool {
+  explicit handle_pool(std::size_t cap) : cap(cap) {}
+  const std::size_t cap;
+  std::mutex mu;
+  std::vector<CURL*> idle;
+  std::atomic<std::size_t> made{0};
+
+  CURL* take() {
+    {
+      std::lock_guard lk(mu);
+      if (!idle.empty()) {
+        CURL* e = idle.back();
+        idle.pop_back();
+        return e;
+      }
+    }
+    CURL* e = curl_easy_init();
+    if (e != nullptr) ++made;
+    return e;
+  }
+
+  void give(CURL* e) {
+    // Nothing it points to outlives the request: clear what libcurl could touch before the
+    // next request sets its own.
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, nullptr);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, nullptr);
+    {
+      std::lock_guard lk(mu);
+      if (idle.size() < cap) {
+        idle.push_back(e);
+        return;
+      }
+    }
+    curl_easy_cleanup(e);
+  }
+
+  ~handle_pool() {
+    for (CURL* e : idle) curl_easy_cleanup(e);
+  }
+};
+
+namespace {
+
 /// One request in flight: everything libcurl's callbacks write into and its options point to.
 struct transfer {
   request req;
   response resp;
   http_client::callback cb;
   std::shared_ptr<const policy> rules;
+  std::shared_ptr<http_client::handle_pool> handles;
   clock::time_point started = clock::now();
   CURL* easy = nullptr;
   curl_slist* headers = nullptr;
@@ -118,7 +170,7 @@ struct transfer {
   std::vector<std::string> refused_in_hop;
 
   ~transfer() {
-    if (easy != nullptr) curl_easy_cleanup(easy);
+    if (easy != nullptr) curl_easy_cleanup(easy);  // never handed to the driver: not reused
     curl_slist_free_all(headers);
   }
 };
@@ -257,8 +309,8 @@ void complete(const std::shared_ptr<transfer>& t, CURLcode code) {
   } else {
     o.emplace(classify_failure(*t, code));
   }
-  // Free the handle before the callback: a callback that sends again reuses no state of ours.
-  curl_easy_cleanup(t->easy);
+  // Give the handle back before the callback: a callback that sends again may take it.
+  t->handles->give(t->easy);
   t->easy = nullptr;
   deliver(t->cb, std::move(*o));
 }
@@ -288,17 +340,24 @@ std::optional<std::string> configure(transfer& t) {
   set(CURLOPT_OPENSOCKETFUNCTION, &on_open_socket);
   set(CURLOPT_OPENSOCKETDATA, &t);
 
+  // The handle may come from an earlier request (http_client::handle_pool): each branch sets
+  // the method from scratch. HTTPGET resets POST and NOBODY; POSTFIELDS selects POST.
   const bool head = r.method == "HEAD";
   const bool sends_body = !head && (!r.body.empty() || r.method == "POST" || r.method == "PUT" || r.method == "PATCH");
+  const char* custom = nullptr;
   if (head) {
+    set(CURLOPT_HTTPGET, 1L);
     set(CURLOPT_NOBODY, 1L);
   } else if (sends_body) {
+    set(CURLOPT_NOBODY, 0L);
     set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
     set(CURLOPT_POSTFIELDS, r.body.data());
-    if (r.method != "POST") set(CURLOPT_CUSTOMREQUEST, r.method.c_str());
-  } else if (r.method != "GET") {
-    set(CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    if (r.method != "POST") custom = r.method.c_str();
+  } else {
+    set(CURLOPT_HTTPGET, 1L);
+    if (r.method != "GET") custom = r.method.c_str();
   }
+  set(CURLOPT_CUSTOMREQUEST, custom);
 
   for (const auto& [name, value] : r.headers) {
     // "Name;" is libcurl's way to send a header with an empty value.
@@ -336,13 +395,17 @@ std::string_view failure_name(failure_kind k) noexcept {
 
 bool retryable(failure_kind k) noexcept { return k == failure_kind::network || k == failure_kind::timeout; }
 
-http_client::http_client(driver& d, policy p) : driver_(d), policy_(std::make_shared<const policy>(std::move(p))) {}
+http_client::http_client(driver& d, policy p, std::size_t kept_handles)
+    : driver_(d), policy_(std::make_shared<const policy>(std::move(p))), handles_(std::make_shared<handle_pool>(kept_handles)) {}
+
+std::size_t http_client::handles_made() const noexcept { return handles_->made.load(); }
 
 status http_client::send(request r, callback cb) {
   auto t = std::make_shared<transfer>();
   t->req = std::move(r);
   t->cb = std::move(cb);
   t->rules = policy_;
+  t->handles = handles_;
 
   if (auto why = curl_unavailable()) {
     // Not the request's fault, but nothing a retry fixes either: the step fails with it.
@@ -351,7 +414,7 @@ status http_client::send(request r, callback cb) {
   }
   std::optional<std::string> why = invalid(t->req);
   if (!why) {
-    t->easy = curl_easy_init();
+    t->easy = handles_->take();
     if (t->easy == nullptr) {
       why = "cannot create a transfer (out of memory?)";
     } else {

@@ -537,6 +537,95 @@ TEST_CASE("GET, POST, PUT, HEAD and DELETE arrive with their headers and body in
   CHECK(reqs[4].body.empty());
 }
 
+TEST_CASE("a finished request's easy handle serves the next, and nothing of one request reaches the next") {
+  // One request at a time: every request after the first runs on the first one's handle,
+  // which keeps its options. Each request below differs from the one before it in what a
+  // left-over option would change: method, body, headers, redirects, timeout.
+  loopback_allowed f;
+  f.sink.on("/hop", sink_reply::redirect(f.sink.url("/landed")));
+  f.sink.on("/slow", sink_reply::text("late").after(700ms));
+  f.sink.on("/hang", sink_reply::hang());
+
+  ob::request post;
+  post.method = "POST";
+  post.url = f.sink.url("/1");
+  post.headers = {{"X-Only-First", "yes"}, {"Content-Type", "application/json"}};
+  post.body = R"({"a":1})";
+  REQUIRE(call(f.client, post).ok());
+
+  ob::request head = get(f.sink.url("/2"));
+  head.method = "HEAD";
+  auto h = call(f.client, head);
+  REQUIRE(h.ok());
+  CHECK(h.res->body.empty());
+
+  auto g = call(f.client, get(f.sink.url("/3")));
+  REQUIRE(g.ok());
+  CHECK(g.res->body == "ok");  // not a HEAD any more
+
+  ob::request put;
+  put.method = "PUT";
+  put.url = f.sink.url("/4");
+  put.body = "put-body";
+  REQUIRE(call(f.client, put).ok());
+
+  ob::request del = get(f.sink.url("/5"));
+  del.method = "DELETE";
+  REQUIRE(call(f.client, del).ok());
+
+  ob::request empty_post;
+  empty_post.method = "POST";
+  empty_post.url = f.sink.url("/6");
+  REQUIRE(call(f.client, empty_post).ok());
+
+  ob::request follow = get(f.sink.url("/hop"));
+  follow.follow_redirects = true;
+  auto followed = call(f.client, follow);
+  REQUIRE(followed.ok());
+  CHECK(followed.res->effective_url == f.sink.url("/landed"));
+  auto not_followed = call(f.client, get(f.sink.url("/hop")));
+  REQUIRE(not_followed.ok());
+  CHECK(not_followed.res->status == 302);  // redirects are off again
+
+  ob::request short_wait = get(f.sink.url("/hang"));
+  short_wait.timeout = 200ms;
+  auto timed_out = call(f.client, short_wait);
+  REQUIRE_FALSE(timed_out.ok());
+  CHECK(timed_out.kind == failure_kind::timeout);
+  auto slow = call(f.client, get(f.sink.url("/slow")));  // the default 30 s, not 200 ms
+  INFO((slow.ok() ? std::string("ok") : slow.res.err().message));
+  REQUIRE(slow.ok());
+  CHECK(slow.res->body == "late");
+
+  auto reqs = f.sink.requests();
+  REQUIRE(reqs.size() == 11);  // the hop's two requests; the hang's one
+  CHECK(reqs[0].method == "POST");
+  CHECK(reqs[0].header("X-Only-First") == "yes");
+  CHECK(reqs[1].method == "HEAD");
+  CHECK(reqs[2].method == "GET");
+  CHECK(reqs[3].method == "PUT");
+  CHECK(reqs[3].body == "put-body");
+  CHECK(reqs[4].method == "DELETE");
+  CHECK(reqs[5].method == "POST");
+  CHECK(reqs[5].body.empty());
+  CHECK(reqs[5].header("Content-Length") == "0");
+  CHECK(reqs[6].path() == "/hop");
+  CHECK(reqs[7].path() == "/landed");
+  CHECK(reqs[8].path() == "/hop");
+  CHECK(reqs[9].path() == "/hang");
+  CHECK(reqs[10].path() == "/slow");
+  for (std::size_t i = 1; i < reqs.size(); ++i) {
+    INFO("request " << i << " " << reqs[i].method << " " << reqs[i].target);
+    CHECK_FALSE(reqs[i].has_header("X-Only-First"));
+    CHECK_FALSE(reqs[i].has_header("Content-Type"));
+    if (i != 3 && i != 5) {
+      CHECK(reqs[i].body.empty());
+      CHECK_FALSE(reqs[i].has_header("Content-Length"));
+    }
+  }
+  CHECK(f.client.handles_made() == 1);
+}
+
 TEST_CASE("a JSON answer is captured with its status, headers, body and effective URL") {
   loopback_allowed f;
   f.sink.on("/json", sink_reply::json(R"({"id":42,"ok":true})", 201).header("X-Trace", "t-9"));
