@@ -111,8 +111,8 @@ class http_executor final : public executor {
       body = json_string(resp.body);
     }
     res.output = {{"status", resp.status},
-                  {"headers", headers},
-                  {"body", body},
+                  {"headers", std::move(headers)},  // moved, not copied: nlohmann copies lvalues here
+                  {"body", std::move(body)},
                   {"truncated", resp.truncated},
                   {"durationMs", resp.duration.count()}};
     if (status_matches(resp.status, expected)) {
