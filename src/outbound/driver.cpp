@@ -43,16 +43,20 @@ struct driver::impl {
   /// One socket libcurl asked us to watch. The descriptor wraps curl's fd without owning
   /// it: `forget` releases it (deregistering it from epoll) before curl closes the fd.
   ///
-  /// A connection's socket (TCP, `kept`) stays registered while the connection waits idle in
+  /// A connection's socket (`kept`) stays registered while the connection waits idle in
   /// curl's pool: curl says CURL_POLL_REMOVE when a transfer ends and asks again when the
   /// next one starts on that connection, and registering it anew each time cost three
   /// epoll_ctl calls and an ioctl per request (docs/BENCHMARKS.md, twelfth pass). That is
   /// safe because every wait Asio starts re-arms the descriptor with EPOLL_CTL_MOD, which
   /// reports a readiness that is already there (nothing depends on an edge seen while idle),
-  /// and because curl closes a connection's socket only through CURLOPT_CLOSESOCKETFUNCTION
-  /// (on_close_socket, which forgets it first). Other sockets curl may hand us (the threaded
-  /// resolver's socketpair, closed without that callback) are forgotten at CURL_POLL_REMOVE,
-  /// as before: their fd number may be reused by the next socket.
+  /// and because curl (7.88) closes a connection's socket, once connected, only through
+  /// CURLOPT_CLOSESOCKETFUNCTION (on_close_socket, which forgets it first). A socket still
+  /// connecting is closed with a plain close() when its attempt fails or times out (and so is
+  /// a happy-eyeballs loser), and curl only ever watches such a socket for writing; so a
+  /// socket is kept only once curl has asked to read from it (a TCP socket, then: the
+  /// connection's own). Every other socket (connecting ones, the threaded resolver's
+  /// socketpair) is forgotten at CURL_POLL_REMOVE, as before: its fd number may already
+  /// belong to the next socket.
   struct watch {
     explicit watch(asio::io_context& io, curl_socket_t s) : desc(io), fd(s) {}
     ~watch() {
@@ -64,7 +68,8 @@ struct driver::impl {
     bool reading = false;  // an async_wait(read) is pending
     bool writing = false;
     bool gone = false;     // curl said CURL_POLL_REMOVE or closed it
-    bool kept = false;     // a TCP socket: registered until curl closes it
+    bool tcp = false;      // AF_INET or AF_INET6
+    bool kept = false;     // a TCP socket curl has read from: registered until curl closes it
   };
 
   asio::io_context io{1};
@@ -114,9 +119,10 @@ struct driver::impl {
         self->watches.erase(s);
         return 0;
       }
-      w->kept = is_tcp(s);
+      w->tcp = is_tcp(s);
       ++self->registrations;
     }
+    if ((what & CURL_POLL_IN) && w->tcp) w->kept = true;
     w->want = what;
     self->arm(w);
     return 0;

@@ -989,6 +989,46 @@ TEST_CASE("a pooled connection the server closed while idle is replaced, without
   }
 }
 
+TEST_CASE("a connect that timed out leaves nothing behind for the next socket") {
+  // curl closes a socket that never connected with a plain close(), not through the close
+  // callback, and the next socket usually gets the same fd number: the driver must not keep
+  // watching the old one. A listener whose accept queue is full drops SYNs, so the first
+  // request times out while connecting; the next must connect and answer within its own.
+  loopback_allowed f;
+  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(lfd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(lfd, 0) == 0);
+  socklen_t alen = sizeof a;
+  REQUIRE(::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+  std::vector<int> fillers;  // never accepted: they fill the queue
+  for (int i = 0; i < 4; ++i) {
+    int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    REQUIRE(c >= 0);
+    (void)::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    fillers.push_back(c);
+  }
+  std::this_thread::sleep_for(100ms);
+  for (int round = 0; round < 3; ++round) {
+    ob::request stuck = get("http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/");
+    stuck.timeout = 300ms;
+    auto t = call(f.client, std::move(stuck));
+    REQUIRE_FALSE(t.ok());
+    CHECK(t.kind == failure_kind::timeout);
+
+    auto r = get(f.sink.url("/after-" + std::to_string(round)));
+    r.timeout = 3s;
+    auto o = call(f.client, std::move(r));
+    INFO("round " << round << ": " << (o.ok() ? std::string("ok") : o.res.err().message));
+    CHECK(o.ok());
+  }
+  for (int c : fillers) ::close(c);
+  ::close(lfd);
+}
+
 TEST_CASE("connections opened for a burst are kept while traffic is light, for the next burst") {
   // libcurl's own default keeps 4 idle connections per transfer in progress and closes one
   // each time a transfer ends above that: at a steady rate of short steps, concurrency dips
