@@ -171,11 +171,16 @@ struct driver::impl {
     on_timer(multi, ms, this);
   }
 
+  // A TCP socket. Not a UDP one: a libcurl built with c-ares reads its DNS sockets (closed
+  // by c-ares, no callback), and HTTP/3 runs over UDP.
   static bool is_tcp(curl_socket_t s) {
     int domain = 0;
+    int type = 0;
     socklen_t len = sizeof domain;
     if (::getsockopt(s, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) return false;
-    return domain == AF_INET || domain == AF_INET6;
+    len = sizeof type;
+    if (::getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &len) != 0) return false;
+    return (domain == AF_INET || domain == AF_INET6) && type == SOCK_STREAM;
   }
 
   static int on_close_socket(void* clientp, curl_socket_t s) {
@@ -205,7 +210,9 @@ struct driver::impl {
     // curl may have lost interest in this direction while the wait was pending.
     if (!(w->want & wanted)) return;
     socket_action(w->fd, ec ? CURL_CSELECT_ERR : direction);
-    if (!w->gone) arm(w);
+    // After an error, wait only when curl asks again: re-arming at once could fail at once,
+    // again and again (a wait on a descriptor epoll no longer knows fails with ENOENT).
+    if (!w->gone && !ec) arm(w);
   }
 
   void forget(curl_socket_t s) {
