@@ -81,6 +81,20 @@ std::uint16_t closed_port() {
   return ntohs(a.sin_port);
 }
 
+/// A listening socket on 127.0.0.1:<ephemeral port> with `backlog`; `a` gets its address.
+int loopback_listener(int backlog, sockaddr_in& a) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  a = sockaddr_in{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(fd, backlog) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  return fd;
+}
+
 int thread_count() {
   std::ifstream in("/proc/self/status");
   std::string line;
@@ -545,38 +559,25 @@ TEST_CASE("a finished request's easy handle serves the next, and nothing of one 
   f.sink.on("/hop", sink_reply::redirect(f.sink.url("/landed")));
   f.sink.on("/slow", sink_reply::text("late").after(700ms));
   f.sink.on("/hang", sink_reply::hang());
+  auto with = [&](std::string method, std::string path, std::string body = {}) {
+    ob::request r = get(f.sink.url(path));
+    r.method = std::move(method);
+    r.body = std::move(body);
+    return r;
+  };
 
-  ob::request post;
-  post.method = "POST";
-  post.url = f.sink.url("/1");
+  auto post = with("POST", "/1", R"({"a":1})");
   post.headers = {{"X-Only-First", "yes"}, {"Content-Type", "application/json"}};
-  post.body = R"({"a":1})";
   REQUIRE(call(f.client, post).ok());
-
-  ob::request head = get(f.sink.url("/2"));
-  head.method = "HEAD";
-  auto h = call(f.client, head);
+  auto h = call(f.client, with("HEAD", "/2"));
   REQUIRE(h.ok());
   CHECK(h.res->body.empty());
-
   auto g = call(f.client, get(f.sink.url("/3")));
   REQUIRE(g.ok());
   CHECK(g.res->body == "ok");  // not a HEAD any more
-
-  ob::request put;
-  put.method = "PUT";
-  put.url = f.sink.url("/4");
-  put.body = "put-body";
-  REQUIRE(call(f.client, put).ok());
-
-  ob::request del = get(f.sink.url("/5"));
-  del.method = "DELETE";
-  REQUIRE(call(f.client, del).ok());
-
-  ob::request empty_post;
-  empty_post.method = "POST";
-  empty_post.url = f.sink.url("/6");
-  REQUIRE(call(f.client, empty_post).ok());
+  REQUIRE(call(f.client, with("PUT", "/4", "put-body")).ok());
+  REQUIRE(call(f.client, with("DELETE", "/5")).ok());
+  REQUIRE(call(f.client, with("POST", "/6")).ok());
 
   ob::request follow = get(f.sink.url("/hop"));
   follow.follow_redirects = true;
@@ -931,15 +932,8 @@ TEST_CASE("a pooled connection the server closed while idle is replaced, without
   // word: the close arrives while curl's pool holds the connection and the driver keeps its
   // socket registered with nothing waiting on it. The next request must notice (curl checks
   // a pooled connection before reusing it), open a new one and answer well within its timeout.
-  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(lfd >= 0);
   sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(lfd, 8) == 0);
-  socklen_t alen = sizeof a;
-  REQUIRE(::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+  int lfd = loopback_listener(8, a);
   const auto port = ntohs(a.sin_port);
   std::atomic<int> accepted{0};
   std::thread server([&] {
@@ -995,15 +989,8 @@ TEST_CASE("a connect that timed out leaves nothing behind for the next socket") 
   // watching the old one. A listener whose accept queue is full drops SYNs, so the first
   // request times out while connecting; the next must connect and answer within its own.
   loopback_allowed f;
-  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  REQUIRE(lfd >= 0);
   sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(lfd, 0) == 0);
-  socklen_t alen = sizeof a;
-  REQUIRE(::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &alen) == 0);
+  int lfd = loopback_listener(0, a);
   std::vector<int> fillers;  // never accepted: they fill the queue
   for (int i = 0; i < 4; ++i) {
     int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
