@@ -68,7 +68,7 @@ struct driver::impl {
     bool reading = false;  // an async_wait(read) is pending
     bool writing = false;
     bool gone = false;     // curl said CURL_POLL_REMOVE or closed it
-    bool tcp = false;      // AF_INET or AF_INET6
+    bool tcp = false;      // a stream socket of AF_INET or AF_INET6 (is_tcp)
     bool kept = false;     // a TCP socket curl has read from: registered until curl closes it
   };
 

@@ -106,6 +106,8 @@ class http_client {
   /// Easy handles made so far (a request reuses a finished request's handle when one is kept).
   std::size_t handles_made() const noexcept;
 
+  /// The kept handles (http_client.cpp); declared here for the requests in flight, which
+  /// hold it so that a handle can be given back after the client is gone.
   struct handle_pool;
 
  private:
