@@ -51,7 +51,7 @@ result<std::string> run_status(store::connection& c, const std::string& run_id) 
 
 }  // namespace
 
-result<std::optional<step_context>> load_for_step(store::connection& c, const std::string& run_id) {
+result<std::optional<step_context>> load_for_step(store::connection& c, const std::string& run_id, int step_index) {
   step_context d;
   {
     auto st = c.prepare("SELECT status, user_id, zap_id, zap_version, \"trigger\" FROM runs WHERE id = ?");
@@ -67,9 +67,11 @@ result<std::optional<step_context>> load_for_step(store::connection& c, const st
     d.trigger = parse_json_or_discarded(st->text(4), json_depth::stored);
     if (d.trigger.is_discarded()) d.trigger = nullptr;
   }
-  auto st = c.prepare("SELECT step_index, output FROM run_steps WHERE run_id = ? AND status = 'succeeded'");
+  // Steps are numbered from 1: the first has no earlier outputs, and needs no second read.
+  if (step_index <= 1) return std::optional<step_context>(std::move(d));
+  auto st = c.prepare("SELECT step_index, output FROM run_steps WHERE run_id = ? AND step_index < ? AND status = 'succeeded'");
   if (!st) return std::move(st).err();
-  st->bind_all(run_id);
+  st->bind_all(run_id, step_index);
   for (;;) {
     auto row = st->step();
     if (!row) return std::move(row).err();

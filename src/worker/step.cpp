@@ -55,7 +55,7 @@ prepared_step preparer::prepare(const std::string& run_id, int step_index, int a
     std::shared_ptr<const version_info> version;
   };
   auto data = db_.reads().with([&](store::connection& c) -> result<std::optional<loaded>> {
-    auto run = runs::load_for_step(c, run_id);
+    auto run = runs::load_for_step(c, run_id, step_index);
     if (!run) return std::move(run).err();
     if (!*run) return std::optional<loaded>{};
     auto version = versions_->get(c, (*run)->zap_id, (*run)->zap_version);

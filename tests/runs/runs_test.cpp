@@ -5,6 +5,7 @@
 #include "zapd/core/clock.hpp"
 #include "zapd/metrics/registry.hpp"
 #include "zapd/queue/sqlite_queue.hpp"
+#include "zapd/runs/attempt.hpp"
 #include "zapd/runs/runs.hpp"
 #include "zapd/store/database.hpp"
 #include "zapd/store/migrations.hpp"
@@ -296,4 +297,44 @@ TEST_CASE("runs: 0013 fails, and changes nothing, when a status CHECK is not in 
     REQUIRE(*jobs->step());
     CHECK(jobs->text(0).find("state IN (") != std::string::npos);  // rolled back with the rest
   }
+}
+
+// The worker renders step N against the outputs of steps 1..N-1 only: the first step reads
+// no outputs at all (one statement, not two), and a duplicate delivery of a step that has
+// succeeded since renders as the first delivery did.
+TEST_CASE("runs: a step's context holds the earlier steps' succeeded outputs, and nothing for the first step") {
+  auto db = fresh_db();
+  auto n = run_at("ctx", 5'000);
+  n.actions = 4;
+  n.trigger_json = R"({"body":{"comment":{"email":"a@b.c"}}})";
+  write<bool>(*db, [&](store::connection& c) -> result<bool> {
+    if (auto s = runs::insert(c, nullptr, n); !s) return std::move(s).err();
+    for (auto [step, status] : {std::pair{1, "succeeded"}, {2, "succeeded"}, {3, "failed"}, {4, "succeeded"}})
+      if (auto s = c.run("INSERT INTO run_steps (run_id, step_index, action_id, status, attempts, output) VALUES (?, ?, 'http', ?, 1, ?)",
+                         std::string("ctx"), step, std::string(status), fmt::format(R"({{"n":{}}})", step));
+          !s)
+        return std::move(s).err();
+    return true;
+  });
+  auto at = [&](int step) {
+    auto r = db->reads().with([&](store::connection& c) { return runs::load_for_step(c, "ctx", step); });
+    REQUIRE(r.ok());
+    REQUIRE(r->has_value());
+    return std::move(**r);
+  };
+  auto first = at(1);
+  CHECK(first.trigger["body"]["comment"]["email"] == "a@b.c");
+  CHECK(first.user_id == "user-1");
+  CHECK(first.zap_id == "zap-1");
+  CHECK(first.zap_version == 1);
+  CHECK(first.outputs == nlohmann::json::object());  // step 1 succeeded, but it is not before step 1
+  CHECK(at(2).outputs == nlohmann::json::parse(R"({"1":{"n":1}})"));
+  // The failed step 3 is not an output; the succeeded step 4 is not before step 4.
+  auto fourth = at(4);
+  CHECK(fourth.outputs == nlohmann::json::parse(R"({"1":{"n":1},"2":{"n":2}})"));
+  CHECK(fourth.trigger["body"]["comment"]["email"] == "a@b.c");
+  auto gone = db->reads().with([](store::connection& c) { return runs::load_for_step(c, "no-such-run", 1); });
+  REQUIRE(gone.ok());
+  CHECK_FALSE(gone->has_value());
+  db->stop();
 }

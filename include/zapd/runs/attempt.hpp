@@ -24,11 +24,13 @@ struct step_context {
   std::string zap_id;
   std::int64_t zap_version = 0;
   nlohmann::json trigger;                            // the trigger payload (null when unreadable)
-  nlohmann::json outputs = nlohmann::json::object();  // "N" -> output of succeeded step N
+  nlohmann::json outputs = nlohmann::json::object();  // "N" -> output of succeeded step N < step_index
 };
 
-/// The run's context, or nullopt when the run is gone (pruned). On a reader or the writer.
-result<std::optional<step_context>> load_for_step(store::connection& c, const std::string& run_id);
+/// The run's context for running its step `step_index`, or nullopt when the run is gone
+/// (pruned). Only the steps before it are in `outputs`: a step's input renders the same on a
+/// duplicate delivery as on the first, whatever ran since. On a reader or the writer.
+result<std::optional<step_context>> load_for_step(store::connection& c, const std::string& run_id, int step_index);
 
 /// Where one step of a run stands: its row's status and attempts so far (nullopt: no attempt
 /// recorded yet). A queue outside the store fences results with it: a result for an attempt
