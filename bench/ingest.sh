@@ -97,7 +97,7 @@ cpu_s = int(sys.argv[8]) / int(sys.argv[9])
 zr, nr = zok / zs, nok / ns
 print(f"zapd  {zr:10.0f} webhooks/s (2xx)   peak RSS {rss/1024:.1f} MiB   CPU {cpu_s * 1e6 / max(zok, 1):.1f} us per webhook")
 print(f"nginx {nr:10.0f} requests/s")
-print(f"ratio {zr/nr:10.2f}   (target >= 0.5)")
+print(f"ratio {zr/nr:10.2f}   (target >= 0.25, issue 18; long-run goal 0.5)")
 # +1: the warm-up request before wrk.
 ok = runs >= zok + 1 and jobs == runs
 print(f"runs in DB {runs}, jobs+outbox {jobs}, 2xx answers {zok} (+1 warm-up): {'OK' if ok else 'MISSING RUNS'}")

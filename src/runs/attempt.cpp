@@ -94,12 +94,29 @@ result<std::optional<step_progress>> progress_of(store::connection& c, const std
 
 result<attempt_outcome> record_attempt(store::connection& c, const attempt_record& a, queue::store_publisher* jobs) {
   const queue::job& j = a.job;
-  auto state = run_status(c, j.run_id);
-  if (!state) return std::move(state).err();
-  const bool cancelled = *state == "cancelled";
   const bool ok = a.verdict == attempt_verdict::succeeded;
   const bool filtered = a.verdict == attempt_verdict::filtered;
   const bool give_up = a.verdict == attempt_verdict::failed;
+  const bool next_step = ok && static_cast<std::size_t>(j.step_index) < a.steps;
+  const bool waits = next_step && a.resume_at_ms > a.now_ms;
+
+  // The run's status moves first, only while the run is live (each statement's WHERE). When
+  // no row moved, the run was cancelled or pruned meanwhile (or had ended, which changes
+  // nothing here): only then is its status read. One statement per step, not two.
+  status moved = filtered    ? c.run(k_mark_filtered, a.started_ms, a.now_ms, j.run_id)
+                 : next_step ? (waits ? c.run(k_mark_waiting, a.resume_at_ms, a.started_ms, j.run_id)
+                                      : c.run(k_mark_running, a.started_ms, j.run_id))
+                 : ok        ? c.run(k_mark_succeeded, a.started_ms, a.now_ms, j.run_id)
+                 : give_up   ? c.run(k_mark_failed, fmt::format("step {}: {}", j.step_index, a.error), a.started_ms, a.now_ms,
+                                     j.run_id)
+                             : c.run(k_mark_running, a.started_ms, j.run_id);
+  if (!moved) return std::move(moved).err();
+  bool cancelled = false;
+  if (c.changes() == 0) {
+    auto state = run_status(c, j.run_id);
+    if (!state) return std::move(state).err();
+    cancelled = *state == "cancelled";
+  }
   const bool final_step = ok || filtered || give_up || cancelled;
   const char* step_status = ok         ? "succeeded"
                             : filtered ? "filtered"
@@ -131,32 +148,10 @@ result<attempt_outcome> record_attempt(store::connection& c, const attempt_recor
                                                        : jobs->dead_in(c, j, a.error);
     if (!s) return std::move(s).err();
   }
-  if (cancelled) return out;
-  if (filtered) {
-    if (auto s = c.run(k_mark_filtered, a.started_ms, a.now_ms, j.run_id); !s) return std::move(s).err();
-    return out;
-  }
-  if (ok) {
-    if (static_cast<std::size_t>(j.step_index) < a.steps) {
-      const bool waits = a.resume_at_ms > a.now_ms;
-      if (auto s = outbox::enqueue(c, jobs, j.run_id, j.step_index + 1, j.lane, a.now_ms, waits ? a.resume_at_ms : 0); !s)
-        return std::move(s).err();
-      if (auto s = waits ? c.run(k_mark_waiting, a.resume_at_ms, a.started_ms, j.run_id)
-                         : c.run(k_mark_running, a.started_ms, j.run_id);
-          !s)
-        return std::move(s).err();
-      out.next_step_enqueued = true;
-      return out;
-    }
-    if (auto s = c.run(k_mark_succeeded, a.started_ms, a.now_ms, j.run_id); !s) return std::move(s).err();
-    return out;
-  }
-  if (!give_up) {
-    if (auto s = c.run(k_mark_running, a.started_ms, j.run_id); !s) return std::move(s).err();
-    return out;
-  }
-  if (auto s = c.run(k_mark_failed, fmt::format("step {}: {}", j.step_index, a.error), a.started_ms, a.now_ms, j.run_id); !s)
+  if (cancelled || !next_step) return out;
+  if (auto s = outbox::enqueue(c, jobs, j.run_id, j.step_index + 1, j.lane, a.now_ms, waits ? a.resume_at_ms : 0); !s)
     return std::move(s).err();
+  out.next_step_enqueued = true;
   return out;
 }
 
