@@ -40,13 +40,14 @@ constexpr const char* k_upsert_step =
     "finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, next_attempt_at = excluded.next_attempt_at, "
     "worker = excluded.worker";
 
-result<std::string> run_status(store::connection& c, const std::string& run_id) {
+// The run's status; nullopt when the run is gone (pruned meanwhile).
+result<std::optional<std::string>> run_status(store::connection& c, const std::string& run_id) {
   auto st = c.prepare("SELECT status FROM runs WHERE id = ?");
   if (!st) return std::move(st).err();
   st->bind_all(run_id);
   auto row = st->step();
   if (!row) return std::move(row).err();
-  return *row ? st->text(0) : std::string("cancelled");  // a run pruned meanwhile: nothing after it runs
+  return *row ? std::optional<std::string>(st->text(0)) : std::nullopt;
 }
 
 }  // namespace
@@ -101,8 +102,9 @@ result<attempt_outcome> record_attempt(store::connection& c, const attempt_recor
   const bool waits = next_step && a.resume_at_ms > a.now_ms;
 
   // The run's status moves first, only while the run is live (each statement's WHERE). When
-  // no row moved, the run was cancelled or pruned meanwhile (or had ended, which changes
-  // nothing here): only then is its status read. One statement per step, not two.
+  // no row moved, the run was cancelled or pruned meanwhile, or had already ended: only then
+  // is its status read. One statement per step, not two. (A run that had ended still gets
+  // the step's row and, after a success, its next step's job, which the worker skips.)
   status moved = filtered    ? c.run(k_mark_filtered, a.started_ms, a.now_ms, j.run_id)
                  : next_step ? (waits ? c.run(k_mark_waiting, a.resume_at_ms, a.started_ms, j.run_id)
                                       : c.run(k_mark_running, a.started_ms, j.run_id))
@@ -112,10 +114,12 @@ result<attempt_outcome> record_attempt(store::connection& c, const attempt_recor
                              : c.run(k_mark_running, a.started_ms, j.run_id);
   if (!moved) return std::move(moved).err();
   bool cancelled = false;
+  bool gone = false;
   if (c.changes() == 0) {
     auto state = run_status(c, j.run_id);
     if (!state) return std::move(state).err();
-    cancelled = *state == "cancelled";
+    gone = !*state;
+    cancelled = gone || **state == "cancelled";  // a pruned run: nothing after it runs
   }
   const bool final_step = ok || filtered || give_up || cancelled;
   const char* step_status = ok         ? "succeeded"
@@ -123,7 +127,8 @@ result<attempt_outcome> record_attempt(store::connection& c, const attempt_recor
                             : cancelled ? "cancelled"
                             : give_up  ? "failed"
                                        : "running";
-  {
+  // A pruned run's steps went with it: a row now would belong to no run and never be pruned.
+  if (!gone) {
     auto st = c.prepare(k_upsert_step);
     if (!st) return std::move(st).err();
     st->bind_all(j.run_id, j.step_index, a.action_id, step_status, j.attempts, a.input, a.output,

@@ -338,3 +338,78 @@ TEST_CASE("runs: a step's context holds the earlier steps' succeeded outputs, an
   CHECK_FALSE(gone->has_value());
   db->stop();
 }
+
+// record_attempt moves the run first and reads its status only when the run did not move:
+// the four states a run can be in when its step's result arrives.
+TEST_CASE("runs: a step's result on a live, cancelled, ended or pruned run") {
+  auto db = fresh_db();
+  auto attempt = [](const std::string& run, runs::attempt_verdict v) {
+    runs::attempt_record a;
+    a.job.run_id = run;
+    a.job.step_index = 1;
+    a.job.attempts = 1;
+    a.action_id = "http";
+    a.steps = 2;
+    a.verdict = v;
+    a.output = R"({"status":200})";
+    a.error = v == runs::attempt_verdict::succeeded ? "" : "boom";
+    a.retry_at_ms = 9'000;
+    a.started_ms = 6'000;
+    a.now_ms = 6'100;
+    return a;
+  };
+  for (const char* id : {"live", "cancelled", "ended", "pruned"})
+    write<bool>(*db, [&](store::connection& c) -> result<bool> {
+      if (auto s = runs::insert(c, nullptr, run_at(id, 5'000)); !s) return std::move(s).err();
+      return true;
+    });
+  write<bool>(*db, [](store::connection& c) -> result<bool> {
+    if (auto s = c.run("UPDATE runs SET status = 'cancelled' WHERE id = 'cancelled'"); !s) return std::move(s).err();
+    if (auto s = c.run("UPDATE runs SET status = 'failed' WHERE id = 'ended'"); !s) return std::move(s).err();
+    if (auto s = c.run("DELETE FROM runs WHERE id = 'pruned'"); !s) return std::move(s).err();
+    return true;
+  });
+  auto record = [&](const runs::attempt_record& a) {
+    return write<runs::attempt_outcome>(*db, [&](store::connection& c) { return runs::record_attempt(c, a, nullptr); });
+  };
+  auto text = [&](const std::string& sql) {
+    return db->reads().with([&](store::connection& c) {
+      auto st = c.prepare(sql);
+      REQUIRE(st.ok());
+      auto row = st->step();
+      REQUIRE(row.ok());
+      return *row ? st->text(0) : std::string("(none)");
+    });
+  };
+  using settlement = queue::store_publisher::settlement;
+
+  auto live = record(attempt("live", runs::attempt_verdict::succeeded));
+  CHECK(live.settlement == settlement::acked);
+  CHECK(live.next_step_enqueued);
+  CHECK(text("SELECT status FROM runs WHERE id = 'live'") == "running");
+  CHECK(text("SELECT status FROM run_steps WHERE run_id = 'live' AND step_index = 1") == "succeeded");
+  CHECK(count(*db, "SELECT count(*) FROM outbox WHERE run_id = 'live' AND step_index = 2") == 1);
+
+  // A retry answered after the cancel: the step is cancelled, nothing is retried or enqueued.
+  auto cancelled = record(attempt("cancelled", runs::attempt_verdict::retry));
+  CHECK(cancelled.settlement == settlement::acked);
+  CHECK_FALSE(cancelled.next_step_enqueued);
+  CHECK(text("SELECT status FROM runs WHERE id = 'cancelled'") == "cancelled");
+  CHECK(text("SELECT status FROM run_steps WHERE run_id = 'cancelled'") == "cancelled");
+  CHECK(count(*db, "SELECT count(*) FROM outbox WHERE run_id = 'cancelled' AND step_index = 2") == 0);
+
+  // An ended run keeps its status; the step is recorded as it went (as before the change).
+  auto ended = record(attempt("ended", runs::attempt_verdict::failed));
+  CHECK(ended.settlement == settlement::dead);
+  CHECK(text("SELECT status FROM runs WHERE id = 'ended'") == "failed");
+  CHECK(count(*db, "SELECT count(*) FROM runs WHERE id = 'ended' AND error IS NULL") == 1);
+  CHECK(text("SELECT status FROM run_steps WHERE run_id = 'ended'") == "failed");
+
+  // A pruned run: its job is acked, and no step row is left without a run.
+  auto pruned = record(attempt("pruned", runs::attempt_verdict::succeeded));
+  CHECK(pruned.settlement == settlement::acked);
+  CHECK_FALSE(pruned.next_step_enqueued);
+  CHECK(count(*db, "SELECT count(*) FROM run_steps WHERE run_id = 'pruned'") == 0);
+  CHECK(count(*db, "SELECT count(*) FROM outbox WHERE run_id = 'pruned' AND step_index = 2") == 0);
+  db->stop();
+}

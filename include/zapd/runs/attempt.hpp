@@ -80,7 +80,8 @@ struct attempt_outcome {
 ///   the step is `filtered` and the run ends `filtered`, nothing after it runs;
 ///   retry: the run is `running`; failed: the run ends `failed` with "step N: error";
 ///   a run cancelled meanwhile keeps `cancelled` and nothing after the step runs; the step
-///   is recorded `succeeded` when its action did succeed, else `cancelled`;
+///   is recorded `succeeded` when its action did succeed, else `cancelled`; a run pruned
+///   meanwhile gets no step row (nothing would ever prune it), and its job is acked;
 /// - the job is settled through `jobs` (ack, retry at `retry_at_ms`, or dead) in the same
 ///   transaction when the queue lives in the store: `lease_lost` then means another worker
 ///   holds the step now, and the caller must let the transaction undo everything. With a
