@@ -1,6 +1,9 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cstdio>
+#include <ctime>
+#include <limits>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +13,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "zapd/core/clock.hpp"
 #include "zapd/core/crypto.hpp"
 #include "zapd/core/files.hpp"
 #include "zapd/core/ids.hpp"
@@ -228,4 +232,38 @@ TEST_CASE("json_string keeps valid UTF-8 as it is and replaces each invalid sequ
     CHECK(j == round_trip(bad));
     CHECK_NOTHROW(j.dump());
   }
+}
+
+// iso_time_ms formats 1970-9999 itself (the webhook path's receivedAt); it must agree with
+// gmtime_r to the millisecond, leap days and year ends included.
+TEST_CASE("iso_time_ms agrees with gmtime_r across 1970-9999") {
+  auto reference = [](std::int64_t ms) {
+    std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char b[64];
+    std::snprintf(b, sizeof b, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                  tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+    return std::string(b);
+  };
+  CHECK(zapd::iso_time_ms(0) == "1970-01-01T00:00:00.000Z");
+  CHECK(zapd::iso_time_ms(1'764'000'000'123) == "2025-11-24T16:00:00.123Z");
+  CHECK(zapd::iso_time_ms(951'782'400'000) == "2000-02-29T00:00:00.000Z");
+  CHECK(zapd::iso_time_ms(253'402'300'799'999) == "9999-12-31T23:59:59.999Z");
+  std::uint64_t x = 0x9E3779B97F4A7C15ull;  // a fixed sequence: the same values every run
+  for (int i = 0; i < 200'000; ++i) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    const auto ms = static_cast<std::int64_t>(x % 253'402'300'800'000ull);
+    INFO(ms);
+    REQUIRE(zapd::iso_time_ms(ms) == reference(ms));
+  }
+  for (std::int64_t day = 0; day < 3'000'000'000'000; day += 86'400'000 * 7 + 1)  // every week's first and last millisecond
+    for (std::int64_t ms : {day, day + 86'399'999}) {
+      INFO(ms);
+      REQUIRE(zapd::iso_time_ms(ms) == reference(ms));
+    }
+  // Outside 1970-9999: as before (gmtime_r), whatever that gives; no crash.
+  CHECK(zapd::iso_time_ms(253'402'300'800'000) == reference(253'402'300'800'000));
+  CHECK(zapd::iso_time_ms(-1).size() > 10);
+  CHECK(zapd::iso_time_ms(std::numeric_limits<std::int64_t>::max()).size() > 10);
 }
